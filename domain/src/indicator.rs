@@ -1,0 +1,673 @@
+//! The indicator model (SPEC §2): one validated, normalised indicator of compromise, and the
+//! rules that turn a provider's JSON object into one or refuse it with the field and the reason.
+//!
+//! Field names are CIF v1 / csirtg.io's so existing tools understand the stream. Fields Sluice
+//! does not know are the provider's context: kept verbatim and delivered as received.
+//!
+//! Decisions beyond SPEC §2, in one place:
+//! - `indicator`: at most [`MAX_INDICATOR_TEXT_BYTES`]; a CIDR with host bits set
+//!   (`1.2.3.4/24`) is refused with the network it probably means, never silently truncated;
+//!   a URL whose host is a reserved IP literal is refused like the address itself; reserved and
+//!   private-use AS numbers are refused like reserved addresses. ASNs are written `AS13335`.
+//! - `confidence`: a number or a numeric string (`"7"`, as CSV feeds give it), 0–10, kept to
+//!   two decimals so that the value survives a trip through JSON text exactly.
+//! - times: see `indicator/time.rs` for the accepted spellings; always written RFC 3339 UTC `Z`.
+//! - a `null` known field is the same as an absent one; a `null` unknown field is kept.
+//! - `count` may be a digit string (CSV feeds) and is stored as a number.
+
+pub(crate) mod normalise;
+mod reserved;
+mod time;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+
+use crate::{Itype, Tlp};
+
+/// The largest indicator, as serialised JSON (SPEC §2: "at most 64 KiB of JSON").
+pub const MAX_INDICATOR_BYTES: usize = 64 * 1024;
+/// The longest `indicator` value, after trimming. Longer is never a real URL (browsers and
+/// servers stop well before) and would only bloat every index keyed by it.
+pub const MAX_INDICATOR_TEXT_BYTES: usize = 8 * 1024;
+/// The longest `provider` on the trusted path, in characters.
+pub const MAX_PROVIDER_CHARS: usize = 256;
+/// The most tags one indicator may carry, after deduplication.
+pub const MAX_TAGS: usize = 64;
+/// The longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 128;
+/// `confidence` when the provider gives none (CIFv3: 5 is a coin flip).
+pub const DEFAULT_CONFIDENCE: f64 = 5.0;
+/// How far in the future a `reporttime` may be before it is clamped to the ingest time (clock skew).
+pub const FUTURE_TOLERANCE_SECONDS: i64 = 5 * 60;
+/// The provider of the correlator's derived indicators (SPEC §7).
+pub const CORRELATOR_PROVIDER: &str = "sluice/correlator";
+
+/// The pseudo-field rejections name when the object as a whole is wrong (size, JSON, type).
+const OBJECT: &str = "object";
+
+/// Where an indicator came from: decides who the provider is.
+#[derive(Debug, Clone, Copy)]
+pub enum Provenance<'a> {
+    /// HTTP API: the provider is the authenticated account; any payload `provider` is ignored/overwritten.
+    Authenticated(&'a str),
+    /// Trusted Redis upstream (and re-reading the log): the payload's `provider` is required.
+    Trusted,
+}
+
+/// One validated, normalised indicator. Built only by [`Indicator::from_json`] /
+/// [`Indicator::from_slice`], so every value of this type obeys SPEC §2, and its
+/// [`to_json`](Indicator::to_json) read back with [`Provenance::Trusted`] gives it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indicator {
+    indicator: String,
+    itype: Itype,
+    provider: String,
+    tags: Vec<String>,
+    confidence: f64,
+    tlp: Tlp,
+    reporttime: DateTime<Utc>,
+    firsttime: Option<DateTime<Utc>>,
+    lasttime: Option<DateTime<Utc>>,
+    /// Derived from `indicator` for addresses and networks, kept to make filtering cheap.
+    network: Option<IpNet>,
+    /// The optional CIF fields (type-checked) and everything else (verbatim).
+    details: Map<String, Value>,
+}
+
+/// Why an indicator was refused: always names the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Rejection {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+        Rejection {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Indicator {
+    /// Validates and normalises one indicator object. `now` is ingest time (default reporttime, future clamp).
+    pub fn from_json(
+        value: Value,
+        provenance: Provenance<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Indicator, Rejection> {
+        let mut object = match value {
+            Value::Object(object) => object,
+            other => {
+                return Err(Rejection::new(
+                    OBJECT,
+                    format!("expected a JSON object, found {}", kind(&other)),
+                ));
+            }
+        };
+        let (indicator, itype, network) = take_indicator(&mut object)?;
+        let provider = take_provider(&mut object, provenance)?;
+        let tags = take_tags(&mut object)?;
+        let confidence = take_confidence(&mut object)?;
+        let tlp = take_tlp(&mut object)?;
+        let reporttime = match take_time(&mut object, "reporttime")? {
+            Some(reported) if reported > latest_acceptable(now) => now,
+            Some(reported) => reported,
+            None => now,
+        };
+        let firsttime = take_time(&mut object, "firsttime")?;
+        let lasttime = take_time(&mut object, "lasttime")?;
+        check_optional_fields(&mut object)?;
+
+        let indicator = Indicator {
+            indicator,
+            itype,
+            provider,
+            tags,
+            confidence,
+            tlp,
+            reporttime,
+            firsttime,
+            lasttime,
+            network,
+            details: object,
+        };
+        // Checked on the canonical form because that is what is stored and re-read with
+        // `from_slice`: whatever is accepted here is guaranteed to be readable again.
+        let size = indicator.encoded_len();
+        if size > MAX_INDICATOR_BYTES {
+            return Err(Rejection::new(
+                OBJECT,
+                format!("is {size} bytes of JSON; the limit is {MAX_INDICATOR_BYTES} bytes"),
+            ));
+        }
+        Ok(indicator)
+    }
+
+    /// Same from raw bytes: rejects > MAX_INDICATOR_BYTES, invalid UTF-8, malformed JSON, non-object with a Rejection.
+    pub fn from_slice(
+        bytes: &[u8],
+        provenance: Provenance<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Indicator, Rejection> {
+        if bytes.len() > MAX_INDICATOR_BYTES {
+            return Err(Rejection::new(
+                OBJECT,
+                format!(
+                    "is {} bytes of JSON; the limit is {MAX_INDICATOR_BYTES} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|error| {
+            Rejection::new(
+                OBJECT,
+                format!("is not valid UTF-8 (at byte {})", error.valid_up_to()),
+            )
+        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|error| Rejection::new(OBJECT, format!("is not valid JSON: {error}")))?;
+        Indicator::from_json(value, provenance, now)
+    }
+
+    /// Canonical JSON object (CIF v1 / csirtg field names; tags as array; reporttime etc RFC 3339 UTC with `Z`; extra unknown fields kept verbatim).
+    pub fn to_json(&self) -> Value {
+        let mut object = self.details.clone();
+        object.insert("indicator".into(), Value::from(self.indicator.as_str()));
+        object.insert("itype".into(), Value::from(self.itype.as_str()));
+        object.insert("provider".into(), Value::from(self.provider.as_str()));
+        object.insert("tags".into(), Value::from(self.tags.clone()));
+        object.insert("confidence".into(), confidence_to_json(self.confidence));
+        object.insert("tlp".into(), Value::from(self.tlp.as_str()));
+        object.insert(
+            "reporttime".into(),
+            Value::from(time::format_time(self.reporttime)),
+        );
+        if let Some(firsttime) = self.firsttime {
+            object.insert(
+                "firsttime".into(),
+                Value::from(time::format_time(firsttime)),
+            );
+        }
+        if let Some(lasttime) = self.lasttime {
+            object.insert("lasttime".into(), Value::from(time::format_time(lasttime)));
+        }
+        Value::Object(object)
+    }
+
+    /// The normalised indicator (`10.1.2.3`, `http://example.com/Path`, `AS13335`, ...).
+    pub fn indicator(&self) -> &str {
+        &self.indicator
+    }
+
+    pub fn itype(&self) -> Itype {
+        self.itype
+    }
+
+    /// Who reported it: the authenticated account, or the trusted payload's `provider`.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Lowercased, trimmed, deduplicated, in first-seen order.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// 0–10 (CIFv3 scale), at most two decimals.
+    pub fn confidence(&self) -> f64 {
+        self.confidence
+    }
+
+    pub fn tlp(&self) -> Tlp {
+        self.tlp
+    }
+
+    /// When the provider saw it (never more than 5 minutes after ingest).
+    pub fn reporttime(&self) -> DateTime<Utc> {
+        self.reporttime
+    }
+
+    pub fn firsttime(&self) -> Option<DateTime<Utc>> {
+        self.firsttime
+    }
+
+    pub fn lasttime(&self) -> Option<DateTime<Utc>> {
+        self.lasttime
+    }
+
+    /// The network this indicator covers, for ipv4/ipv6 (as /32, /128) and cidr; None otherwise.
+    pub fn network(&self) -> Option<IpNet> {
+        self.network
+    }
+
+    /// True for the correlator's derived indicators: provider `sluice/correlator` (tag `correlated`).
+    pub fn is_correlated(&self) -> bool {
+        self.provider == CORRELATOR_PROVIDER
+    }
+
+    /// The `description`, when it is a string.
+    pub fn description(&self) -> Option<&str> {
+        self.details.get("description").and_then(Value::as_str)
+    }
+
+    /// Any other field: the optional CIF ones (`description`, `portlist`, `count`, ...) or a
+    /// provider's own, as stored. `None` for the core fields, which have their own accessors.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.details.get(name)
+    }
+
+    /// Length of `to_json()` serialised, without building the string.
+    fn encoded_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // Writing a `Value` to a sink that never fails cannot fail.
+        let _ = serde_json::to_writer(&mut counter, &self.to_json());
+        counter.0
+    }
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn latest_acceptable(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.checked_add_signed(TimeDelta::seconds(FUTURE_TOLERANCE_SECONDS))
+        .unwrap_or(now)
+}
+
+/// Integral confidences are written as integers (`7`, as CIF does), others as decimals.
+fn confidence_to_json(confidence: f64) -> Value {
+    if confidence.fract() == 0.0 {
+        // 0–10, so the cast is exact.
+        Value::from(confidence as i64)
+    } else {
+        Value::from(confidence)
+    }
+}
+
+/// "a string", "an array", ... for messages about wrong types.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Quotes a value for a message, cut to a readable length (rejections echo user input).
+fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("`{}…`", &text[..cut]),
+        None => format!("`{text}`"),
+    }
+}
+
+/// Removes `field`, treating `null` as absent.
+fn take(object: &mut Map<String, Value>, field: &str) -> Option<Value> {
+    object.remove(field).filter(|value| !value.is_null())
+}
+
+fn take_indicator(
+    object: &mut Map<String, Value>,
+) -> Result<(String, Itype, Option<IpNet>), Rejection> {
+    const FIELD: &str = "indicator";
+    let reject = |reason: String| Rejection::new(FIELD, reason);
+    let raw = match take(object, FIELD) {
+        Some(Value::String(raw)) => raw,
+        Some(other) => return Err(reject(format!("expected a string, found {}", kind(&other)))),
+        None => {
+            return Err(reject(
+                "missing: every indicator needs an `indicator` string".into(),
+            ))
+        }
+    };
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(reject("is empty".into()));
+    }
+    if raw.len() > MAX_INDICATOR_TEXT_BYTES {
+        return Err(reject(format!(
+            "is {} bytes long; the limit is {MAX_INDICATOR_TEXT_BYTES}",
+            raw.len()
+        )));
+    }
+    let (detected, normalised) = normalise::classify(raw).ok_or_else(|| {
+        reject(format!(
+            "cannot tell what {} is: expected a URL with its scheme (`http://example.com/x`), an \
+             md5/sha1/sha256/sha512 hash, an IPv4 or IPv6 address or CIDR, an email address, a \
+             domain name or an ASN (`AS13335`)",
+            shown(raw)
+        ))
+    })?;
+
+    match take(object, "itype") {
+        None => {}
+        Some(Value::String(given)) => {
+            let given: Itype = given
+                .parse()
+                .map_err(|error| Rejection::new("itype", format!("{error}")))?;
+            if given != detected {
+                return Err(Rejection::new(
+                    "itype",
+                    format!(
+                        "indicator {} is {}, not {given}",
+                        shown(&normalised),
+                        detected.with_article()
+                    ),
+                ));
+            }
+        }
+        Some(other) => {
+            return Err(Rejection::new(
+                "itype",
+                format!("expected a string such as `ipv4`, found {}", kind(&other)),
+            ));
+        }
+    }
+
+    let network = match detected {
+        Itype::Ipv4 | Itype::Ipv6 => normalised.parse::<IpAddr>().ok().map(IpNet::from),
+        Itype::Cidr => {
+            let network = normalise::parse_cidr(&normalised);
+            if let Some(network) = network {
+                if network.trunc() != network {
+                    return Err(reject(format!(
+                        "{} has host bits set: send the network `{}`",
+                        shown(&normalised),
+                        network.trunc()
+                    )));
+                }
+            }
+            network
+        }
+        _ => None,
+    };
+
+    if let Some(network) = network {
+        if let Some((range, what)) = reserved::special_range(network) {
+            let relation = if detected == Itype::Cidr && !range.contains(&network) {
+                format!("overlaps {range}, which is")
+            } else {
+                "is".to_owned()
+            };
+            return Err(reject(format!(
+                "{} {relation} {what}: only public, routable addresses are indicators",
+                shown(&normalised)
+            )));
+        }
+    }
+    if detected == Itype::Url {
+        if let Some(host) = normalise::url_host_address(&normalised) {
+            if let Some((_, what)) = reserved::special_address(host) {
+                return Err(reject(format!(
+                    "{} points at {host}, {what}: only URLs on public hosts are indicators",
+                    shown(&normalised)
+                )));
+            }
+        }
+    }
+    if detected == Itype::Asn {
+        if let Some(what) = normalise::parse_asn(&normalised).and_then(reserved::special_asn) {
+            return Err(reject(format!(
+                "{} is {what}: only public AS numbers are indicators",
+                shown(&normalised)
+            )));
+        }
+    }
+    Ok((normalised, detected, network))
+}
+
+fn take_provider(
+    object: &mut Map<String, Value>,
+    provenance: Provenance<'_>,
+) -> Result<String, Rejection> {
+    const FIELD: &str = "provider";
+    // Removed in both cases: over the API a payload `provider` must not survive as an extra.
+    let given = take(object, FIELD);
+    let reject = |reason: String| Rejection::new(FIELD, reason);
+    match provenance {
+        Provenance::Authenticated(account) => Ok(account.to_owned()),
+        Provenance::Trusted => {
+            let provider = match given {
+                Some(Value::String(provider)) => provider,
+                Some(other) => {
+                    return Err(reject(format!("expected a string, found {}", kind(&other))))
+                }
+                None => {
+                    return Err(reject(
+                        "missing: indicators on the trusted upstream must name their provider"
+                            .into(),
+                    ));
+                }
+            };
+            let provider = provider.trim();
+            if provider.is_empty() {
+                return Err(reject("is empty".into()));
+            }
+            if provider.chars().count() > MAX_PROVIDER_CHARS {
+                return Err(reject(format!(
+                    "is longer than {MAX_PROVIDER_CHARS} characters"
+                )));
+            }
+            if provider.chars().any(char::is_control) {
+                return Err(reject("contains control characters".into()));
+            }
+            Ok(provider.to_owned())
+        }
+    }
+}
+
+fn take_tags(object: &mut Map<String, Value>) -> Result<Vec<String>, Rejection> {
+    const FIELD: &str = "tags";
+    const EXPECTED: &str = "expected an array of strings or a comma-separated string";
+    let mut tags = Vec::new();
+    match take(object, FIELD) {
+        None => {}
+        Some(Value::String(text)) => add_tags(&mut tags, &text)?,
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(text) => add_tags(&mut tags, text)?,
+                    other => {
+                        return Err(Rejection::new(
+                            FIELD,
+                            format!("{EXPECTED}; item {index} is {}", kind(other)),
+                        ));
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(Rejection::new(
+                FIELD,
+                format!("{EXPECTED}, found {}", kind(&other)),
+            ))
+        }
+    }
+    Ok(tags)
+}
+
+/// Adds the comma-separated tags of `text`. Commas split array items too, so that every stored
+/// tag is comma-free and `tags=a,b` filters and CSV output can name it.
+fn add_tags(tags: &mut Vec<String>, text: &str) -> Result<(), Rejection> {
+    for tag in text.split(',') {
+        let tag = tag.trim().to_lowercase();
+        if tag.is_empty() || tags.contains(&tag) {
+            continue;
+        }
+        if tag.chars().count() > MAX_TAG_CHARS {
+            return Err(Rejection::new(
+                "tags",
+                format!(
+                    "tag {} is longer than {MAX_TAG_CHARS} characters",
+                    shown(&tag)
+                ),
+            ));
+        }
+        if tag.chars().any(char::is_control) {
+            return Err(Rejection::new(
+                "tags",
+                format!("tag {} contains control characters", shown(&tag)),
+            ));
+        }
+        if tags.len() == MAX_TAGS {
+            return Err(Rejection::new(
+                "tags",
+                format!("more than {MAX_TAGS} distinct tags"),
+            ));
+        }
+        tags.push(tag);
+    }
+    Ok(())
+}
+
+fn take_confidence(object: &mut Map<String, Value>) -> Result<f64, Rejection> {
+    const FIELD: &str = "confidence";
+    const EXPECTED: &str = "expected a number from 0 to 10";
+    let confidence = match take(object, FIELD) {
+        None => return Ok(DEFAULT_CONFIDENCE),
+        Some(Value::Number(number)) => number.as_f64(),
+        // CSV feeds and hand-written scripts send "7".
+        Some(Value::String(text)) => text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        Some(other) => {
+            return Err(Rejection::new(
+                FIELD,
+                format!("{EXPECTED}, found {}", kind(&other)),
+            ));
+        }
+    };
+    match confidence {
+        Some(confidence) if (0.0..=10.0).contains(&confidence) => {
+            // Two decimals: n/100 is what parsing "x.yz" gives exactly, so the stored value
+            // reads back bit-for-bit; `+ 0.0` turns -0 into 0.
+            Ok((confidence * 100.0).round() / 100.0 + 0.0)
+        }
+        Some(confidence) => Err(Rejection::new(
+            FIELD,
+            format!("is {confidence}: {EXPECTED}"),
+        )),
+        None => Err(Rejection::new(
+            FIELD,
+            format!("is not a number: {EXPECTED}"),
+        )),
+    }
+}
+
+fn take_tlp(object: &mut Map<String, Value>) -> Result<Tlp, Rejection> {
+    match take(object, "tlp") {
+        None => Ok(Tlp::default()),
+        Some(Value::String(text)) => text
+            .parse()
+            .map_err(|error| Rejection::new("tlp", format!("{error}"))),
+        Some(other) => Err(Rejection::new(
+            "tlp",
+            format!(
+                "expected white, green, amber or red, found {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+fn take_time(
+    object: &mut Map<String, Value>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    match take(object, field) {
+        None => Ok(None),
+        Some(Value::String(text)) => time::parse_time(&text).map(Some).ok_or_else(|| {
+            Rejection::new(
+                field,
+                format!("{} is not a time: {}", shown(&text), time::EXPECTED),
+            )
+        }),
+        Some(other) => Err(Rejection::new(
+            field,
+            format!("{}, found {}", time::EXPECTED, kind(&other)),
+        )),
+    }
+}
+
+/// What CIF puts in each optional field; anything else there is refused rather than passed on
+/// to consumers that trust CIF's types.
+#[derive(Clone, Copy)]
+enum Shape {
+    Text,
+    TextOrNumber,
+    TextOrTexts,
+    Count,
+}
+
+const OPTIONAL_FIELDS: &[(&str, Shape)] = &[
+    ("description", Shape::Text),
+    ("portlist", Shape::TextOrNumber),
+    ("protocol", Shape::TextOrNumber),
+    ("cc", Shape::Text),
+    ("asn", Shape::TextOrNumber),
+    ("asn_desc", Shape::Text),
+    ("rdata", Shape::TextOrTexts),
+    ("count", Shape::Count),
+];
+
+fn check_optional_fields(object: &mut Map<String, Value>) -> Result<(), Rejection> {
+    for &(field, shape) in OPTIONAL_FIELDS {
+        let Some(value) = take(object, field) else {
+            continue;
+        };
+        let checked = match (shape, value) {
+            (Shape::Count, Value::String(text)) => match text.trim().parse::<u64>() {
+                Ok(count) => Ok(Value::from(count)),
+                Err(_) => Err(Value::String(text)),
+            },
+            (_, Value::String(text)) => Ok(Value::String(text)),
+            (Shape::TextOrNumber | Shape::Count, Value::Number(number))
+                if number.as_u64().is_some() =>
+            {
+                Ok(Value::Number(number))
+            }
+            (Shape::TextOrTexts, Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Ok(Value::Array(items))
+            }
+            (_, other) => Err(other),
+        };
+        match checked {
+            Ok(value) => {
+                object.insert(field.to_owned(), value);
+            }
+            Err(other) => {
+                let expected = match shape {
+                    Shape::Text => "expected a string",
+                    Shape::TextOrNumber => "expected a string or a non-negative integer",
+                    Shape::TextOrTexts => "expected a string or an array of strings",
+                    Shape::Count => "expected a non-negative integer",
+                };
+                return Err(Rejection::new(
+                    field,
+                    format!("{expected}, found {}", kind(&other)),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

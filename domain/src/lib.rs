@@ -1,0 +1,19 @@
+//! Pure types and rules of Sluice: indicators, itypes, normalisation, filters, cursors, plans.
+//!
+//! This crate does no IO (no tokio, axum, sqlx or redis), so nothing here can fail on IO.
+//! Every validating constructor returns a typed error that names the field and the reason.
+
+pub mod cursor;
+pub mod feed;
+pub mod filter;
+pub mod indicator;
+pub mod itype;
+pub mod plan;
+pub mod tlp;
+
+pub use cursor::{Cursor, CursorError, LogPosition, StreamId};
+pub use filter::{Filter, FilterError};
+pub use indicator::{Indicator, Provenance, Rejection};
+pub use itype::Itype;
+pub use plan::PlanLimits;
+pub use tlp::Tlp;

@@ -1,0 +1,107 @@
+//! Credentials on requests: where a token may be presented, and turning it into a `Principal`.
+
+use axum::http::{header, HeaderMap};
+use billing::{AuthError, Principal, Scope};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The token presented with a request, from (in order) `Authorization: Bearer <t>`,
+/// `Authorization: Token token=<t>` (csirtg), a bare `Authorization: <t>` (CIF), or the
+/// `access_token` query parameter (browsers' `EventSource` cannot set headers).
+pub fn presented_token<'a>(
+    headers: &'a HeaderMap,
+    query_token: Option<&'a str>,
+) -> Option<&'a str> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_authorization);
+    from_header
+        .or(query_token)
+        .filter(|token| !token.is_empty())
+}
+
+fn parse_authorization(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, rest) = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) => (scheme, rest.trim()),
+        None => return Some(value),
+    };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest);
+    }
+    if scheme.eq_ignore_ascii_case("token") {
+        let token = match rest.split_once('=') {
+            Some((key, token)) if key.trim().eq_ignore_ascii_case("token") => token.trim(),
+            _ => rest,
+        };
+        return Some(token.trim_matches('"'));
+    }
+    None
+}
+
+/// Authenticates the request's token and checks it carries `needed`.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    needed: Scope,
+) -> Result<Principal, ApiError> {
+    let token = presented_token(headers, query_token).ok_or(ApiError::Unauthorized)?;
+    let principal = state
+        .store
+        .authenticate(token)
+        .await
+        .map_err(|error| match error {
+            AuthError::Db(error) => {
+                state.metrics.backend_error("database");
+                tracing::warn!(error = format!("{error:#}"), "token lookup failed");
+                ApiError::Unavailable("the account database is unavailable; retry shortly".into())
+            }
+            _ => ApiError::Unauthorized,
+        })?;
+    if !principal.scope.allows(needed) {
+        return Err(ApiError::Forbidden(format!(
+            "this token has scope `{}`; this endpoint needs `{}` (create one with `sluice tokens create --account {} --scope {}`)",
+            principal.scope.as_str(),
+            needed.as_str(),
+            principal.account,
+            needed.as_str()
+        )));
+    }
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(authorization: &str, expected: Option<&str>) {
+        assert_eq!(
+            parse_authorization(authorization),
+            expected,
+            "{authorization:?}"
+        );
+    }
+
+    #[test]
+    fn accepts_every_documented_form() {
+        check("Bearer slc_abc", Some("slc_abc"));
+        check("bearer   slc_abc ", Some("slc_abc"));
+        check("Token token=slc_abc", Some("slc_abc"));
+        check("token token=\"slc_abc\"", Some("slc_abc"));
+        check("TOKEN TOKEN = slc_abc", Some("slc_abc"));
+        check("slc_abc", Some("slc_abc"));
+        check("Basic dXNlcjpwYXNz", None);
+    }
+
+    #[test]
+    fn header_wins_over_query() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer a".parse().unwrap());
+        assert_eq!(presented_token(&headers, Some("b")), Some("a"));
+        assert_eq!(presented_token(&HeaderMap::new(), Some("b")), Some("b"));
+        assert_eq!(presented_token(&HeaderMap::new(), Some("")), None);
+    }
+}

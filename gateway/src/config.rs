@@ -1,0 +1,48 @@
+//! The gateway's tunables. Tests build this struct directly; the CLI maps flags onto it.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// WebSocket ping interval (SPEC §4: 20 s).
+    pub ws_ping_interval: Duration,
+    /// A WebSocket peer silent this long is closed (SPEC §4: 60 s).
+    pub ws_idle_timeout: Duration,
+    /// Per-connection WebSocket read buffer, bytes (default 4 KiB; tungstenite's 128 KiB default
+    /// would dominate memory with thousands of idle subscribers).
+    pub ws_read_buffer: usize,
+    /// Bytes a WebSocket may have queued for writing before the connection errors (default 256 KiB).
+    pub ws_max_write_buffer: usize,
+    /// Largest message or frame accepted from a client (default 64 KiB; beyond: close 1009).
+    pub max_message_bytes: usize,
+    /// How long to wait for the peer's half of a closing handshake (default 2 s).
+    pub close_timeout: Duration,
+    /// SSE heartbeat comment interval (SPEC §4: 15 s).
+    pub sse_heartbeat: Duration,
+    /// SSE `retry:` hint sent once at start (default 2 s).
+    pub sse_retry: Duration,
+    /// A send blocked this long marks a slow consumer: WebSocket 4009, SSE stream ended (default 10 s).
+    pub slow_consumer_timeout: Duration,
+    /// Deadline for draining connections on shutdown (default 10 s).
+    pub shutdown_grace: Duration,
+    /// Live entries buffered per node before a slow subscriber falls back to reading the log.
+    pub hub_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ws_ping_interval: Duration::from_secs(20),
+            ws_idle_timeout: Duration::from_secs(60),
+            ws_read_buffer: 4 * 1024,
+            ws_max_write_buffer: 256 * 1024,
+            max_message_bytes: 64 * 1024,
+            close_timeout: Duration::from_secs(2),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(2),
+            slow_consumer_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            hub_capacity: crate::hub::DEFAULT_CAPACITY,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `ApiError`: every HTTP error the gateway answers, with a safe message saying what to do.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::wire::ErrorBody;
+
+/// The one 401 body: the same for every kind of bad credential, so a caller learns nothing
+/// about which part of a token was wrong.
+pub const UNAUTHORIZED_MESSAGE: &str =
+    "missing or invalid API token: send `Authorization: Bearer <token>` \
+     (or `?access_token=<token>`); create one with `sluice tokens create --account NAME`";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{}", UNAUTHORIZED_MESSAGE)]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(error) => {
+                // 5xx are logged once, here; the body stays generic.
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let message = self.to_string();
+        let mut response = (status, Json(ErrorBody { error: &message })).into_response();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,135 @@
+//! The hub: this node's single live reader of the log, broadcasting each entry to local clients.
+//!
+//! One reader per node, whatever the number of clients: the log (Redis or in-process) sees one
+//! blocking read per node, and each entry is parsed and encoded once. A client that cannot keep up
+//! with the broadcast channel is told `Lagged` and reads the log itself (see `subscription`), so a
+//! slow client costs the others nothing and loses nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::StreamId;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::log::{Log, SharedEntry};
+use crate::metrics::Metrics;
+
+/// Entries kept for live subscribers before a slow one lags and falls back to the log.
+pub const DEFAULT_CAPACITY: usize = 4096;
+const READ_BATCH: usize = 512;
+const BLOCK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Entry(SharedEntry),
+    /// The live sequence has a discontinuity (the log's epoch changed, or retention removed
+    /// entries the reader had not seen): subscribers must re-read the log to find out.
+    Resync,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    sender: broadcast::Sender<HubEvent>,
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(16));
+        Hub { sender }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
+        self.sender.subscribe()
+    }
+
+    /// Tails the log until `shutdown`, broadcasting what it reads. Backend errors are counted,
+    /// logged and retried with backoff: the reader never gives up while the process runs.
+    pub async fn run(self, log: Arc<dyn Log>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+        let mut position: Option<(String, StreamId)> = None;
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            let (epoch, last) = match &position {
+                Some(position) => position.clone(),
+                None => match log.bounds().await {
+                    Ok(bounds) => {
+                        position = Some((bounds.epoch.clone(), bounds.last));
+                        (bounds.epoch, bounds.last)
+                    }
+                    Err(error) => {
+                        metrics.backend_error("hub");
+                        tracing::warn!(%error, "live reader cannot reach the log; retrying");
+                        backoff.wait(&shutdown).await;
+                        continue;
+                    }
+                },
+            };
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = log.wait_after(last, READ_BATCH, BLOCK) => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    metrics.backend_error("hub");
+                    tracing::warn!(%error, "live reader lost the log; retrying");
+                    backoff.wait(&shutdown).await;
+                    continue;
+                }
+            };
+            backoff.reset();
+            if batch.epoch != epoch {
+                tracing::warn!(
+                    log.old_epoch = %epoch,
+                    log.new_epoch = %batch.epoch,
+                    "the log has a new epoch (its backend lost its data); subscribers will be reset"
+                );
+                position = Some((batch.epoch.clone(), StreamId::ZERO));
+                let _ = self.sender.send(HubEvent::Resync);
+                continue;
+            }
+            if batch.trimmed_through > last {
+                // The reader was away longer than retention: entries passed unseen.
+                let _ = self.sender.send(HubEvent::Resync);
+            }
+            let mut newest = last;
+            for entry in batch.entries {
+                newest = entry.id();
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                metrics
+                    .ingest_lag_ms
+                    .set(now_ms.saturating_sub(newest.ms as i64).max(0));
+                // No receivers is fine: nobody is subscribed on this node right now.
+                let _ = self.sender.send(HubEvent::Entry(entry));
+            }
+            position = Some((epoch, newest));
+        }
+    }
+}
+
+/// Exponential backoff with jitter, 100 ms to 2 s.
+#[derive(Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        use rand::Rng;
+        let base = 100u64.saturating_mul(1 << self.attempt.min(5)).min(2000);
+        self.attempt = self.attempt.saturating_add(1);
+        Duration::from_millis(rand::thread_rng().gen_range(base / 2..=base))
+    }
+
+    pub async fn wait(&mut self, shutdown: &CancellationToken) {
+        let delay = self.next_delay();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Ingest over HTTP: `POST /v1/indicators` (one object, a JSON array, or NDJSON).
+//!
+//! Every item gets its own verdict; a bad item never costs the good ones. The provider is the
+//! authenticated account, never the payload (SPEC §2).
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use billing::Scope;
+use bytes::Bytes;
+use domain::{Indicator, Provenance, Rejection};
+
+use crate::error::ApiError;
+use crate::metrics::SourceLabels;
+use crate::wire::{IngestResponse, RejectedItem};
+use crate::AppState;
+
+/// Request bodies above this are refused with 413 (SPEC §3).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = crate::auth::authenticate(&state, &headers, None, Scope::Write).await?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "request body is larger than {BODY_LIMIT} bytes: split it into several requests"
+            ))
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    let now = chrono::Utc::now();
+    let provenance = Provenance::Authenticated(&principal.account);
+    let verdicts: Vec<Result<Indicator, Rejection>> = if is_ndjson(&headers) {
+        body.split(|byte| *byte == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| Indicator::from_slice(line, provenance, now))
+            .collect()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .map(|item| Indicator::from_json(item, provenance, now))
+                .collect(),
+            Ok(object @ serde_json::Value::Object(_)) => {
+                vec![Indicator::from_json(object, provenance, now)]
+            }
+            Ok(_) => {
+                return Err(ApiError::BadRequest(
+                    "body must be a JSON object, a JSON array of objects, or NDJSON \
+                     (with `Content-Type: application/x-ndjson`)"
+                        .into(),
+                ))
+            }
+            Err(error) => {
+                return Err(ApiError::BadRequest(format!(
+                    "body is not valid JSON ({error}); send an object, an array, or NDJSON \
+                     with `Content-Type: application/x-ndjson`"
+                )))
+            }
+        }
+    };
+
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, verdict) in verdicts.into_iter().enumerate() {
+        match verdict {
+            Ok(indicator) => accepted.push(indicator),
+            Err(rejection) => rejected.push(RejectedItem {
+                index,
+                error: rejection.to_string(),
+            }),
+        }
+    }
+    let count = accepted.len();
+    let ids = state.log.append(accepted).await.map_err(|error| {
+        state.metrics.backend_error("log");
+        tracing::warn!(%error, "append failed");
+        ApiError::Unavailable(format!(
+            "{error}; nothing from this request was stored, retry it"
+        ))
+    })?;
+    let http = SourceLabels { source: "http" };
+    state
+        .metrics
+        .accepted
+        .get_or_create(&http)
+        .inc_by(count as u64);
+    state
+        .metrics
+        .rejected
+        .get_or_create(&http)
+        .inc_by(rejected.len() as u64);
+    tracing::info!(
+        account.name = %principal.account,
+        ingest.accepted = count,
+        ingest.rejected = rejected.len(),
+        "indicators published"
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(IngestResponse {
+            accepted: count,
+            ids: ids.iter().map(ToString::to_string).collect(),
+            rejected,
+        }),
+    ))
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let value = value.to_ascii_lowercase();
+            value.contains("ndjson") || value.contains("jsonlines")
+        })
+}

@@ -1,0 +1,133 @@
+//! The Sluice gateway: ingest, the indicator log, and fan-out to WebSocket and SSE subscribers.
+//!
+//! Shape: [`Config`], [`AppState`] (cheap to clone, handles inside), [`router`] for in-process
+//! tests, [`spawn_background`] for the node's long-running tasks, and [`serve`] to run on a
+//! listener until shutdown, then drain.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod hub;
+pub mod ingest;
+pub mod log;
+pub mod metrics;
+pub mod stream;
+pub mod subscription;
+pub mod upstream;
+pub mod wire;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use billing::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+use hub::Hub;
+use log::Log;
+use metrics::Metrics;
+use upstream::UpstreamConfig;
+
+/// Everything a request handler needs. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub log: Arc<dyn Log>,
+    pub hub: Hub,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the node shuts down; every stream watches it.
+    pub shutdown: CancellationToken,
+    /// Tracks every connection task so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        log: Arc<dyn Log>,
+        store: Store,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hub = Hub::new(config.hub_capacity);
+        AppState {
+            config: Arc::new(config),
+            log,
+            hub,
+            store,
+            metrics: Arc::new(Metrics::new()),
+            shutdown,
+            tracker: TaskTracker::new(),
+        }
+    }
+}
+
+/// The gateway's HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/indicators",
+            post(ingest::publish).layer(DefaultBodyLimit::max(ingest::BODY_LIMIT)),
+        )
+        .route("/v1/stream", get(stream::stream))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Starts this node's live reader (and the Redis upstream subscriber, when configured).
+pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
+    let hub = state.hub.clone();
+    state.tracker.spawn(hub.run(
+        state.log.clone(),
+        state.metrics.clone(),
+        state.shutdown.clone(),
+    ));
+    if let Some(upstream) = upstream {
+        state.tracker.spawn(upstream::run(
+            upstream,
+            state.log.clone(),
+            state.metrics.clone(),
+            state.shutdown.clone(),
+        ));
+    }
+}
+
+/// Serves `app` on `listener` until `state.shutdown` is cancelled, then drains: streams get their
+/// close frame (1001 with the last cursor) and every tracked task gets `shutdown_grace` to finish.
+pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> anyhow::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    let grace = state.config.shutdown_grace;
+    state.tracker.close();
+    if tokio::time::timeout(grace, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "connections still open after the grace period; closing them"
+        );
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?,
+        Err(_) => {
+            tracing::warn!("HTTP connections still open after the grace period; exiting anyway")
+        }
+    }
+    Ok(())
+}

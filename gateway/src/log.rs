@@ -1,0 +1,159 @@
+//! The indicator log: one trait, two backends (in-process and Redis Streams).
+//!
+//! The log is the source of truth for delivery: live fan-out is only an optimisation over it, and
+//! any subscriber that falls behind or resumes reads the log itself. That is what makes "no gap,
+//! no duplicate" hold: every entry has one cursor, and cursors are ordered.
+
+pub mod memory;
+pub mod redis;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use domain::{Cursor, Indicator, StreamId};
+use futures::future::BoxFuture;
+
+/// One accepted indicator in the log, shared by every subscriber of this node.
+#[derive(Debug)]
+pub struct Entry {
+    pub cursor: Cursor,
+    pub indicator: Indicator,
+    /// The canonical JSON of `indicator`, serialised once when the entry was read.
+    pub json: Arc<str>,
+    ws_frame: OnceLock<Utf8Bytes>,
+    sse_frame: OnceLock<Bytes>,
+}
+
+pub type SharedEntry = Arc<Entry>;
+
+impl Entry {
+    pub fn new(cursor: Cursor, indicator: Indicator, json: Arc<str>) -> SharedEntry {
+        Arc::new(Entry {
+            cursor,
+            indicator,
+            json,
+            ws_frame: OnceLock::new(),
+            sse_frame: OnceLock::new(),
+        })
+    }
+
+    /// Builds an entry from the indicator's canonical JSON as stored in the log.
+    pub fn from_stored(cursor: Cursor, stored: &[u8]) -> Result<SharedEntry, domain::Rejection> {
+        let indicator =
+            Indicator::from_slice(stored, domain::Provenance::Trusted, chrono::Utc::now())?;
+        let json: Arc<str> = indicator.to_json().to_string().into();
+        Ok(Entry::new(cursor, indicator, json))
+    }
+
+    pub fn id(&self) -> StreamId {
+        self.cursor.id()
+    }
+
+    /// The WebSocket `indicator` frame, encoded once and shared by all WebSocket subscribers.
+    pub fn ws_frame(&self) -> Utf8Bytes {
+        self.ws_frame
+            .get_or_init(|| crate::wire::indicator_frame(&self.cursor, &self.json).into())
+            .clone()
+    }
+
+    /// The SSE `indicator` event, encoded once and shared by all SSE subscribers.
+    pub fn sse_frame(&self) -> Bytes {
+        self.sse_frame
+            .get_or_init(|| {
+                crate::wire::sse_event(
+                    "indicator",
+                    &self.cursor.to_string(),
+                    &crate::wire::indicator_frame(&self.cursor, &self.json),
+                )
+            })
+            .clone()
+    }
+}
+
+/// What a read returns: entries plus what the reader needs to detect a gap.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    /// The log's current epoch.
+    pub epoch: String,
+    /// The newest entry that retention removed (`0-0` if none): a reader positioned before it
+    /// has lost history and must be told (`reset`).
+    pub trimmed_through: StreamId,
+    pub entries: Vec<SharedEntry>,
+}
+
+/// The log's current extent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBounds {
+    pub epoch: String,
+    /// The newest entry's id, or `0-0` for an empty log.
+    pub last: StreamId,
+    /// The newest id removed by retention, or `0-0`.
+    pub trimmed_through: StreamId,
+    /// Entries currently retained.
+    pub len: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("the log backend is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the log backend answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// An ordered, retained, replayable log of indicators.
+///
+/// Implementations must give every entry a unique [`StreamId`] greater than all earlier ones,
+/// and report retention honestly through `trimmed_through`.
+pub trait Log: Send + Sync + 'static {
+    /// `"memory"` or `"redis"`, for logs and `/readyz`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Appends validated indicators in order and returns their cursors.
+    fn append(&self, items: Vec<Indicator>) -> BoxFuture<'_, Result<Vec<Cursor>, LogError>>;
+
+    /// Appends one message of the trusted upstream at most once per cluster within the dedupe
+    /// window: every node receives the same `PUBLISH`, `message_key` identifies it.
+    /// Returns `None` when another node already appended it.
+    fn append_once(
+        &self,
+        item: Indicator,
+        message_key: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>>;
+
+    fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>>;
+
+    /// Entries with an id greater than `after`, oldest first, at most `limit`.
+    fn read_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>>;
+
+    /// Like `read_after`, but waits up to `block` for something to arrive. Used only by the
+    /// node's single live reader (the hub).
+    fn wait_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+        block: Duration,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>>;
+
+    /// Cheap reachability check for `/readyz`.
+    fn ping(&self) -> BoxFuture<'_, Result<(), LogError>>;
+}
+
+/// How long entries are kept (SPEC §3: a replayable 24-hour log).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// A fresh random epoch: 12 lowercase base-36 characters.
+pub fn new_epoch() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! The in-process log: the embedded default for a single node (`sluice up` without `--redis`).
+//!
+//! Entries live in a `VecDeque` ordered by id; retention trims the front by age and by count.
+//! A restart loses the log, so each process start is a new epoch: cursors from before are
+//! answered with `reset`, never silently.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::{Cursor, Indicator, StreamId};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::sync::Notify;
+
+use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry};
+
+pub struct MemoryLog {
+    epoch: String,
+    retention: Duration,
+    max_entries: usize,
+    inner: Mutex<Inner>,
+    appended: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: VecDeque<SharedEntry>,
+    last: StreamId,
+    trimmed_through: StreamId,
+}
+
+impl MemoryLog {
+    /// A log keeping entries for `retention`, and at most `max_entries` of them (memory bound).
+    pub fn new(retention: Duration, max_entries: usize) -> Arc<Self> {
+        Arc::new(MemoryLog {
+            epoch: super::new_epoch(),
+            retention,
+            max_entries: max_entries.max(1),
+            inner: Mutex::new(Inner::default()),
+            appended: Notify::new(),
+        })
+    }
+
+    fn now_ms() -> u64 {
+        u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+    }
+
+    fn append_sync(&self, items: Vec<Indicator>) -> Vec<Cursor> {
+        let now = Self::now_ms();
+        let mut cursors = Vec::with_capacity(items.len());
+        {
+            let mut inner = self.inner.lock().expect("memory log lock poisoned");
+            for indicator in items {
+                // Same rule as Redis `XADD *`: time-based, monotonic even if the clock steps back.
+                let id = if now > inner.last.ms {
+                    StreamId::new(now, 0)
+                } else {
+                    StreamId::new(inner.last.ms, inner.last.seq + 1)
+                };
+                let cursor = Cursor::new(&self.epoch, id).expect("epoch is valid by construction");
+                let json: Arc<str> = indicator.to_json().to_string().into();
+                inner
+                    .entries
+                    .push_back(Entry::new(cursor.clone(), indicator, json));
+                inner.last = id;
+                cursors.push(cursor);
+            }
+            self.trim(&mut inner, now);
+        }
+        self.appended.notify_waiters();
+        cursors
+    }
+
+    fn trim(&self, inner: &mut Inner, now_ms: u64) {
+        let min_ms =
+            now_ms.saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX));
+        while let Some(front) = inner.entries.front() {
+            let expired = front.id().ms < min_ms;
+            let over = inner.entries.len() > self.max_entries;
+            if !(expired || over) {
+                break;
+            }
+            inner.trimmed_through = front.id();
+            inner.entries.pop_front();
+        }
+    }
+
+    fn read_sync(&self, after: StreamId, limit: usize) -> ReadBatch {
+        let mut inner = self.inner.lock().expect("memory log lock poisoned");
+        self.trim(&mut inner, Self::now_ms());
+        let start = inner.entries.partition_point(|entry| entry.id() <= after);
+        let entries = inner
+            .entries
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect();
+        ReadBatch {
+            epoch: self.epoch.clone(),
+            trimmed_through: inner.trimmed_through,
+            entries,
+        }
+    }
+}
+
+impl Log for MemoryLog {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn append(&self, items: Vec<Indicator>) -> BoxFuture<'_, Result<Vec<Cursor>, LogError>> {
+        let cursors = self.append_sync(items);
+        async move { Ok(cursors) }.boxed()
+    }
+
+    fn append_once(
+        &self,
+        item: Indicator,
+        _message_key: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>> {
+        // One process is one node: every upstream message arrives here exactly once.
+        let cursor = self.append_sync(vec![item]).pop();
+        async move { Ok(cursor) }.boxed()
+    }
+
+    fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
+        let bounds = {
+            let mut inner = self.inner.lock().expect("memory log lock poisoned");
+            self.trim(&mut inner, Self::now_ms());
+            LogBounds {
+                epoch: self.epoch.clone(),
+                last: inner.last,
+                trimmed_through: inner.trimmed_through,
+                len: inner.entries.len() as u64,
+            }
+        };
+        async move { Ok(bounds) }.boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
+        let batch = self.read_sync(after, limit);
+        async move { Ok(batch) }.boxed()
+    }
+
+    fn wait_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+        block: Duration,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
+        async move {
+            let deadline = tokio::time::Instant::now() + block;
+            loop {
+                // Register interest before looking, so an append between the look and the
+                // wait still wakes us.
+                let notified = self.appended.notified();
+                let batch = self.read_sync(after, limit);
+                if !batch.entries.is_empty() {
+                    return Ok(batch);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Ok(batch);
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        async { Ok(()) }.boxed()
+    }
+}

@@ -1,0 +1,457 @@
+//! The Redis Streams log: shared by every node of a cluster.
+//!
+//! One stream (`<prefix>log`, field `d` = the indicator's canonical JSON) holds 24 hours, trimmed by
+//! `XADD … MINID ~`. Beside it, `<prefix>epoch` (created with `SET NX`) names the incarnation: a
+//! Redis that lost its data comes back without it, a new epoch is created, and every cursor from
+//! before is recognised as belonging to a lost history.
+//!
+//! Appends and reads are Lua scripts so that the epoch, the retention boundary and the entries are
+//! read atomically: a reader can never see entries of one incarnation labelled with another's
+//! epoch, nor miss that retention removed entries it had not read (`XRANGE` from a trimmed id
+//! silently starts later). Redis 7.0 updates `max-deleted-entry-id` only for `XDEL`, not for
+//! trimming, so the retention boundary is derived from `entries-added`, `length` and
+//! `recorded-first-entry-id`: when anything was trimmed, every position before the first
+//! retained entry is gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{Cursor, Indicator, StreamId};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Script, Value};
+use tokio::sync::Mutex;
+
+use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry};
+
+const APPEND_SCRIPT: &str = r#"
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local out = {redis.call('GET', KEYS[2])}
+for i = 3, #ARGV do
+  out[#out + 1] = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[i])
+end
+return out
+"#;
+
+const APPEND_ONCE_SCRIPT: &str = r#"
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[2])
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
+  return {epoch}
+end
+return {epoch, redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[4])}
+"#;
+
+const READ_SCRIPT: &str = r#"
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+local epoch = redis.call('GET', KEYS[2])
+local deleted, last, len, first, added = '0-0', '0-0', 0, '0-0', 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[4])
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    local name = info[i]
+    if name == 'max-deleted-entry-id' then deleted = info[i + 1] end
+    if name == 'last-generated-id' then last = info[i + 1] end
+    if name == 'length' then len = info[i + 1] end
+    if name == 'recorded-first-entry-id' then first = info[i + 1] end
+    if name == 'entries-added' then added = info[i + 1] end
+  end
+end
+local entries = {}
+if tonumber(ARGV[2]) > 0 then
+  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
+return {epoch, deleted, last, len, entries, first, added}
+"#;
+
+/// Settings of the Redis log.
+#[derive(Debug, Clone)]
+pub struct RedisLogConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key Sluice writes (default `sluice:`), so tests and tenants can share a server.
+    pub key_prefix: String,
+    /// How long entries are kept (default 24 h).
+    pub retention: Duration,
+    /// How long an upstream message's identity is remembered to dedupe it across nodes.
+    pub dedupe_window: Duration,
+}
+
+pub struct RedisLog {
+    stream_key: String,
+    epoch_key: String,
+    dedupe_prefix: String,
+    retention: Duration,
+    dedupe_window: Duration,
+    client: redis::Client,
+    commands: ConnectionManager,
+    /// Dedicated connection for the hub's blocking `XREAD`: blocking on the shared connection
+    /// would stall every other command behind it.
+    blocking: Mutex<Option<MultiplexedConnection>>,
+    append: Script,
+    append_once: Script,
+    read: Script,
+}
+
+impl RedisLog {
+    /// Connects (failing fast if Redis is unreachable at start) and returns the log.
+    pub async fn connect(config: RedisLogConfig) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let client = redis::Client::open(config.url.as_str())
+            .with_context(|| format!("--redis `{}` is not a valid Redis URL", config.url))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(2);
+        let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .with_context(|| format!("cannot connect to Redis at {}", config.url))?;
+        let prefix = config.key_prefix;
+        Ok(Arc::new(RedisLog {
+            stream_key: format!("{prefix}log"),
+            epoch_key: format!("{prefix}epoch"),
+            dedupe_prefix: format!("{prefix}upstream:seen:"),
+            retention: config.retention,
+            dedupe_window: config.dedupe_window,
+            client,
+            commands,
+            blocking: Mutex::new(None),
+            append: Script::new(APPEND_SCRIPT),
+            append_once: Script::new(APPEND_ONCE_SCRIPT),
+            read: Script::new(READ_SCRIPT),
+        }))
+    }
+
+    fn min_id(&self) -> String {
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let keep = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+        format!("{}-0", now.saturating_sub(keep))
+    }
+
+    async fn read_once(&self, after: StreamId, limit: usize) -> Result<ReadBatch, LogError> {
+        let mut conn = self.commands.clone();
+        let reply: Value = self
+            .read
+            .key(&self.stream_key)
+            .key(&self.epoch_key)
+            .arg(after.to_string())
+            .arg(limit)
+            .arg(super::new_epoch())
+            .arg(self.min_id())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let info = ReadInfo::parse(reply)?;
+        let trimmed_through = info.trimmed_through();
+        let entries = parse_entries(&info.epoch, info.entries)?;
+        let epoch = info.epoch;
+        Ok(ReadBatch {
+            epoch,
+            trimmed_through,
+            entries,
+        })
+    }
+
+    async fn block_until_after(&self, after: StreamId, block: Duration) -> Result<(), LogError> {
+        let mut slot = self.blocking.lock().await;
+        if slot.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Duration::from_secs(2))
+                .set_response_timeout(block + Duration::from_secs(5));
+            let conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(unavailable)?;
+            *slot = Some(conn);
+        }
+        let conn = slot.as_mut().expect("just set");
+        let result: redis::RedisResult<Value> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.stream_key)
+            .arg(after.to_string())
+            .query_async(conn)
+            .await;
+        if let Err(error) = result {
+            // Drop the connection: the next call opens a fresh one.
+            *slot = None;
+            return Err(unavailable(error));
+        }
+        Ok(())
+    }
+}
+
+impl Log for RedisLog {
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn append(&self, items: Vec<Indicator>) -> BoxFuture<'_, Result<Vec<Cursor>, LogError>> {
+        async move {
+            if items.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = self.append.key(&self.stream_key);
+            invocation
+                .key(&self.epoch_key)
+                .arg(super::new_epoch())
+                .arg(self.min_id());
+            for item in &items {
+                invocation.arg(item.to_json().to_string());
+            }
+            let mut conn = self.commands.clone();
+            let reply: Value = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let mut values = array(reply)?.into_iter();
+            let epoch = string(
+                values
+                    .next()
+                    .ok_or_else(|| protocol("empty append reply"))?,
+            )?;
+            values.map(|id| cursor(&epoch, id)).collect()
+        }
+        .boxed()
+    }
+
+    fn append_once(
+        &self,
+        item: Indicator,
+        message_key: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>> {
+        async move {
+            let mut conn = self.commands.clone();
+            let reply: Value = self
+                .append_once
+                .key(&self.stream_key)
+                .key(&self.epoch_key)
+                .key(format!(
+                    "{}{}",
+                    self.dedupe_prefix,
+                    hex_encode(&message_key)
+                ))
+                .arg(super::new_epoch())
+                .arg(self.min_id())
+                .arg(self.dedupe_window.as_millis().max(1) as u64)
+                .arg(item.to_json().to_string())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let mut values = array(reply)?.into_iter();
+            let epoch = string(
+                values
+                    .next()
+                    .ok_or_else(|| protocol("empty append reply"))?,
+            )?;
+            values.next().map(|id| cursor(&epoch, id)).transpose()
+        }
+        .boxed()
+    }
+
+    fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
+        async move {
+            let mut conn = self.commands.clone();
+            let reply: Value = self
+                .read
+                .key(&self.stream_key)
+                .key(&self.epoch_key)
+                .arg("0-0")
+                .arg(0)
+                .arg(super::new_epoch())
+                .arg(self.min_id())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let info = ReadInfo::parse(reply)?;
+            Ok(LogBounds {
+                trimmed_through: info.trimmed_through(),
+                epoch: info.epoch,
+                last: info.last,
+                len: info.len,
+            })
+        }
+        .boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
+        self.read_once(after, limit).boxed()
+    }
+
+    fn wait_after(
+        &self,
+        after: StreamId,
+        limit: usize,
+        block: Duration,
+    ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
+        async move {
+            let batch = self.read_once(after, limit).await?;
+            if !batch.entries.is_empty() {
+                return Ok(batch);
+            }
+            self.block_until_after(after, block).await?;
+            self.read_once(after, limit).await
+        }
+        .boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        async move {
+            let mut conn = self.commands.clone();
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(unavailable)
+        }
+        .boxed()
+    }
+}
+
+/// What the read script returns.
+struct ReadInfo {
+    epoch: String,
+    max_deleted: StreamId,
+    last: StreamId,
+    len: u64,
+    entries: Value,
+    first_recorded: StreamId,
+    added: u64,
+}
+
+impl ReadInfo {
+    fn parse(reply: Value) -> Result<ReadInfo, LogError> {
+        let [epoch, deleted, last, len, entries, first, added] = array_of::<7>(reply)?;
+        Ok(ReadInfo {
+            epoch: string(epoch)?,
+            max_deleted: stream_id(deleted)?,
+            last: stream_id(last)?,
+            len: number(len)?,
+            entries,
+            first_recorded: stream_id(first)?,
+            added: number(added)?,
+        })
+    }
+
+    /// The newest position whose history may be gone: `XDEL`s (`max-deleted-entry-id`) and,
+    /// when trimming removed anything, everything before the first retained entry.
+    fn trimmed_through(&self) -> StreamId {
+        let trimmed = if self.added <= self.len {
+            StreamId::ZERO
+        } else if self.len == 0 {
+            self.last
+        } else {
+            predecessor(self.first_recorded)
+        };
+        trimmed.max(self.max_deleted)
+    }
+}
+
+/// The greatest stream id smaller than `id` (`0-0` stays `0-0`).
+fn predecessor(id: StreamId) -> StreamId {
+    match (id.ms, id.seq) {
+        (0, 0) => StreamId::ZERO,
+        (ms, 0) => StreamId::new(ms - 1, u64::MAX),
+        (ms, seq) => StreamId::new(ms, seq - 1),
+    }
+}
+
+fn number(value: Value) -> Result<u64, LogError> {
+    match value {
+        Value::Int(n) => Ok(n.max(0) as u64),
+        other => string(other)?
+            .parse()
+            .map_err(|_| protocol("expected a number in the read reply")),
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+fn protocol(what: &str) -> LogError {
+    LogError::Protocol(what.to_owned())
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn array(value: Value) -> Result<Vec<Value>, LogError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(LogError::Protocol(format!(
+            "expected an array, got {other:?}"
+        ))),
+    }
+}
+
+fn array_of<const N: usize>(value: Value) -> Result<[Value; N], LogError> {
+    array(value)?.try_into().map_err(|items: Vec<Value>| {
+        LogError::Protocol(format!("expected {N} values, got {}", items.len()))
+    })
+}
+
+fn string(value: Value) -> Result<String, LogError> {
+    match value {
+        Value::BulkString(bytes) => {
+            String::from_utf8(bytes).map_err(|_| protocol("a reply string is not UTF-8"))
+        }
+        Value::SimpleString(text) => Ok(text),
+        Value::Int(n) => Ok(n.to_string()),
+        other => Err(LogError::Protocol(format!(
+            "expected a string, got {other:?}"
+        ))),
+    }
+}
+
+fn stream_id(value: Value) -> Result<StreamId, LogError> {
+    let text = string(value)?;
+    StreamId::parse(&text).map_err(|_| LogError::Protocol(format!("`{text}` is not a stream id")))
+}
+
+fn cursor(epoch: &str, id: Value) -> Result<Cursor, LogError> {
+    Cursor::new(epoch, stream_id(id)?)
+        .map_err(|_| LogError::Protocol(format!("`{epoch}` is not a valid epoch")))
+}
+
+/// Parses `XRANGE` entries, skipping (and logging) any that are not valid indicators: the stream
+/// is only written by Sluice, but a stray `XADD` by hand must not stop delivery.
+fn parse_entries(epoch: &str, entries: Value) -> Result<Vec<SharedEntry>, LogError> {
+    let mut parsed = Vec::new();
+    for entry in array(entries)? {
+        let [id, fields] = array_of::<2>(entry)?;
+        let cursor = cursor(epoch, id)?;
+        let mut fields = array(fields)?.into_iter();
+        let mut data = None;
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            if matches!(&name, Value::BulkString(n) if n == b"d") {
+                data = Some(value);
+            }
+        }
+        let stored = match data {
+            Some(Value::BulkString(bytes)) => bytes,
+            _ => {
+                tracing::warn!(log.cursor = %cursor, "log entry without a `d` field skipped");
+                continue;
+            }
+        };
+        match Entry::from_stored(cursor.clone(), &stored) {
+            Ok(entry) => parsed.push(entry),
+            Err(rejection) => {
+                tracing::warn!(log.cursor = %cursor, error = %rejection, "invalid log entry skipped");
+            }
+        }
+    }
+    Ok(parsed)
+}

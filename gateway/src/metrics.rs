@@ -1,0 +1,155 @@
+//! Prometheus metrics of one gateway process (`GET /metrics`), held in `AppState`, no globals.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub transport: &'static str,
+    pub plan: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    pub transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `http` or `upstream`.
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub connections: Family<ConnectionLabels, Gauge>,
+    pub delivered: Family<TransportLabels, Counter>,
+    pub closed: Family<ReasonLabels, Counter>,
+    pub resets: Family<ReasonLabels, Counter>,
+    pub accepted: Family<SourceLabels, Counter>,
+    pub rejected: Family<SourceLabels, Counter>,
+    pub upstream_duplicates: Counter,
+    pub ingest_lag_ms: Gauge,
+    pub backend_errors: Family<ReasonLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::with_prefix("sluice")),
+            connections: Family::default(),
+            delivered: Family::default(),
+            closed: Family::default(),
+            resets: Family::default(),
+            accepted: Family::default(),
+            rejected: Family::default(),
+            upstream_duplicates: Counter::default(),
+            ingest_lag_ms: Gauge::default(),
+            backend_errors: Family::default(),
+        };
+        {
+            let mut registry = metrics.registry.lock().expect("metrics registry poisoned");
+            registry.register(
+                "connections",
+                "Open stream connections by transport and plan",
+                metrics.connections.clone(),
+            );
+            registry.register(
+                "delivered",
+                "Indicators delivered to subscribers",
+                metrics.delivered.clone(),
+            );
+            registry.register(
+                "stream_closes",
+                "Streams closed by the server, by reason",
+                metrics.closed.clone(),
+            );
+            registry.register(
+                "resets",
+                "reset frames sent because requested history was gone",
+                metrics.resets.clone(),
+            );
+            registry.register(
+                "ingest_accepted",
+                "Indicators accepted into the log, by source",
+                metrics.accepted.clone(),
+            );
+            registry.register(
+                "ingest_rejected",
+                "Indicators rejected at ingest, by source",
+                metrics.rejected.clone(),
+            );
+            registry.register(
+                "upstream_duplicates",
+                "Upstream messages another node already appended",
+                metrics.upstream_duplicates.clone(),
+            );
+            registry.register(
+                "ingest_lag_milliseconds",
+                "Age of the newest entry when this node's live reader saw it",
+                metrics.ingest_lag_ms.clone(),
+            );
+            registry.register(
+                "backend_errors",
+                "Errors talking to Redis or the database, by component",
+                metrics.backend_errors.clone(),
+            );
+        }
+        metrics
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics registry poisoned");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Counts an open connection until the guard drops.
+    pub fn connection(&self, transport: &'static str, plan: &str) -> ConnectionGuard {
+        let gauge = self
+            .connections
+            .get_or_create(&ConnectionLabels {
+                transport,
+                plan: plan.to_owned(),
+            })
+            .clone();
+        gauge.inc();
+        ConnectionGuard { gauge }
+    }
+
+    pub fn backend_error(&self, component: &'static str) {
+        self.backend_errors
+            .get_or_create(&ReasonLabels { reason: component })
+            .inc();
+    }
+}
+
+/// Decrements the connection gauge when the connection ends, however it ends.
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}

@@ -1,0 +1,103 @@
+//! The Server-Sent Events transport of `/v1/stream`.
+//!
+//! A pump task writes pre-encoded events into a small channel that is the response body. Every
+//! event carries `id:` (a cursor), so `Last-Event-ID` resumes exactly; a `:` comment every 15 s
+//! keeps proxies from timing the stream out.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::Session;
+use crate::metrics::{ReasonLabels, TransportLabels};
+use crate::subscription::Delivery;
+use crate::wire;
+use crate::AppState;
+
+/// Events buffered between the pump and the socket; beyond it the pump waits (backpressure).
+const BODY_BUFFER: usize = 16;
+
+pub fn respond(session: Session, state: AppState) -> Response {
+    let (sender, receiver) = mpsc::channel::<Bytes>(BODY_BUFFER);
+    let tracker = state.tracker.clone();
+    tracker.spawn(pump(session, state, sender));
+    let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn pump(mut session: Session, state: AppState, sender: mpsc::Sender<Bytes>) {
+    let config = state.config.clone();
+    let _connection = state
+        .metrics
+        .connection("sse", &session.principal.plan.name);
+    let delivered = state
+        .metrics
+        .delivered
+        .get_or_create(&TransportLabels { transport: "sse" })
+        .clone();
+    let retry = format!("retry: {}\n", config.sse_retry.as_millis());
+    let hello = wire::sse_event(
+        "hello",
+        &session.start.to_string(),
+        &wire::hello_frame(&session.principal.plan, &session.start),
+    );
+    let mut first = retry.into_bytes();
+    first.extend_from_slice(&hello);
+    if sender.send(Bytes::from(first)).await.is_err() {
+        return;
+    }
+    let mut heartbeats =
+        tokio::time::interval_at(Instant::now() + config.sse_heartbeat, config.sse_heartbeat);
+    let shutdown = state.shutdown.clone();
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = sender.closed() => break,
+            _ = heartbeats.tick() => Bytes::from_static(b": heartbeat\n\n"),
+            delivery = session.subscription.next(&shutdown) => match delivery {
+                Some(Delivery::Entry(entry)) => {
+                    delivered.inc();
+                    entry.sse_frame()
+                }
+                Some(Delivery::Reset { reason, cursor }) => {
+                    state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
+                    wire::sse_event("reset", &cursor.to_string(), &wire::reset_frame(reason, &cursor))
+                }
+                None => break,
+            },
+        };
+        match timeout(config.slow_consumer_timeout, sender.send(event)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                // SSE has no close code: ending the response is the signal; the client
+                // reconnects with Last-Event-ID and resumes from the log.
+                state
+                    .metrics
+                    .closed
+                    .get_or_create(&ReasonLabels {
+                        reason: "slow_consumer",
+                    })
+                    .inc();
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! One subscriber's ordered view of the log: catch up from the log, then follow the hub.
+//!
+//! Invariant: the sequence handed out is every log entry after the start position that passes
+//! the filter, in cursor order, each once; any loss (retention, a lost Redis) is announced with a
+//! `Reset` before anything after it. The proof sketch: the broadcast receiver is created before
+//! the log is first read, so every entry appended after a read is broadcast to us later; entries
+//! at or before `read_position` are skipped; on `Lagged` or `Resync` we read the log again.
+//!
+//! `next` is cancel-safe (state changes only after an await completes), so transports can use it
+//! in `select!`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use domain::{Cursor, Filter, LogPosition, StreamId};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Backoff, Hub, HubEvent};
+use crate::log::{Log, LogError, ReadBatch, SharedEntry};
+
+const CATCH_UP_BATCH: usize = 256;
+
+/// What a subscriber receives next.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Entry(SharedEntry),
+    /// History the subscriber needed is gone; delivery continues after `cursor`.
+    Reset {
+        reason: &'static str,
+        cursor: Cursor,
+    },
+}
+
+pub struct Subscription {
+    log: Arc<dyn Log>,
+    receiver: broadcast::Receiver<HubEvent>,
+    filter: Filter,
+    epoch: String,
+    read_position: StreamId,
+    catching_up: bool,
+    pending: VecDeque<SharedEntry>,
+    pending_reset: Option<Delivery>,
+    backoff: Backoff,
+}
+
+impl Subscription {
+    /// Positions a new subscriber. Returns the subscription and the cursor it starts after (the
+    /// `hello` frame's cursor).
+    pub async fn start(
+        hub: &Hub,
+        log: Arc<dyn Log>,
+        position: LogPosition,
+        filter: Filter,
+    ) -> Result<(Subscription, Cursor), LogError> {
+        let receiver = hub.subscribe();
+        let bounds = log.bounds().await?;
+        let mut pending_reset = None;
+        let read_position = match position {
+            LogPosition::Now => bounds.last,
+            LogPosition::Earliest => bounds.trimmed_through,
+            LogPosition::After(cursor) if cursor.epoch() != bounds.epoch => {
+                pending_reset = Some("log_restarted");
+                bounds.trimmed_through
+            }
+            LogPosition::After(cursor) if cursor.id() < bounds.trimmed_through => {
+                pending_reset = Some("history_trimmed");
+                bounds.trimmed_through
+            }
+            LogPosition::After(cursor) if cursor.id() > bounds.last => {
+                pending_reset = Some("cursor_ahead_of_log");
+                bounds.last
+            }
+            LogPosition::After(cursor) => cursor.id(),
+        };
+        let start = make_cursor(&bounds.epoch, read_position);
+        let subscription = Subscription {
+            log,
+            receiver,
+            filter,
+            epoch: bounds.epoch,
+            read_position,
+            catching_up: true,
+            pending: VecDeque::new(),
+            pending_reset: pending_reset.map(|reason| Delivery::Reset {
+                reason,
+                cursor: start.clone(),
+            }),
+            backoff: Backoff::default(),
+        };
+        Ok((subscription, start))
+    }
+
+    /// The next delivery. Waits for new entries; while the log backend is unreachable it retries
+    /// with backoff (the connection stays open and resumes without a gap when it returns).
+    /// Returns `None` when the node shuts down.
+    pub async fn next(&mut self, shutdown: &CancellationToken) -> Option<Delivery> {
+        loop {
+            if let Some(reset) = self.pending_reset.take() {
+                return Some(reset);
+            }
+            if let Some(entry) = self.pending.pop_front() {
+                if self.filter.matches(&entry.indicator) {
+                    return Some(Delivery::Entry(entry));
+                }
+                continue;
+            }
+            if self.catching_up {
+                match self
+                    .log
+                    .read_after(self.read_position, CATCH_UP_BATCH)
+                    .await
+                {
+                    Ok(batch) => {
+                        self.backoff.reset();
+                        self.absorb(batch);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "subscriber cannot read the log; retrying");
+                        self.backoff.wait(shutdown).await;
+                        if shutdown.is_cancelled() {
+                            return None;
+                        }
+                    }
+                }
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(HubEvent::Entry(entry)) => {
+                    if entry.cursor.epoch() != self.epoch {
+                        self.catching_up = true;
+                        continue;
+                    }
+                    if entry.id() <= self.read_position {
+                        continue;
+                    }
+                    self.read_position = entry.id();
+                    if self.filter.matches(&entry.indicator) {
+                        return Some(Delivery::Entry(entry));
+                    }
+                }
+                Ok(HubEvent::Resync) | Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    fn absorb(&mut self, batch: ReadBatch) {
+        if batch.epoch != self.epoch {
+            self.epoch = batch.epoch;
+            self.read_position = batch.trimmed_through;
+            self.pending_reset = Some(Delivery::Reset {
+                reason: "log_restarted",
+                cursor: make_cursor(&self.epoch, self.read_position),
+            });
+            return;
+        }
+        if batch.trimmed_through > self.read_position {
+            self.read_position = batch.trimmed_through;
+            self.pending_reset = Some(Delivery::Reset {
+                reason: "history_trimmed",
+                cursor: make_cursor(&self.epoch, self.read_position),
+            });
+            return;
+        }
+        if batch.entries.is_empty() {
+            self.catching_up = false;
+            return;
+        }
+        for entry in batch.entries {
+            self.read_position = entry.id();
+            self.pending.push_back(entry);
+        }
+    }
+}
+
+fn make_cursor(epoch: &str, id: StreamId) -> Cursor {
+    Cursor::new(epoch, id).expect("epochs come from the log and are valid")
+}

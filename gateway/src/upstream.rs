@@ -1,0 +1,142 @@
+//! The trusted Redis upstream: any Redis client may `PUBLISH indicators '<json>'`.
+//!
+//! Every node subscribes (no single point of failure), and each message enters the log once per
+//! cluster: the log's `append_once` remembers the message's SHA-256 for the dedupe window, so the
+//! copies the other nodes receive are dropped. Consequence, documented for publishers: the same
+//! bytes published twice within the window count once. Invalid messages are counted and logged,
+//! never fatal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{Indicator, Provenance};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Backoff;
+use crate::log::Log;
+use crate::metrics::{Metrics, SourceLabels};
+
+/// Channels and patterns to subscribe to.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub redis_url: String,
+    /// Exact channels (`SUBSCRIBE`), default `["indicators"]`.
+    pub channels: Vec<String>,
+    /// Glob patterns (`PSUBSCRIBE`), default none.
+    pub patterns: Vec<String>,
+}
+
+/// Runs until `shutdown`, reconnecting with backoff whenever Redis goes away.
+pub async fn run(
+    config: UpstreamConfig,
+    log: Arc<dyn Log>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_cancelled() {
+        match subscribe_and_consume(&config, &log, &metrics, &shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(error) => {
+                metrics.backend_error("upstream");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "upstream subscription lost; reconnecting"
+                );
+                backoff.wait(&shutdown).await;
+            }
+        }
+    }
+}
+
+async fn subscribe_and_consume(
+    config: &UpstreamConfig,
+    log: &Arc<dyn Log>,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(config.redis_url.as_str())?;
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
+    for channel in &config.channels {
+        pubsub.subscribe(channel).await?;
+    }
+    for pattern in &config.patterns {
+        pubsub.psubscribe(pattern).await?;
+    }
+    tracing::info!(
+        upstream.channels = ?config.channels,
+        upstream.patterns = ?config.patterns,
+        "subscribed to the Redis upstream"
+    );
+    backoff.reset();
+    let mut messages = pubsub.on_message();
+    let upstream = SourceLabels { source: "upstream" };
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            message = messages.next() => message,
+        };
+        let Some(message) = message else {
+            anyhow::bail!("Redis closed the subscription");
+        };
+        let payload = message.get_payload_bytes();
+        match Indicator::from_slice(payload, Provenance::Trusted, chrono::Utc::now()) {
+            Ok(indicator) => {
+                let key: [u8; 32] = Sha256::digest(payload).into();
+                append_with_retry(log, metrics, shutdown, indicator, key).await;
+            }
+            Err(rejection) => {
+                metrics.rejected.get_or_create(&upstream).inc();
+                tracing::warn!(
+                    upstream.channel = message.get_channel_name(),
+                    upstream.bytes = payload.len(),
+                    error = %rejection,
+                    "invalid upstream message ignored"
+                );
+            }
+        }
+    }
+}
+
+/// A valid message is retried while the log is briefly unavailable rather than dropped.
+async fn append_with_retry(
+    log: &Arc<dyn Log>,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    indicator: Indicator,
+    key: [u8; 32],
+) {
+    let mut backoff = Backoff::default();
+    for _ in 0..10 {
+        match log.append_once(indicator.clone(), key).await {
+            Ok(Some(_)) => {
+                metrics
+                    .accepted
+                    .get_or_create(&SourceLabels { source: "upstream" })
+                    .inc();
+                return;
+            }
+            Ok(None) => {
+                metrics.upstream_duplicates.inc();
+                return;
+            }
+            Err(error) => {
+                metrics.backend_error("log");
+                tracing::warn!(%error, "cannot append an upstream message; retrying");
+                backoff.wait(shutdown).await;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::error!(
+        indicator = indicator.indicator(),
+        "upstream message lost: the log stayed unavailable"
+    );
+}

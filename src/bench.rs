@@ -1,0 +1,295 @@
+//! `sluice bench`: a load tool for a running gateway. Opens many WebSocket or SSE subscribers,
+//! publishes paced indicators into the Redis upstream with an embedded send timestamp, and
+//! reports deliveries, loss, latency percentiles (hdrhistogram) and the gateway's CPU and memory
+//! read from /proc. It measures; it asserts nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{BenchArgs, Transport};
+
+const CONNECT_CONCURRENCY: usize = 64;
+const LATENCY_FIELD: &str = "\"bench_sent_us\":";
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    announced_drops: AtomicU64,
+    ready: AtomicU64,
+    failed: AtomicU64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let counters = Arc::new(Counters::default());
+    let stop = CancellationToken::new();
+    let baseline = args.gateway_pid.map(ProcessSample::read).transpose()?;
+
+    eprintln!(
+        "connecting {} {:?} subscribers to {}",
+        args.subscribers, args.transport, args.url
+    );
+    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut clients = Vec::with_capacity(args.subscribers);
+    for _ in 0..args.subscribers {
+        let (args, counters, stop, permits) = (
+            args.clone(),
+            counters.clone(),
+            stop.clone(),
+            permits.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            subscriber(args, counters, stop, permits).await
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let settled =
+            counters.ready.load(Ordering::Relaxed) + counters.failed.load(Ordering::Relaxed);
+        if settled as usize >= args.subscribers || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = counters.ready.load(Ordering::Relaxed);
+    eprintln!(
+        "{ready} subscribers ready, {} failed",
+        counters.failed.load(Ordering::Relaxed)
+    );
+
+    if args.idle {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let (Some(pid), Some(before)) = (args.gateway_pid, &baseline) {
+            let after = ProcessSample::read(pid)?;
+            let per_connection =
+                after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / ready.max(1) as f64;
+            println!(
+                "idle: connections={ready} gateway_rss_before={} KiB gateway_rss_after={} KiB rss_per_connection={:.0} bytes",
+                before.rss_kib, after.rss_kib, per_connection
+            );
+        }
+        stop.cancel();
+        return Ok(());
+    }
+
+    let redis = args
+        .redis
+        .as_deref()
+        .context("--redis is required to publish (or use --idle)")?;
+    let published = publish(redis, &args).await?;
+    let expected = published * ready;
+    let drain_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counters.received.load(Ordering::Relaxed)
+        + counters.announced_drops.load(Ordering::Relaxed)
+        < expected
+        && tokio::time::Instant::now() < drain_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for client in clients {
+        if let Ok(Some(histogram)) = client.await {
+            latency.add(histogram)?;
+        }
+    }
+    let received = counters.received.load(Ordering::Relaxed);
+    let drops = counters.announced_drops.load(Ordering::Relaxed);
+    let lost = expected.saturating_sub(received + drops);
+    println!(
+        "subscribers={ready} transport={:?} rate={}/s duration={}s published={published}",
+        args.transport,
+        args.rate,
+        args.duration.as_secs()
+    );
+    println!(
+        "expected={expected} received={received} announced_drops={drops} silent_loss={lost} delivered_per_s={:.0}",
+        received as f64 / args.duration.as_secs_f64()
+    );
+    println!(
+        "latency_ms p50={:.2} p90={:.2} p99={:.2} max={:.2}",
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.9) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0,
+        latency.max() as f64 / 1000.0
+    );
+    if let (Some(pid), Some(before)) = (args.gateway_pid, baseline) {
+        let after = ProcessSample::read(pid)?;
+        let cpu = after.cpu_seconds - before.cpu_seconds;
+        println!(
+            "gateway cpu_s={cpu:.2} cpu_s_per_million_deliveries={:.2} rss_kib_before={} rss_kib_after={}",
+            cpu * 1e6 / received.max(1) as f64,
+            before.rss_kib,
+            after.rss_kib
+        );
+    }
+    Ok(())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Publishes `rate` indicators a second for `duration`, in 10 ms pipelined slices.
+async fn publish(url: &str, args: &BenchArgs) -> anyhow::Result<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let slices = (args.duration.as_millis() / 10).max(1) as u64;
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0u64;
+    for slice in 0..slices {
+        ticks.tick().await;
+        let target = (slice + 1) * u64::from(args.rate) / 100;
+        let mut pipe = redis::pipe();
+        while sent < target {
+            let message = format!(
+                r#"{{"indicator":"185.{}.{}.{}","provider":"bench","tags":["bench"],"bench_seq":{sent},"bench_sent_us":{}}}"#,
+                100 + (sent / 65536) % 100,
+                (sent / 256) % 256,
+                sent % 256,
+                now_us()
+            );
+            pipe.cmd("PUBLISH").arg(&args.channel).arg(message).ignore();
+            sent += 1;
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    Ok(sent)
+}
+
+async fn subscriber(
+    args: BenchArgs,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    permits: Arc<Semaphore>,
+) -> Option<Histogram<u64>> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok()?;
+    let base = args.url.trim_end_matches('/');
+    let mut record = |text: &str| {
+        if let Some(at) = text.find(LATENCY_FIELD) {
+            let digits: String = text[at + LATENCY_FIELD.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(sent) = digits.parse::<u64>() {
+                let _ = histogram.record(now_us().saturating_sub(sent).max(1));
+            }
+            counters.received.fetch_add(1, Ordering::Relaxed);
+        } else if text.contains("\"type\":\"dropped\"") {
+            if let Some(count) = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["count"].as_u64())
+            {
+                counters.announced_drops.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    };
+    match args.transport {
+        Transport::Ws => {
+            let url = format!("{}/v1/stream", base.replacen("http", "ws", 1));
+            let permit = permits.acquire().await.ok()?;
+            let mut request = url.into_client_request().ok()?;
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", args.token).parse().ok()?,
+            );
+            let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            drop(permit);
+            counters.ready.fetch_add(1, Ordering::Relaxed);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    message = socket.next() => match message {
+                        Some(Ok(Message::Text(text))) => record(&text),
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Transport::Sse => {
+            let permit = permits.acquire().await.ok()?;
+            let response = reqwest::Client::new()
+                .get(format!("{base}/v1/stream"))
+                .bearer_auth(&args.token)
+                .send()
+                .await;
+            let Ok(response) = response.and_then(|r| r.error_for_status()) else {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            drop(permit);
+            counters.ready.fetch_add(1, Ordering::Relaxed);
+            let mut body = response.bytes_stream();
+            let mut buffer = String::new();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    chunk = body.next() => match chunk {
+                        Some(Ok(bytes)) => {
+                            buffer.push_str(&String::from_utf8_lossy(&bytes));
+                            while let Some(end) = buffer.find("\n\n") {
+                                let event: String = buffer.drain(..end + 2).collect();
+                                if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
+                                    record(data);
+                                }
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+    Some(histogram)
+}
+
+/// CPU time and resident memory of a process, from /proc.
+struct ProcessSample {
+    cpu_seconds: f64,
+    rss_kib: u64,
+}
+
+impl ProcessSample {
+    fn read(pid: u32) -> anyhow::Result<ProcessSample> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("--gateway-pid {pid}: no such process"))?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rss_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        // Linux reports in USER_HZ, which is 100 on every mainstream architecture.
+        Ok(ProcessSample {
+            cpu_seconds: ticks / 100.0,
+            rss_kib,
+        })
+    }
+}

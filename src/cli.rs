@@ -1,0 +1,274 @@
+//! The command line: every flag also reads `SLUICE_<FLAG>` from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Real-time threat-intelligence firehose"
+)]
+pub struct Cli {
+    /// Log format on stderr (`RUST_LOG` sets the level, default info).
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process: gateway, ingest and the account store (embedded default:
+    /// in-process log + SQLite under --data-dir; --redis and --database for shared backends).
+    Up(UpArgs),
+    /// A further gateway node sharing Redis (required) and the account database.
+    Gateway(GatewayArgs),
+    /// Apply database migrations.
+    Migrate(StoreArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Show subscription plans.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Send indicators from a file or stdin to a server (or straight into Redis).
+    Publish(PublishArgs),
+    /// Load-test a running gateway: many subscribers, a paced publisher into Redis.
+    Bench(BenchArgs),
+}
+
+/// Where the account database is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded SQLite database and the admin token.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in --data-dir.
+    #[arg(long, env = "SLUICE_DATABASE")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Prefix of every Redis key Sluice uses.
+    #[arg(long, env = "SLUICE_REDIS_PREFIX", default_value = "sluice:")]
+    pub redis_prefix: String,
+    /// Redis pub/sub channels of the trusted upstream (comma-separated).
+    #[arg(
+        long,
+        env = "SLUICE_UPSTREAM_CHANNELS",
+        value_delimiter = ',',
+        default_value = "indicators"
+    )]
+    pub upstream_channels: Vec<String>,
+    /// Redis pub/sub patterns of the trusted upstream (comma-separated), e.g. `indicators.*`.
+    #[arg(long, env = "SLUICE_UPSTREAM_PATTERNS", value_delimiter = ',')]
+    pub upstream_patterns: Vec<String>,
+    /// How long the log keeps indicators.
+    #[arg(long, env = "SLUICE_RETENTION", value_parser = parse_duration, default_value = "24h")]
+    pub retention: Duration,
+    /// Entries the in-process log keeps at most (memory bound of the embedded default).
+    #[arg(
+        long,
+        env = "SLUICE_MEMORY_LOG_MAX_ENTRIES",
+        default_value_t = 1_000_000
+    )]
+    pub memory_log_max_entries: usize,
+    /// Deadline for draining connections on SIGTERM.
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+    /// WebSocket ping interval.
+    #[arg(long, env = "SLUICE_WS_PING_INTERVAL", value_parser = parse_duration, default_value = "20s")]
+    pub ws_ping_interval: Duration,
+    /// Close WebSocket peers silent this long.
+    #[arg(long, env = "SLUICE_WS_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub ws_idle_timeout: Duration,
+    /// SSE heartbeat interval.
+    #[arg(long, env = "SLUICE_SSE_HEARTBEAT", value_parser = parse_duration, default_value = "15s")]
+    pub sse_heartbeat: Duration,
+    /// A send blocked this long closes a slow consumer (WebSocket 4009).
+    #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub slow_consumer_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Redis URL: use Redis Streams as the shared log and subscribe to the upstream channels.
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: Option<String>,
+    /// Replay the bundled sample feeds so data flows immediately.
+    #[arg(long, env = "SLUICE_DEMO")]
+    pub demo: bool,
+    /// Demo pace, indicators per second.
+    #[arg(long, env = "SLUICE_DEMO_RATE", default_value_t = 5)]
+    pub demo_rate: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Redis URL of the cluster's shared log (required for a gateway node).
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account.
+    Create {
+        /// Account name (also the provider name of what it publishes).
+        name: String,
+        /// Plan: free, hobby, pro, enterprise (see `sluice plans list`).
+        #[arg(long, env = "SLUICE_PLAN", default_value = "free")]
+        plan: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// List plans and their limits.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Move an account to another plan.
+    Set {
+        account: String,
+        plan: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it (the only line on stdout; it is not shown again).
+    Create {
+        #[arg(long, env = "SLUICE_ACCOUNT")]
+        account: String,
+        /// read (stream), write (publish), admin.
+        #[arg(long, env = "SLUICE_SCOPE", default_value = "read")]
+        scope: String,
+        /// Lifetime, e.g. `30d`, `12h`; default: no expiry.
+        #[arg(long, env = "SLUICE_EXPIRES", value_parser = parse_duration)]
+        expires: Option<Duration>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List an account's tokens (never their secrets).
+    List {
+        #[arg(long, env = "SLUICE_ACCOUNT")]
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Feed file to read; `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+    /// Input format.
+    #[arg(long, env = "SLUICE_FORMAT", default_value = "auto")]
+    pub format: String,
+    /// Provider name (required with --redis; over HTTP the server uses the token's account).
+    #[arg(long, env = "SLUICE_PROVIDER")]
+    pub provider: Option<String>,
+    /// Tags added to every indicator (comma-separated).
+    #[arg(long, env = "SLUICE_TAGS", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Confidence (0–10) set on every indicator.
+    #[arg(long, env = "SLUICE_CONFIDENCE")]
+    pub confidence: Option<f64>,
+    /// Server URL.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token with scope `write`.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Publish straight into Redis (the trusted upstream) instead of the HTTP API.
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: Option<String>,
+    /// Redis channel for --redis.
+    #[arg(long, env = "SLUICE_CHANNEL", default_value = "indicators")]
+    pub channel: String,
+    /// Indicators per HTTP request.
+    #[arg(long, env = "SLUICE_BATCH", default_value_t = 500)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    Ws,
+    Sse,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Gateway base URL.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Token the subscribers use.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Subscribers to open.
+    #[arg(long, env = "SLUICE_BENCH_SUBSCRIBERS", default_value_t = 100)]
+    pub subscribers: usize,
+    /// Subscriber transport.
+    #[arg(long, env = "SLUICE_BENCH_TRANSPORT", value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
+    /// Redis to publish into (the trusted upstream the gateway subscribes to).
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: Option<String>,
+    /// Upstream channel.
+    #[arg(long, env = "SLUICE_CHANNEL", default_value = "indicators")]
+    pub channel: String,
+    /// Indicators published per second.
+    #[arg(long, env = "SLUICE_BENCH_RATE", default_value_t = 100)]
+    pub rate: u32,
+    /// How long to publish.
+    #[arg(long, env = "SLUICE_BENCH_DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub duration: Duration,
+    /// Gateway process id, to measure its CPU time and resident memory.
+    #[arg(long, env = "SLUICE_BENCH_GATEWAY_PID")]
+    pub gateway_pid: Option<u32>,
+    /// Only open idle connections and measure the gateway's memory per connection.
+    #[arg(long, env = "SLUICE_BENCH_IDLE")]
+    pub idle: bool,
+}
+
+/// Durations like `500ms`, `20s`, `24h`, `30d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("`{text}` is not a duration ({error}); use e.g. 30s, 24h, 30d"))
+}

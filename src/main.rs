@@ -1,0 +1,46 @@
+//! `sluice`: the one binary. Parses the command line and dispatches to a role; no logic here.
+
+mod admin;
+mod bench;
+mod cli;
+mod demo;
+mod exit;
+mod publish;
+mod serve;
+mod telemetry;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return exit::clap_error(error),
+    };
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return exit::report(
+                anyhow::Error::new(error).context("cannot start the async runtime"),
+            )
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => serve::up(args).await,
+            Command::Gateway(args) => serve::gateway(args).await,
+            Command::Migrate(args) => admin::migrate(args).await,
+            Command::Accounts(command) => admin::accounts(command).await,
+            Command::Plans(command) => admin::plans(command).await,
+            Command::Tokens(command) => admin::tokens(command).await,
+            Command::Publish(args) => publish::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => exit::report(error),
+    }
+}

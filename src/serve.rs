@@ -1,0 +1,197 @@
+//! `sluice up` and `sluice gateway`: wire the roles into one running node.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use billing::{ApiToken, Store};
+use gateway::log::memory::MemoryLog;
+use gateway::log::redis::{RedisLog, RedisLogConfig};
+use gateway::log::Log;
+use gateway::upstream::UpstreamConfig;
+use gateway::AppState;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{GatewayArgs, NodeArgs, UpArgs};
+use crate::exit;
+
+/// How long an upstream message's identity is remembered to dedupe it across nodes.
+const UPSTREAM_DEDUPE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
+    bootstrap_admin(&store, &args.node.store.data_dir).await?;
+    let node = Node::start(&args.node, args.redis.as_deref(), store).await?;
+    if args.demo {
+        let log = node.state.log.clone();
+        let shutdown = node.state.shutdown.clone();
+        node.state
+            .tracker
+            .spawn(crate::demo::run(log, args.demo_rate, shutdown));
+    }
+    node.serve().await
+}
+
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
+    let node = Node::start(&args.node, Some(&args.redis), store).await?;
+    node.serve().await
+}
+
+/// Opens and migrates the account database.
+pub async fn open_store(database: &Option<String>, data_dir: &Path) -> anyhow::Result<Store> {
+    if let Some(url) = database {
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(exit::config(format!(
+                "--database `{url}` is not supported: use postgres://user:pass@host/db or sqlite://path"
+            )));
+        }
+    }
+    let store = Store::open(database.as_deref(), data_dir)
+        .await
+        .with_context(|| match database {
+            Some(_) => "cannot open the database given by --database".to_owned(),
+            None => format!(
+                "cannot open the SQLite database in --data-dir {}",
+                data_dir.display()
+            ),
+        })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// First start: create the `admin` account and print its token once (also written to
+/// `<data-dir>/admin.token`, mode 0600). `SLUICE_ADMIN_TOKEN` may fix the token for scripts.
+async fn bootstrap_admin(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    let fixed = match std::env::var("SLUICE_ADMIN_TOKEN") {
+        Ok(text) if !text.is_empty() => Some(ApiToken::parse(&text).map_err(|_| {
+            exit::config(
+                "SLUICE_ADMIN_TOKEN is not a valid Sluice token: use one printed by `sluice tokens create` \
+                 (slc_…), or unset it to have one generated",
+            )
+        })?),
+        _ => None,
+    };
+    let Some(token) = store.bootstrap_admin(fixed.as_ref()).await? else {
+        return Ok(());
+    };
+    let path = data_dir.join("admin.token");
+    write_secret(&path, token.expose())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("Created account `admin` (plan enterprise). Its API token, shown once:");
+    println!();
+    println!("    {}", token.expose());
+    println!();
+    println!("It is also in {} (mode 0600).", path.display());
+    Ok(())
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")
+}
+
+struct Node {
+    state: AppState,
+    listener: TcpListener,
+}
+
+impl Node {
+    async fn start(args: &NodeArgs, redis: Option<&str>, store: Store) -> anyhow::Result<Node> {
+        let listener = TcpListener::bind(args.listen).await.map_err(|error| {
+            exit::config(format!(
+                "--listen {}: cannot listen there ({error})",
+                args.listen
+            ))
+        })?;
+        let (log, upstream): (Arc<dyn Log>, _) = match redis {
+            Some(url) => {
+                redis::Client::open(url).map_err(|error| {
+                    exit::config(format!(
+                        "--redis `{url}` is not a Redis URL ({error}); use redis://host:port/"
+                    ))
+                })?;
+                let log = RedisLog::connect(RedisLogConfig {
+                    url: url.to_owned(),
+                    key_prefix: args.redis_prefix.clone(),
+                    retention: args.retention,
+                    dedupe_window: UPSTREAM_DEDUPE_WINDOW,
+                })
+                .await
+                .context("--redis: the log backend is unreachable (is Redis running there?)")?;
+                let upstream = UpstreamConfig {
+                    redis_url: url.to_owned(),
+                    channels: args.upstream_channels.clone(),
+                    patterns: args.upstream_patterns.clone(),
+                };
+                (log, Some(upstream))
+            }
+            None => (
+                MemoryLog::new(args.retention, args.memory_log_max_entries),
+                None,
+            ),
+        };
+        let config = gateway::Config {
+            ws_ping_interval: args.ws_ping_interval,
+            ws_idle_timeout: args.ws_idle_timeout,
+            sse_heartbeat: args.sse_heartbeat,
+            slow_consumer_timeout: args.slow_consumer_timeout,
+            shutdown_grace: args.shutdown_grace,
+            ..gateway::Config::default()
+        };
+        let state = AppState::new(config, log, store, CancellationToken::new());
+        gateway::spawn_background(&state, upstream);
+        let address = listener.local_addr()?;
+        tracing::info!(
+            listen = %address,
+            log.backend = state.log.backend_name(),
+            database.backend = state.store.backend_name(),
+            "sluice is up: stream at ws://{address}/v1/stream (WebSocket) or http://{address}/v1/stream (SSE)"
+        );
+        Ok(Node { state, listener })
+    }
+
+    async fn serve(self) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: closing streams with 1001 and draining");
+            shutdown.cancel();
+        });
+        let app = gateway::router(self.state.clone());
+        gateway::serve(self.listener, app, self.state).await
+    }
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,232 @@
+//! Several nodes on one Redis, and Redis failures.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::*;
+use testkit::RedisServer;
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn stream_len(redis: &RedisServer) -> i64 {
+    redis::cmd("XLEN")
+        .arg("sluice:log")
+        .query_async(&mut redis_conn(redis).await)
+        .await
+        .unwrap()
+}
+
+/// Two gateway nodes on one Redis behave as one firehose: a raw upstream PUBLISH is stored once,
+/// clients on both nodes receive it once, and a cursor from one node resumes on the other.
+#[tokio::test]
+async fn two_nodes_are_one_firehose() {
+    let redis = RedisServer::start().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let second = Node::start(NodeOptions {
+        role: Some("gateway"),
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        admin_token: Some(first.admin_token.clone()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let token = first.admin_token.clone();
+    let mut on_first = ws_connect(&first.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    let mut on_second = ws_connect(&second.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    ws_frame(&mut on_first).await;
+    ws_frame(&mut on_second).await;
+    // Both nodes must be subscribed to the upstream before we publish.
+    let mut conn = redis_conn(&redis).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("indicators")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts[0].1 >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nodes did not subscribe"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    for n in 0..5 {
+        let message = json!({"indicator": ip(n), "provider": "honeypot-1", "tags": ["scanner"]});
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg("indicators")
+            .arg(message.to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(receivers, 2);
+    }
+    let from_first = ws_indicators(&mut on_first, 5).await;
+    let from_second = ws_indicators(&mut on_second, 5).await;
+    assert_eq!(from_first, from_second);
+    assert_eq!(
+        from_first
+            .iter()
+            .map(|(_, i)| i.clone())
+            .collect::<Vec<_>>(),
+        (0..5).map(ip).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        stream_len(&redis).await,
+        5,
+        "each upstream message is stored once"
+    );
+
+    // Publish over HTTP on the first node, resume on the second from a first-node cursor.
+    let ids = first
+        .publish_all(&(5..10).map(indicator).collect::<Vec<_>>())
+        .await;
+    let url = second.ws(&format!("/v1/stream?cursor={}", from_first[4].0));
+    let mut resumed = ws_connect(&url, Some(&token)).await.unwrap();
+    ws_frame(&mut resumed).await;
+    let got: Vec<String> = ws_indicators(&mut resumed, 5)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(got, ids);
+    // No extra frame is pending: the next thing we see is what we publish next.
+    let next = first.publish_all(&[indicator(99)]).await;
+    assert_eq!(ws_indicators(&mut resumed, 1).await[0].0, next[0]);
+}
+
+/// Redis killed and restarted empty under a live client: the node stays up, /readyz reports
+/// degraded then ready, the client is told the history was lost (`reset`), and new indicators
+/// flow again, without reconnecting.
+#[tokio::test]
+async fn redis_restart_is_announced_and_recovered() {
+    let mut redis = RedisServer::start().unwrap();
+    let node = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    ws_indicators(&mut socket, 3).await;
+
+    redis.kill();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while node.readyz().await != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz never reported degraded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while node.readyz().await != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz never recovered:\n{}",
+            node.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids = loop {
+        let (status, answer) = node
+            .publish(&node.admin_token, &json!([indicator(10), indicator(11)]))
+            .await;
+        if status == 202 {
+            break answer["ids"].as_array().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reset = ws_frame(&mut socket).await;
+    assert_eq!(reset["type"], "reset", "{reset}");
+    assert_eq!(reset["reason"], "log_restarted");
+    let got = ws_indicators(&mut socket, 2).await;
+    assert_eq!(got[0].0, ids[0].as_str().unwrap());
+    assert_eq!(got[1].0, ids[1].as_str().unwrap());
+}
+
+/// Garbage on the upstream channel is counted and logged; the valid message after it is stored.
+#[tokio::test]
+async fn upstream_garbage_is_counted_not_fatal() {
+    let redis = RedisServer::start().unwrap();
+    let node = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    let mut conn = redis_conn(&redis).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("indicators")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts[0].1 >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let garbage: [&[u8]; 6] = [
+        b"not json",
+        b"{\"indicator\": 5, \"provider\": \"x\"}",
+        b"{\"indicator\": \"185.1.1.1\"}",
+        b"{\"indicator\": \"10.0.0.1\", \"provider\": \"x\"}",
+        b"\xff\xfe\x00garbage",
+        b"[1,2,3]",
+    ];
+    for message in garbage {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("indicators")
+            .arg(message)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let good = json!({"indicator": "185.9.9.9", "provider": "honeypot"}).to_string();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("indicators")
+        .arg(good)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let got = ws_indicators(&mut socket, 1).await;
+    assert_eq!(got[0].1, "185.9.9.9");
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.contains("sluice_ingest_rejected_total{source=\"upstream\"} 6"),
+        "{metrics}"
+    );
+}

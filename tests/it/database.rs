@@ -1,0 +1,80 @@
+//! The account store on PostgreSQL, end to end: the CLI and the server share one database.
+
+use testkit::PgDatabase;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn postgres_backed_node_streams_with_cli_created_tokens() {
+    let database = PgDatabase::create().await.unwrap();
+    let node = Node::start(NodeOptions {
+        database: Some(database.url().to_owned()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let with_db = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--database".to_owned(), database.url().to_owned()]);
+        all
+    };
+    let args = with_db(&["accounts", "create", "acme", "--plan", "hobby"]);
+    let output = node
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let args = with_db(&["tokens", "create", "--account", "acme"]);
+    let output = node
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut socket).await["plan"], "hobby");
+    let ids = node.publish_all(&[indicator(7)]).await;
+    assert_eq!(ws_indicators(&mut socket, 1).await[0].0, ids[0]);
+
+    // Revoked tokens are refused at the next handshake.
+    let args = with_db(&["tokens", "list", "--account", "acme"]);
+    let output = node
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        !listing.contains(&token),
+        "tokens list must never show a secret"
+    );
+    let id = listing
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let args = with_db(&["tokens", "revoke", &id]);
+    let output = node
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        ws_connect(&node.ws("/v1/stream"), Some(&token)).await.err(),
+        Some(401)
+    );
+    drop(node);
+    database.drop_database().await.unwrap();
+}

@@ -1,0 +1,160 @@
+//! Process lifecycle: shutdown, liveness, configuration errors, the CLI.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::{start, Backend};
+
+/// SIGTERM: every WebSocket gets 1001 with its last delivered cursor, and the process exits.
+#[tokio::test]
+async fn sigterm_closes_streams_with_1001_and_the_cursor() {
+    let (mut node, _redis) = start(Backend::Memory, &[]).await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    let ids = node
+        .publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    ws_indicators(&mut socket, 3).await;
+    node.signal("TERM");
+    let (code, reason) = ws_close_code(&mut socket).await;
+    assert_eq!(code, 1001);
+    assert!(
+        reason.contains(&ids[2]),
+        "close reason {reason:?} lacks the last cursor {}",
+        ids[2]
+    );
+    assert!(node.wait_exit().await.success());
+}
+
+/// A peer that answers no pings is closed after the idle timeout.
+#[tokio::test]
+async fn silent_peer_is_closed() {
+    let (node, _redis) = start(
+        Backend::Memory,
+        &["--ws-ping-interval", "100ms", "--ws-idle-timeout", "500ms"],
+    )
+    .await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    // Not reading means tungstenite answers no pings: the server sees silence.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, _) = ws_close_code(&mut socket).await;
+    assert_eq!(code, 1008);
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_64_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["up", "--listen", "nowhere"][..],
+        &["up", "--retention", "forever"],
+        &["up", "--database", "mysql://x"],
+        &["tokens", "create", "--account", "a", "--scope", "god"],
+        &["publish", "--format", "xml", "-"],
+    ] {
+        let output = run_cli(args, dir.path()).await;
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    let output = tokio::process::Command::new(sluice_binary())
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .env("SLUICE_ADMIN_TOKEN", "not-a-token")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SLUICE_ADMIN_TOKEN"));
+}
+
+/// First start prints the admin token once and writes it with mode 0600; it works.
+#[tokio::test]
+async fn first_start_bootstraps_the_admin_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(sluice_binary())
+        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let path = dir.path().join("admin.token");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !path.exists() || std::fs::read_to_string(&path).unwrap().trim().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    assert!(token.starts_with("slc_"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("ws://127.0.0.1:{port}/v1/stream");
+    let mut socket = ws_connect(&url, Some(&token)).await.unwrap();
+    assert_eq!(ws_frame(&mut socket).await["plan"], "enterprise");
+    child.start_kill().unwrap();
+    let stdout = child.wait_with_output().await.unwrap().stdout;
+    assert!(String::from_utf8_lossy(&stdout).contains(&token));
+}
+
+/// `sluice publish` reads a real feed file and sends it; rejections are reported per line.
+#[tokio::test]
+async fn publish_cli_sends_a_feed_file() {
+    let (node, _redis) = start(Backend::Memory, &[]).await;
+    node.create_account("spamhaus", "pro").await;
+    let token = node.create_token("spamhaus", "write").await;
+    assert!(token.starts_with("slc_") && !token.contains('\n'));
+    let mut socket = ws_connect(
+        &node.ws("/v1/stream?provider=spamhaus"),
+        Some(&node.admin_token),
+    )
+    .await
+    .unwrap();
+    ws_frame(&mut socket).await;
+    let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/data/feeds/spamhaus_drop.txt");
+    let output = tokio::process::Command::new(sluice_binary())
+        .args([
+            "publish",
+            feed,
+            "--tags",
+            "hijacked",
+            "--url",
+            &node.http(""),
+        ])
+        .env("SLUICE_TOKEN", &token)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary = stderr.lines().last().unwrap();
+    let published: usize = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(published > 100, "{summary}");
+    let first = ws_frame(&mut socket).await;
+    assert_eq!(first["data"]["itype"], "cidr");
+    assert_eq!(first["data"]["provider"], "spamhaus");
+    assert!(first["data"]["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&"hijacked".into()));
+}
