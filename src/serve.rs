@@ -77,6 +77,10 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
         _ => None,
     };
     let Some(token) = store.bootstrap_admin(fixed.as_ref()).await? else {
+        let path = data_dir.join("admin.token");
+        if fixed.is_none() && path.exists() {
+            tracing::info!("the admin token is in {}", path.display());
+        }
         return Ok(());
     };
     let path = data_dir.join("admin.token");
@@ -156,8 +160,8 @@ impl Node {
         let address = listener.local_addr()?;
         tracing::info!(
             listen = %address,
-            log.backend = state.log.backend_name(),
-            database.backend = state.store.backend_name(),
+            storage.log = state.log.backend_name(),
+            storage.database = state.store.backend_name(),
             "sluice is up: stream at ws://{address}/v1/stream (WebSocket) or http://{address}/v1/stream (SSE)"
         );
         Ok(Node { state, listener })

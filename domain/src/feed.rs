@@ -45,6 +45,7 @@ pub enum FeedFormat {
 }
 
 impl FeedFormat {
+    /// Every format.
     pub const ALL: [FeedFormat; 5] = [
         FeedFormat::Auto,
         FeedFormat::Json,
@@ -53,6 +54,7 @@ impl FeedFormat {
         FeedFormat::Lines,
     ];
 
+    /// The `--format` value.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedFormat::Auto => "auto",
@@ -93,6 +95,7 @@ impl FromStr for FeedFormat {
 pub struct FeedRecord {
     /// 1-based line of the source where the record starts.
     pub line: usize,
+    /// The fields the record gives, named as the indicator model names them.
     pub object: Map<String, Value>,
 }
 
@@ -100,7 +103,9 @@ pub struct FeedRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct FeedError {
+    /// 1-based line of the source.
     pub line: usize,
+    /// Why the line could not be read.
     pub reason: String,
 }
 

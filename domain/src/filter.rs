@@ -58,8 +58,10 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile.
     pub const ALL: [Profile; 3] = [Profile::Firewall, Profile::Sinkhole, Profile::Zeek];
 
+    /// The `profile=` value: `firewall`, `sinkhole`, `zeek`.
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::Firewall => "firewall",
@@ -113,16 +115,20 @@ impl FromStr for Profile {
 /// Why a filter query was refused; each message names the key and says what to send instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
+    /// A query key that is not a filter.
     #[error("unknown filter `{key}`: known filters are itype, tags, confidence, tlp, provider, cidr, profile, correlated")]
     UnknownKey { key: String },
+    /// A value the filter cannot take; `expected` says what it can.
     #[error("filter `{key}`: `{value}` is not valid: expected {expected}")]
     InvalidValue {
         key: &'static str,
         value: String,
         expected: &'static str,
     },
+    /// A single-valued filter given twice.
     #[error("filter `{key}` is given more than once: give it once")]
     Repeated { key: &'static str },
+    /// A list filter with more than [`MAX_FILTER_VALUES`] values.
     #[error("filter `{key}` has more than {max} values: narrow it down")]
     TooManyValues { key: &'static str, max: usize },
 }

@@ -81,11 +81,14 @@ pub struct Indicator {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct Rejection {
+    /// The offending field (`indicator`, `tags`, ...), or `object` for the object as a whole.
     pub field: String,
+    /// What is wrong and, where it helps, what to send instead.
     pub reason: String,
 }
 
 impl Rejection {
+    /// A rejection of `field` for `reason`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
         Rejection {
             field: field.into(),
@@ -205,6 +208,7 @@ impl Indicator {
         &self.indicator
     }
 
+    /// The detected type (a given `itype` must agree with it).
     pub fn itype(&self) -> Itype {
         self.itype
     }
@@ -224,6 +228,7 @@ impl Indicator {
         self.confidence
     }
 
+    /// The sharing level (default amber).
     pub fn tlp(&self) -> Tlp {
         self.tlp
     }
@@ -233,10 +238,12 @@ impl Indicator {
         self.reporttime
     }
 
+    /// When the provider first saw it, if given.
     pub fn firsttime(&self) -> Option<DateTime<Utc>> {
         self.firsttime
     }
 
+    /// When the provider last saw it, if given.
     pub fn lasttime(&self) -> Option<DateTime<Utc>> {
         self.lasttime
     }

@@ -50,27 +50,20 @@ fn counts(
 
 /// Item lines (non-comment, non-blank) per file, counted independently with
 /// `grep -cvE '^\s*(#|;|//|$)'`: records + feed errors must add up to them (minus header lines).
+#[rustfmt::skip]
 fn expected() -> Vec<(&'static str, Counts)> {
     vec![
-        ("abuse_ch_urlhaus.txt", counts(31, 0, 31, 0, &[("url", 31)])),
-        ("alienvault_feed.txt", counts(12, 0, 12, 0, &[("ipv4", 12)])),
-        (
-            "bambenek_fqdn_feed.txt",
-            counts(15, 0, 15, 0, &[("fqdn", 15)]),
-        ),
-        (
-            "bambenek_ipv4_feed.txt",
-            counts(22, 0, 22, 0, &[("ipv4", 22)]),
-        ),
-        ("csirtg_feed.txt", counts(25, 0, 25, 0, &[("ipv4", 25)])),
-        ("openphish_feed.txt", counts(42, 0, 42, 0, &[("url", 42)])),
-        ("phishtank_feed.json", counts(5, 0, 5, 0, &[("url", 5)])),
+        //                         records errors accepted rejected  itypes
+        ("abuse_ch_urlhaus.txt",   counts( 31, 0,  31, 0, &[("url", 31)])),
+        ("alienvault_feed.txt",    counts( 12, 0,  12, 0, &[("ipv4", 12)])),
+        ("bambenek_fqdn_feed.txt", counts( 15, 0,  15, 0, &[("fqdn", 15)])),
+        ("bambenek_ipv4_feed.txt", counts( 22, 0,  22, 0, &[("ipv4", 22)])),
+        ("csirtg_feed.txt",        counts( 25, 0,  25, 0, &[("ipv4", 25)])),
+        ("openphish_feed.txt",     counts( 42, 0,  42, 0, &[("url", 42)])),
+        ("phishtank_feed.json",    counts(  5, 0,   5, 0, &[("url", 5)])),
         // 16 item lines: the first is DShield's `Start End Netblock ...` header.
-        ("sansedu_block.txt", counts(15, 0, 15, 0, &[("cidr", 15)])),
-        (
-            "spamhaus_drop.txt",
-            counts(737, 0, 737, 0, &[("cidr", 737)]),
-        ),
+        ("sansedu_block.txt",      counts( 15, 0,  15, 0, &[("cidr", 15)])),
+        ("spamhaus_drop.txt",      counts(737, 0, 737, 0, &[("cidr", 737)])),
     ]
 }
 

@@ -80,8 +80,8 @@ impl Hub {
             backoff.reset();
             if batch.epoch != epoch {
                 tracing::warn!(
-                    log.old_epoch = %epoch,
-                    log.new_epoch = %batch.epoch,
+                    epoch.old = %epoch,
+                    epoch.new = %batch.epoch,
                     "the log has a new epoch (its backend lost its data); subscribers will be reset"
                 );
                 position = Some((batch.epoch.clone(), StreamId::ZERO));

@@ -113,7 +113,8 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
             return None;
         }
     }
-    Some((host, port))
+    // `host:` with an empty port means the default port (RFC 3986): same as no port.
+    Some((host, port.filter(|port| !port.is_empty())))
 }
 
 /// A URL's host: `[ipv6]`, an IPv4 address or a domain name, in canonical form.
@@ -347,6 +348,10 @@ mod tests {
             Some((Url, "http://example.com?x=1")),
         );
         check("hxxp://example.com/x", Some((Url, "hxxp://example.com/x")));
+        check(
+            "http://example.com:/x/",
+            Some((Url, "http://example.com/x")),
+        );
         check("http://example.com:99999999/", None);
         check("http://example.com:8o/", None);
         check("1http://example.com/", None);

@@ -442,14 +442,14 @@ fn parse_entries(epoch: &str, entries: Value) -> Result<Vec<SharedEntry>, LogErr
         let stored = match data {
             Some(Value::BulkString(bytes)) => bytes,
             _ => {
-                tracing::warn!(log.cursor = %cursor, "log entry without a `d` field skipped");
+                tracing::warn!(entry.cursor = %cursor, "log entry without a `d` field skipped");
                 continue;
             }
         };
         match Entry::from_stored(cursor.clone(), &stored) {
             Ok(entry) => parsed.push(entry),
             Err(rejection) => {
-                tracing::warn!(log.cursor = %cursor, error = %rejection, "invalid log entry skipped");
+                tracing::warn!(entry.cursor = %cursor, error = %rejection, "invalid log entry skipped");
             }
         }
     }
