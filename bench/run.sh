@@ -2,26 +2,39 @@
 # Reproduces the figures in BENCHMARKS.md on one machine: a private redis-server, a release
 # `sluice up --redis` gateway, and `sluice bench` as subscribers and paced publisher.
 # Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 sse2000 max10 max1000 (default: all)
+# Needs redis-server and curl; raises the open-files limit for 10,000 sockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p sluice
-SLUICE=target/release/sluice
+# SLUICE_BIN runs an already built binary instead of building one.
+if [ -z "${SLUICE_BIN:-}" ]; then cargo build --release -q -p sluice; fi
+SLUICE=${SLUICE_BIN:-target/release/sluice}
 work=$(mktemp -d)
-redis_port=$((20000 + RANDOM % 20000))
-http_port=$((40000 + RANDOM % 20000))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log"
-RUST_LOG=warn $SLUICE up --listen "127.0.0.1:$http_port" --data-dir "$work/data" \
-  --redis "redis://127.0.0.1:$redis_port/" >"$work/gateway.log" 2>&1 &
-gateway=$!
-cleanup() { kill "$gateway" 2>/dev/null || true; kill "$(cat "$work/redis.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
-token=$(cat "$work/data/admin.token")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+http_port=$(free_port)
+start_stack() {
+  stop_stack
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+  rm -rf "$work/data"
+  RUST_LOG=warn $SLUICE up --listen "127.0.0.1:$http_port" --data-dir "$work/data" \
+    --redis "redis://127.0.0.1:$redis_port/" >"$work/gateway.log" 2>&1 &
+  gateway=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
+  if ! kill -0 "$gateway" 2>/dev/null; then cat "$work/gateway.log" >&2; exit 1; fi
+  token=$(cat "$work/data/admin.token")
+}
+stop_stack() {
+  if [ -n "${gateway:-}" ]; then kill "$gateway" 2>/dev/null || true; wait "$gateway" 2>/dev/null || true; fi
+  if [ -f "$work/redis.pid" ]; then kill "$(cat "$work/redis.pid")" 2>/dev/null || true; rm -f "$work/redis.pid"; sleep 0.5; fi
+}
+trap 'stop_stack; rm -rf "$work"' EXIT
 
 bench() {
+  # Each measurement gets a fresh Redis and gateway, so no backlog carries over.
+  start_stack
   echo "### sluice bench $*"
   $SLUICE bench --url "http://127.0.0.1:$http_port" --token "$token" \
     --redis "redis://127.0.0.1:$redis_port/" --gateway-pid "$gateway" "$@"
@@ -34,8 +47,8 @@ for scenario in $scenarios; do
     idle)    bench --idle --subscribers 10000 ;;
     ws2000)  bench --subscribers 2000 --transport ws --rate 100 --duration 15s ;;
     sse2000) bench --subscribers 2000 --transport sse --rate 100 --duration 15s ;;
-    max10)   for rate in 5000 10000 20000; do bench --subscribers 10 --rate "$rate" --duration 10s; done ;;
-    max1000) for rate in 100 200 400; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
+    max10)   for rate in 2000 4000 6000 8000; do bench --subscribers 10 --rate "$rate" --duration 10s; done ;;
+    max1000) for rate in 25 50 100; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;
   esac
 done

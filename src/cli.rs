@@ -105,6 +105,12 @@ pub struct NodeArgs {
     /// SSE heartbeat interval.
     #[arg(long, env = "SLUICE_SSE_HEARTBEAT", value_parser = parse_duration, default_value = "15s")]
     pub sse_heartbeat: Duration,
+    /// How often plan changes and revocations are picked up from the account database.
+    #[arg(long, env = "SLUICE_CHANGE_POLL_INTERVAL", value_parser = parse_duration, default_value = "1s")]
+    pub change_poll_interval: Duration,
+    /// How often metered usage is written to the account database.
+    #[arg(long, env = "SLUICE_USAGE_FLUSH_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    pub usage_flush_interval: Duration,
     /// A send blocked this long closes a slow consumer (WebSocket 4009).
     #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub slow_consumer_timeout: Duration,
@@ -123,6 +129,15 @@ pub struct UpArgs {
     /// Demo pace, indicators per second.
     #[arg(long, env = "SLUICE_DEMO_RATE", default_value_t = 5)]
     pub demo_rate: u32,
+    /// Secret(s) verifying `POST /v1/billing/webhook` signatures (comma-separated while
+    /// rotating). Unset: billing test mode, where accounts switch plans themselves.
+    #[arg(
+        long,
+        env = "SLUICE_BILLING_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub billing_webhook_secret: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

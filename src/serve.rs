@@ -8,6 +8,7 @@ use billing::{ApiToken, Store};
 use gateway::log::memory::MemoryLog;
 use gateway::log::redis::{RedisLog, RedisLogConfig};
 use gateway::log::Log;
+use gateway::slots::{ConnectionSlots, MemorySlots, RedisSlots};
 use gateway::upstream::UpstreamConfig;
 use gateway::AppState;
 use tokio::net::TcpListener;
@@ -16,10 +17,19 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{GatewayArgs, NodeArgs, UpArgs};
 use crate::exit;
 
+/// Connection-cap leases on Redis expire this long after their node stops renewing them.
+const SLOT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How long an upstream message's identity is remembered to dedupe it across nodes.
 const UPSTREAM_DEDUPE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let web_config = web::Config {
+        billing_webhook_secrets: args.billing_webhook_secret.clone(),
+    };
+    web_config
+        .validate()
+        .map_err(|error| exit::config(format!("--billing-webhook-secret: {error}")))?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     bootstrap_admin(&store, &args.node.store.data_dir).await?;
     let node = Node::start(&args.node, args.redis.as_deref(), store).await?;
@@ -30,13 +40,20 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             .tracker
             .spawn(crate::demo::run(log, args.demo_rate, shutdown));
     }
-    node.serve().await
+    if web_config.test_mode() {
+        tracing::info!("billing test mode: no --billing-webhook-secret, so accounts may switch plans themselves");
+    }
+    let web = web::router(web::AppState {
+        store: node.state.store.clone(),
+        config: Arc::new(web_config),
+    });
+    node.serve(Some(web)).await
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     let node = Node::start(&args.node, Some(&args.redis), store).await?;
-    node.serve().await
+    node.serve(None).await
 }
 
 /// Opens and migrates the account database.
@@ -120,43 +137,63 @@ impl Node {
                 args.listen
             ))
         })?;
-        let (log, upstream): (Arc<dyn Log>, _) = match redis {
-            Some(url) => {
-                redis::Client::open(url).map_err(|error| {
-                    exit::config(format!(
-                        "--redis `{url}` is not a Redis URL ({error}); use redis://host:port/"
-                    ))
-                })?;
-                let log = RedisLog::connect(RedisLogConfig {
-                    url: url.to_owned(),
-                    key_prefix: args.redis_prefix.clone(),
-                    retention: args.retention,
-                    dedupe_window: UPSTREAM_DEDUPE_WINDOW,
-                })
-                .await
-                .context("--redis: the log backend is unreachable (is Redis running there?)")?;
-                let upstream = UpstreamConfig {
-                    redis_url: url.to_owned(),
-                    channels: args.upstream_channels.clone(),
-                    patterns: args.upstream_patterns.clone(),
-                };
-                (log, Some(upstream))
-            }
-            None => (
-                MemoryLog::new(args.retention, args.memory_log_max_entries),
-                None,
-            ),
-        };
+        let (log, slots, redis_slots, upstream): (Arc<dyn Log>, Arc<dyn ConnectionSlots>, _, _) =
+            match redis {
+                Some(url) => {
+                    redis::Client::open(url).map_err(|error| {
+                        exit::config(format!(
+                            "--redis `{url}` is not a Redis URL ({error}); use redis://host:port/"
+                        ))
+                    })?;
+                    let log = RedisLog::connect(RedisLogConfig {
+                        url: url.to_owned(),
+                        key_prefix: args.redis_prefix.clone(),
+                        retention: args.retention,
+                        dedupe_window: UPSTREAM_DEDUPE_WINDOW,
+                    })
+                    .await
+                    .context("--redis: the log backend is unreachable (is Redis running there?)")?;
+                    let upstream = UpstreamConfig {
+                        redis_url: url.to_owned(),
+                        channels: args.upstream_channels.clone(),
+                        patterns: args.upstream_patterns.clone(),
+                    };
+                    let commands =
+                        gateway::log::redis::connection_manager(&redis::Client::open(url)?)
+                            .await
+                            .context("--redis: cannot connect")?;
+                    let slots = RedisSlots::new(commands, &args.redis_prefix, SLOT_LEASE_TTL);
+                    (
+                        log,
+                        slots.clone() as Arc<dyn ConnectionSlots>,
+                        Some(slots),
+                        Some(upstream),
+                    )
+                }
+                None => (
+                    MemoryLog::new(args.retention, args.memory_log_max_entries) as Arc<dyn Log>,
+                    Arc::new(MemorySlots::default()) as Arc<dyn ConnectionSlots>,
+                    None,
+                    None,
+                ),
+            };
         let config = gateway::Config {
             ws_ping_interval: args.ws_ping_interval,
             ws_idle_timeout: args.ws_idle_timeout,
             sse_heartbeat: args.sse_heartbeat,
             slow_consumer_timeout: args.slow_consumer_timeout,
             shutdown_grace: args.shutdown_grace,
+            change_poll_interval: args.change_poll_interval,
+            usage_flush_interval: args.usage_flush_interval,
             ..gateway::Config::default()
         };
-        let state = AppState::new(config, log, store, CancellationToken::new());
+        let state = AppState::new(config, log, slots, store, CancellationToken::new());
         gateway::spawn_background(&state, upstream);
+        if let Some(redis_slots) = redis_slots {
+            state
+                .tracker
+                .spawn(redis_slots.renew(state.shutdown.clone()));
+        }
         let address = listener.local_addr()?;
         tracing::info!(
             listen = %address,
@@ -167,14 +204,18 @@ impl Node {
         Ok(Node { state, listener })
     }
 
-    async fn serve(self) -> anyhow::Result<()> {
+    /// Serves the gateway's API, plus `extra` routes (the account and billing API on `up`).
+    async fn serve(self, extra: Option<axum::Router>) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: closing streams with 1001 and draining");
             shutdown.cancel();
         });
-        let app = gateway::router(self.state.clone());
+        let mut app = gateway::router(self.state.clone());
+        if let Some(extra) = extra {
+            app = app.merge(extra);
+        }
         gateway::serve(self.listener, app, self.state).await
     }
 }

@@ -5,7 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 use sqlx::{AnyConnection, Row};
 
-use crate::store::{from_unix, unix_now, violates, DbContext, Store, StoreError};
+use crate::changes::{record_change, NewChange};
+use crate::store::{from_unix, unix_now, violates, Backend, DbContext, Store, StoreError};
 use crate::token::{ApiToken, Scope};
 use crate::tokens::insert_token;
 
@@ -84,22 +85,35 @@ impl Store {
     }
 
     /// Moves an account to another plan. Its existing tokens carry the new plan from the next
-    /// authentication on (the plan is joined in at lookup, never copied into tokens).
+    /// authentication on (the plan is joined in at lookup, never copied into tokens), and an
+    /// `account_plan` change is recorded in the same transaction so live connections follow
+    /// (a move to the plan the account is already on changes nothing and records nothing).
     pub async fn set_plan(&self, account: &str, plan: &str) -> Result<Account, StoreError> {
-        let result = sqlx::query(
-            "UPDATE accounts SET plan = $1 WHERE name = $2 RETURNING id, name, plan, created_at",
+        let mut transaction = self.pool().begin().await.db("starting a plan change")?;
+        match change_account_plan(
+            &mut transaction,
+            self.backend(),
+            AccountKey::Name(account),
+            plan,
         )
-        .bind(plan)
-        .bind(account)
-        .fetch_optional(self.pool())
-        .await;
-        match result {
-            Ok(Some(row)) => account_from_row(&row).db("reading an account"),
-            Ok(None) => Err(StoreError::UnknownAccount(account.to_owned())),
-            Err(error) if violates(&error, ErrorKind::ForeignKeyViolation) => {
-                Err(StoreError::UnknownPlan(plan.to_owned()))
+        .await?
+        {
+            Some(changed) => {
+                transaction.commit().await.db("committing a plan change")?;
+                tracing::info!(account.id = changed.id, plan = %plan, "changed an account's plan");
+                Ok(changed)
             }
-            Err(error) => Err(error).db("changing an account's plan"),
+            None => {
+                transaction
+                    .rollback()
+                    .await
+                    .db("rolling back a plan change")?;
+                // Nothing was updated: either the account is already on `plan`, or it does
+                // not exist.
+                self.account(account)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownAccount(account.to_owned()))
+            }
         }
     }
 
@@ -156,6 +170,56 @@ impl Store {
         }
         Ok(None)
     }
+}
+
+/// How [`change_account_plan`] finds the account.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AccountKey<'a> {
+    Name(&'a str),
+    Id(i64),
+}
+
+/// Moves an account to `plan` inside `connection`'s transaction and records the `account_plan`
+/// change; `None` when nothing changed (no such account, or already on `plan`). The caller
+/// commits. Only writes, so on SQLite the transaction takes the write lock at its first
+/// statement and never has to upgrade a read snapshot (which fails at once under WAL).
+pub(crate) async fn change_account_plan(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    account: AccountKey<'_>,
+    plan: &str,
+) -> Result<Option<Account>, StoreError> {
+    let condition = match account {
+        AccountKey::Name(_) => "name = $2",
+        AccountKey::Id(_) => "id = $2",
+    };
+    let sql = format!(
+        "UPDATE accounts SET plan = $1 WHERE {condition} AND plan <> $1 \
+         RETURNING id, name, plan, created_at"
+    );
+    let statement = sqlx::query(&sql).bind(plan);
+    let statement = match account {
+        AccountKey::Name(name) => statement.bind(name),
+        AccountKey::Id(id) => statement.bind(id),
+    };
+    let changed = match statement.fetch_optional(&mut *connection).await {
+        Ok(Some(row)) => account_from_row(&row).db("reading an account")?,
+        Ok(None) => return Ok(None),
+        Err(error) if violates(&error, ErrorKind::ForeignKeyViolation) => {
+            return Err(StoreError::UnknownPlan(plan.to_owned()))
+        }
+        Err(error) => return Err(error).db("changing an account's plan"),
+    };
+    record_change(
+        connection,
+        backend,
+        NewChange::AccountPlan {
+            account_id: changed.id,
+            plan,
+        },
+    )
+    .await?;
+    Ok(Some(changed))
 }
 
 /// Inserts an account (the name must already be valid).

@@ -1,6 +1,6 @@
-//! Plans as stored (SPEC §5): reading them into `domain::PlanLimits`.
+//! Plans as stored (SPEC §5): reading them into `domain::PlanLimits`, and admins editing them.
 //!
-//! Plans are seeded by the first migration and edited by admins straight in the database, so
+//! Plans are seeded by the first migration and may be edited straight in the database, so
 //! decoding checks every value rather than trusting it.
 
 use std::time::Duration;
@@ -10,7 +10,8 @@ use domain::{PlanLimits, Tlp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::store::{DbContext, Store, StoreError};
+use crate::changes::{record_change, NewChange};
+use crate::store::{unix_now, DbContext, Store, StoreError};
 
 /// The plan columns of `plans p`, aliased with a `plan_` prefix so they can be selected next to
 /// other tables' columns (`accounts.name`, …) without clashing.
@@ -49,6 +50,62 @@ impl Store {
             .map(plan_from_row)
             .transpose()
             .db("reading a plan")
+    }
+
+    /// Edits a plan's limits (admin); records `plan_edited`. Name must exist.
+    ///
+    /// Every account on the plan carries the new limits from its next authentication, and live
+    /// connections adopt them through the change log. Plans cannot be renamed here: the name
+    /// selects the plan.
+    pub async fn update_plan(&self, plan: &PlanLimits) -> Result<(), StoreError> {
+        if plan.price_cents.is_some_and(|cents| cents < 0) {
+            return Err(StoreError::InvalidPlan(format!(
+                "price_cents must not be negative (got {})",
+                plan.price_cents.unwrap_or_default()
+            )));
+        }
+        let replay_window_seconds = i64::try_from(plan.replay_window.as_secs()).map_err(|_| {
+            StoreError::InvalidPlan(format!(
+                "replay_window of {} s is out of range",
+                plan.replay_window.as_secs()
+            ))
+        })?;
+        let mut transaction = self.pool().begin().await.db("starting a plan edit")?;
+        let updated = sqlx::query(
+            "UPDATE plans SET price_cents = $1, firehose = $2, sample_per_second = $3, \
+             max_connections = $4, rate_per_second = $5, burst = $6, replay_window_seconds = $7, \
+             max_tlp = $8, correlated = $9, updated_at = $10 WHERE name = $11",
+        )
+        .bind(plan.price_cents)
+        .bind(plan.firehose)
+        .bind(plan.sample_per_second.map(i64::from))
+        .bind(i64::from(plan.max_connections))
+        .bind(plan.rate_per_second.map(i64::from))
+        .bind(plan.burst.map(i64::from))
+        .bind(replay_window_seconds)
+        .bind(plan.max_tlp.as_str())
+        .bind(plan.correlated)
+        .bind(unix_now())
+        .bind(&plan.name)
+        .execute(&mut *transaction)
+        .await
+        .db("editing a plan")?;
+        if updated.rows_affected() == 0 {
+            transaction
+                .rollback()
+                .await
+                .db("rolling back a plan edit")?;
+            return Err(StoreError::UnknownPlan(plan.name.clone()));
+        }
+        record_change(
+            &mut transaction,
+            self.backend(),
+            NewChange::PlanEdited { plan: &plan.name },
+        )
+        .await?;
+        transaction.commit().await.db("committing a plan edit")?;
+        tracing::info!(plan = %plan.name, "edited a plan's limits");
+        Ok(())
     }
 }
 

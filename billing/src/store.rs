@@ -29,7 +29,7 @@ pub struct Store {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -49,6 +49,13 @@ pub enum StoreError {
     /// The account name breaks the naming rule; the text says which part.
     #[error("invalid account name: {0}")]
     InvalidName(String),
+    /// A plan's limits break a rule (a negative price, a replay window out of range); the text
+    /// says which field.
+    #[error("invalid plan: {0}")]
+    InvalidPlan(String),
+    /// A billing event is unusable (no id, an `updated` event without a plan); the text says why.
+    #[error("invalid billing event: {0}")]
+    InvalidEvent(String),
     /// `register_token` was given a token already registered to a different account.
     #[error("this token is already registered to another account; generate a new one")]
     TokenInUse,
@@ -151,6 +158,11 @@ impl Store {
             .await
             .with_context(|| format!("the {} database does not answer", self.backend_name()))?;
         Ok(())
+    }
+
+    /// Which backend this store runs on, for the few statements that differ.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -12,6 +12,7 @@ use sqlx::error::ErrorKind;
 use sqlx::{AnyConnection, Row};
 
 use crate::accounts::Account;
+use crate::changes::{record_change, NewChange};
 use crate::store::{from_unix, from_unix_opt, unix_now, violates, DbContext, Store, StoreError};
 use crate::token::{random_base62, ApiToken, Scope};
 
@@ -129,20 +130,41 @@ impl Store {
     }
 
     /// Revokes the token with public id `id`; `false` if there is no such token or it was
-    /// already revoked (the first revocation time is kept).
+    /// already revoked (the first revocation time is kept). Records a `token_revoked` change in
+    /// the same transaction, so live connections using the token are closed.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(unix_now())
-                .bind(id)
-                .execute(self.pool())
+        let mut transaction = self.pool().begin().await.db("starting a revocation")?;
+        let account_id: Option<i64> = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             RETURNING account_id",
+        )
+        .bind(unix_now())
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await
+        .db("revoking a token")?
+        .map(|row| row.try_get("account_id"))
+        .transpose()
+        .db("revoking a token")?;
+        let Some(account_id) = account_id else {
+            transaction
+                .rollback()
                 .await
-                .db("revoking a token")?;
-        let revoked = result.rows_affected() > 0;
-        if revoked {
-            tracing::info!(token.id = %id, "revoked a token");
-        }
-        Ok(revoked)
+                .db("rolling back a revocation")?;
+            return Ok(false);
+        };
+        record_change(
+            &mut transaction,
+            self.backend(),
+            NewChange::TokenRevoked {
+                account_id,
+                token_id: id,
+            },
+        )
+        .await?;
+        transaction.commit().await.db("committing a revocation")?;
+        tracing::info!(token.id = %id, account.id = account_id, "revoked a token");
+        Ok(true)
     }
 
     async fn existing_account(&self, name: &str) -> Result<Account, StoreError> {

@@ -27,6 +27,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Live entries buffered per node before a slow subscriber falls back to reading the log.
     pub hub_capacity: usize,
+    /// How often the node polls the account database's change log (plan changes,
+    /// revocations); default 1 s, well inside SPEC's 5 s.
+    pub change_poll_interval: Duration,
+    /// How often metered usage is written to the database (default 10 s).
+    pub usage_flush_interval: Duration,
 }
 
 impl Default for Config {
@@ -43,6 +48,8 @@ impl Default for Config {
             slow_consumer_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             hub_capacity: crate::hub::DEFAULT_CAPACITY,
+            change_poll_interval: Duration::from_secs(1),
+            usage_flush_interval: Duration::from_secs(10),
         }
     }
 }

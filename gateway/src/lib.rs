@@ -6,15 +6,19 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
+pub mod enforcement;
 pub mod error;
 pub mod health;
 pub mod hub;
 pub mod ingest;
 pub mod log;
 pub mod metrics;
+pub mod slots;
 pub mod stream;
 pub mod subscription;
 pub mod upstream;
+pub mod usage;
 pub mod wire;
 
 use std::sync::Arc;
@@ -30,10 +34,13 @@ use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
+use control::Registry;
 use hub::Hub;
 use log::Log;
 use metrics::Metrics;
+use slots::ConnectionSlots;
 use upstream::UpstreamConfig;
+use usage::UsageMeter;
 
 /// Everything a request handler needs. Cloning is cheap.
 #[derive(Clone)]
@@ -43,6 +50,11 @@ pub struct AppState {
     pub hub: Hub,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Connection caps per account (in process, or shared through Redis).
+    pub slots: Arc<dyn ConnectionSlots>,
+    /// This node's open streams, for live plan changes and revocations.
+    pub registry: Arc<Registry>,
+    pub usage: Arc<UsageMeter>,
     /// Cancelled when the node shuts down; every stream watches it.
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
@@ -53,6 +65,7 @@ impl AppState {
     pub fn new(
         config: Config,
         log: Arc<dyn Log>,
+        slots: Arc<dyn ConnectionSlots>,
         store: Store,
         shutdown: CancellationToken,
     ) -> Self {
@@ -63,6 +76,9 @@ impl AppState {
             hub,
             store,
             metrics: Arc::new(Metrics::new()),
+            slots,
+            registry: Arc::default(),
+            usage: Arc::default(),
             shutdown,
             tracker: TaskTracker::new(),
         }
@@ -84,12 +100,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Starts this node's live reader (and the Redis upstream subscriber, when configured).
+/// Starts this node's long-running tasks: the live reader, the change-log poller, the usage
+/// meter's flusher, and the Redis upstream subscriber when configured.
 pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
     let hub = state.hub.clone();
     state.tracker.spawn(hub.run(
         state.log.clone(),
         state.metrics.clone(),
+        state.shutdown.clone(),
+    ));
+    state.tracker.spawn(control::poll_changes(
+        state.store.clone(),
+        state.registry.clone(),
+        state.metrics.clone(),
+        state.config.change_poll_interval,
+        state.shutdown.clone(),
+    ));
+    state.tracker.spawn(state.usage.clone().run(
+        state.store.clone(),
+        state.config.usage_flush_interval,
         state.shutdown.clone(),
     ));
     if let Some(upstream) = upstream {

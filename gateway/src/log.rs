@@ -114,14 +114,14 @@ pub trait Log: Send + Sync + 'static {
     /// Appends validated indicators in order and returns their cursors.
     fn append(&self, items: Vec<Indicator>) -> BoxFuture<'_, Result<Vec<Cursor>, LogError>>;
 
-    /// Appends one message of the trusted upstream at most once per cluster within the dedupe
-    /// window: every node receives the same `PUBLISH`, `message_key` identifies it.
-    /// Returns `None` when another node already appended it.
+    /// Appends messages of the trusted upstream, each at most once per cluster within the
+    /// dedupe window: every node receives the same `PUBLISH`, and a message's key (its SHA-256)
+    /// identifies it. Returns, per message, its cursor or `None` when another node already
+    /// appended it.
     fn append_once(
         &self,
-        item: Indicator,
-        message_key: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>>;
+        items: Vec<(Indicator, [u8; 32])>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>>;
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>>;
 

@@ -1,9 +1,11 @@
-//! `GET /v1/stream`: authenticate, parse filters and start position, then hand the subscriber to
-//! the WebSocket or the SSE transport (same path: an upgrade request gets a WebSocket).
+//! `GET /v1/stream`: authenticate, check the plan, parse filters and start position, take a
+//! connection slot, then hand the session to the WebSocket or the SSE transport (same path: an
+//! upgrade request gets a WebSocket).
 //!
 //! Everything that can fail is checked before the upgrade, so failures are plain HTTP statuses
-//! (401, 400, 503) that every client understands.
+//! (400, 401, 403, 429, 503) that every client understands.
 
+pub mod session;
 pub mod sse;
 pub mod ws;
 
@@ -12,20 +14,17 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use billing::{Principal, Scope};
-use domain::{Cursor, Filter, LogPosition};
+use billing::Scope;
+use domain::{Filter, LogPosition};
 
+use crate::enforcement::{replay_floor, stream_allowed};
 use crate::error::ApiError;
 use crate::subscription::Subscription;
 use crate::AppState;
+pub use session::{Output, Session};
 
-/// One authenticated, positioned subscriber, ready for a transport.
-pub struct Session {
-    pub principal: Principal,
-    pub subscription: Subscription,
-    /// Where delivery starts: the `hello` frame's cursor.
-    pub start: Cursor,
-}
+/// How long a client refused for the connection cap should wait before retrying, seconds.
+const CAP_RETRY_AFTER_SECONDS: u64 = 5;
 
 pub async fn stream(
     State(state): State<AppState>,
@@ -55,8 +54,22 @@ pub async fn stream(
         }
     }
     let principal = crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
+    let plan = &principal.plan;
+    if !stream_allowed(plan) {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan has no firehose access: move the account to a plan with a firehose",
+            plan.name
+        )));
+    }
     let filter =
         Filter::from_pairs(filters).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let wants_correlated = filter.correlated() == Some(true);
+    if wants_correlated && !plan.correlated {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan does not include the correlated stream (hobby and above do)",
+            plan.name
+        )));
+    }
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
@@ -66,18 +79,44 @@ pub async fn stream(
         .parse()
         .map_err(|error: domain::CursorError| ApiError::BadRequest(error.to_string()))?;
 
+    let slot = state
+        .slots
+        .acquire(principal.account_id, plan.max_connections)
+        .await
+        .map_err(|error| {
+            state.metrics.backend_error("slots");
+            ApiError::Unavailable(format!("{error}; retry shortly"))
+        })?
+        .ok_or_else(|| ApiError::TooManyRequests {
+            message: format!(
+                "the account already has its {} concurrent streams (plan `{}`); close one or upgrade",
+                plan.max_connections, plan.name
+            ),
+            retry_after_seconds: CAP_RETRY_AFTER_SECONDS,
+        })?;
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let floor = replay_floor(plan, now_ms);
     let (subscription, start) =
-        Subscription::start(&state.hub, state.log.clone(), position, filter)
+        Subscription::start(&state.hub, state.log.clone(), position, filter, floor)
             .await
             .map_err(|error| {
                 state.metrics.backend_error("log");
                 ApiError::Unavailable(format!("{error}; retry shortly"))
             })?;
-    let session = Session {
+    let (registration, control) =
+        state
+            .registry
+            .register(principal.account_id, &principal.token_id, &plan.name);
+    let session = Session::new(session::SessionParts {
         principal,
-        subscription,
         start,
-    };
+        subscription,
+        wants_correlated,
+        control,
+        registration,
+        slot,
+        meter: state.usage.clone(),
+    });
     Ok(match upgrade {
         Some(upgrade) => ws::upgrade(upgrade, session, state),
         None => sse::respond(session, state).into_response(),

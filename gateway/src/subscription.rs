@@ -45,27 +45,34 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Positions a new subscriber. Returns the subscription and the cursor it starts after (the
+    /// Positions a new subscriber. `floor` is the oldest position its plan may resume from
+    /// (the replay window). Returns the subscription and the cursor it starts after (the
     /// `hello` frame's cursor).
     pub async fn start(
         hub: &Hub,
         log: Arc<dyn Log>,
         position: LogPosition,
         filter: Filter,
+        floor: StreamId,
     ) -> Result<(Subscription, Cursor), LogError> {
         let receiver = hub.subscribe();
         let bounds = log.bounds().await?;
+        let oldest_allowed = bounds.trimmed_through.max(floor);
         let mut pending_reset = None;
         let read_position = match position {
             LogPosition::Now => bounds.last,
-            LogPosition::Earliest => bounds.trimmed_through,
+            LogPosition::Earliest => oldest_allowed,
             LogPosition::After(cursor) if cursor.epoch() != bounds.epoch => {
                 pending_reset = Some("log_restarted");
-                bounds.trimmed_through
+                oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() < bounds.trimmed_through => {
                 pending_reset = Some("history_trimmed");
-                bounds.trimmed_through
+                oldest_allowed
+            }
+            LogPosition::After(cursor) if cursor.id() < floor => {
+                pending_reset = Some("replay_window");
+                oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() > bounds.last => {
                 pending_reset = Some("cursor_ahead_of_log");

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{Indicator, Provenance};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Backoff;
 use crate::log::Log;
 use crate::metrics::{Metrics, SourceLabels};
+
+/// Most upstream messages appended in one round trip.
+const MAX_BATCH: usize = 256;
 
 /// Channels and patterns to subscribe to.
 #[derive(Debug, Clone)]
@@ -81,53 +84,66 @@ async fn subscribe_and_consume(
             _ = shutdown.cancelled() => return Ok(()),
             message = messages.next() => message,
         };
-        let Some(message) = message else {
+        let Some(first) = message else {
             anyhow::bail!("Redis closed the subscription");
         };
-        let payload = message.get_payload_bytes();
-        match Indicator::from_slice(payload, Provenance::Trusted, chrono::Utc::now()) {
-            Ok(indicator) => {
-                let key: [u8; 32] = Sha256::digest(payload).into();
-                append_with_retry(log, metrics, shutdown, indicator, key).await;
-            }
-            Err(rejection) => {
-                metrics.rejected.get_or_create(&upstream).inc();
-                tracing::warn!(
-                    upstream.channel = message.get_channel_name(),
-                    upstream.bytes = payload.len(),
-                    error = %rejection,
-                    "invalid upstream message ignored"
-                );
+        // Whatever else has already arrived goes in the same append: one round trip for many
+        // messages when the upstream is busy.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match messages.next().now_or_never() {
+                Some(Some(message)) => batch.push(message),
+                _ => break,
             }
         }
+        let now = chrono::Utc::now();
+        let mut valid = Vec::with_capacity(batch.len());
+        for message in &batch {
+            let payload = message.get_payload_bytes();
+            match Indicator::from_slice(payload, Provenance::Trusted, now) {
+                Ok(indicator) => valid.push((indicator, Sha256::digest(payload).into())),
+                Err(rejection) => {
+                    metrics.rejected.get_or_create(&upstream).inc();
+                    tracing::warn!(
+                        upstream.channel = message.get_channel_name(),
+                        upstream.bytes = payload.len(),
+                        error = %rejection,
+                        "invalid upstream message ignored"
+                    );
+                }
+            }
+        }
+        append_with_retry(log, metrics, shutdown, valid).await;
     }
 }
 
-/// A valid message is retried while the log is briefly unavailable rather than dropped.
+/// Valid messages are retried while the log is briefly unavailable rather than dropped.
 async fn append_with_retry(
     log: &Arc<dyn Log>,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-    indicator: Indicator,
-    key: [u8; 32],
+    items: Vec<(Indicator, [u8; 32])>,
 ) {
+    if items.is_empty() {
+        return;
+    }
     let mut backoff = Backoff::default();
     for _ in 0..10 {
-        match log.append_once(indicator.clone(), key).await {
-            Ok(Some(_)) => {
+        match log.append_once(items.clone()).await {
+            Ok(cursors) => {
+                let appended = cursors.iter().filter(|cursor| cursor.is_some()).count() as u64;
                 metrics
                     .accepted
                     .get_or_create(&SourceLabels { source: "upstream" })
-                    .inc();
-                return;
-            }
-            Ok(None) => {
-                metrics.upstream_duplicates.inc();
+                    .inc_by(appended);
+                metrics
+                    .upstream_duplicates
+                    .inc_by(cursors.len() as u64 - appended);
                 return;
             }
             Err(error) => {
                 metrics.backend_error("log");
-                tracing::warn!(%error, "cannot append an upstream message; retrying");
+                tracing::warn!(%error, "cannot append upstream messages; retrying");
                 backoff.wait(shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
@@ -136,7 +152,7 @@ async fn append_with_retry(
         }
     }
     tracing::error!(
-        indicator = indicator.indicator(),
-        "upstream message lost: the log stayed unavailable"
+        upstream.messages = items.len(),
+        "upstream messages lost: the log stayed unavailable"
     );
 }

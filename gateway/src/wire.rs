@@ -8,6 +8,13 @@ use domain::{Cursor, PlanLimits};
 use serde::Serialize;
 use serde_json::json;
 
+/// WebSocket close codes of SPEC §4 beyond the standard ones.
+pub mod close {
+    pub const TOKEN_REVOKED: u16 = 4001;
+    pub const SLOW_CONSUMER: u16 = 4009;
+    pub const PLAN_DISALLOWS: u16 = 4010;
+}
+
 /// `{"type":"indicator","id":"<cursor>","data":{…}}`. `json` is the entry's canonical JSON.
 pub fn indicator_frame(cursor: &Cursor, json: &str) -> String {
     // The cursor alphabet is [a-z0-9.-], so it needs no escaping.
@@ -36,6 +43,15 @@ pub fn hello_frame(plan: &PlanLimits, cursor: &Cursor) -> String {
         "cursor": cursor.to_string(),
     })
     .to_string()
+}
+
+pub fn plan_frame(plan: &PlanLimits) -> String {
+    json!({"type": "plan", "plan": plan.name, "limits": limits(plan)}).to_string()
+}
+
+pub fn dropped_frame(count: u64, reason: &str, last_id: &Cursor) -> String {
+    json!({"type": "dropped", "count": count, "reason": reason, "last_id": last_id.to_string()})
+        .to_string()
 }
 
 pub fn reset_frame(reason: &str, cursor: &Cursor) -> String {

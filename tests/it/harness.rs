@@ -215,15 +215,25 @@ impl Node {
     }
 
     pub async fn create_token(&self, account: &str, scope: &str) -> String {
+        self.create_token_with_id(account, scope).await.1
+    }
+
+    /// Creates a token; returns (its id, the token). The id is in the CLI's stderr line.
+    pub async fn create_token_with_id(&self, account: &str, scope: &str) -> (String, String) {
         let output = self
             .cli(&["tokens", "create", "--account", account, "--scope", scope])
             .await;
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let id = stderr
+            .split_whitespace()
+            .find(|word| word.starts_with("tok_"))
+            .expect("the CLI names the token's id")
+            .to_owned();
+        (
+            id,
+            String::from_utf8(output.stdout).unwrap().trim().to_owned(),
+        )
     }
 }
 
@@ -279,10 +289,12 @@ pub enum WsEvent {
     Closed(Option<(u16, String)>),
 }
 
-/// Next JSON frame or close (pings are answered by tungstenite and skipped here).
+/// Next JSON frame or close (pings are answered by tungstenite and skipped here). The whole
+/// wait is bounded, so a stream that only pings cannot hold a test forever.
 pub async fn ws_next(socket: &mut Ws) -> WsEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
+        let message = tokio::time::timeout_at(deadline, socket.next())
             .await
             .expect("no WebSocket frame in time");
         match message {
@@ -374,6 +386,7 @@ impl Sse {
 
     /// The next event (comments and `retry:` skipped); `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -396,9 +409,9 @@ impl Sse {
                     data: serde_json::from_str(&data.join("\n")).unwrap(),
                 });
             }
-            let chunk = tokio::time::timeout(WAIT, self.body.next())
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
-                .expect("no SSE data in time");
+                .expect("no SSE event in time");
             match chunk {
                 Some(Ok(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
                 _ => return None,

@@ -7,6 +7,7 @@ mod database;
 mod delivery;
 mod input;
 mod lifecycle;
+mod plans;
 
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;

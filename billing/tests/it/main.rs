@@ -29,8 +29,11 @@ macro_rules! on_both_backends {
 mod accounts;
 mod auth;
 mod bootstrap;
+mod changes;
 mod migrations;
+mod subscriptions;
 mod tokens;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -105,6 +108,25 @@ impl TestDb {
             Resource::Postgres(database) => database.drop_database().await.unwrap(),
         }
     }
+}
+
+/// Rows in `table` (a fixed name from a test, never input).
+pub async fn count_rows(store: &Store, table: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
+}
+
+/// The default plan called `name` (SPEC §5).
+pub fn default_plan(name: &str) -> domain::PlanLimits {
+    domain::PlanLimits::defaults()
+        .into_iter()
+        .find(|plan| plan.name == name)
+        .unwrap()
 }
 
 /// Asserts a time is within a few seconds of now (times are stored with second precision).

@@ -117,12 +117,12 @@ impl Log for MemoryLog {
 
     fn append_once(
         &self,
-        item: Indicator,
-        _message_key: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>> {
+        items: Vec<(Indicator, [u8; 32])>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>> {
         // One process is one node: every upstream message arrives here exactly once.
-        let cursor = self.append_sync(vec![item]).pop();
-        async move { Ok(cursor) }.boxed()
+        let indicators = items.into_iter().map(|(indicator, _)| indicator).collect();
+        let cursors = self.append_sync(indicators).into_iter().map(Some).collect();
+        async move { Ok(cursors) }.boxed()
     }
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {

@@ -34,13 +34,20 @@ end
 return out
 "#;
 
+// KEYS: stream, epoch, then one dedupe key per message; ARGV: epoch candidate, min id, dedupe
+// TTL, then the messages. Returns the epoch, then per message its id or '' for a duplicate ('',
+// not nil: a nil would end the returned array early).
 const APPEND_ONCE_SCRIPT: &str = r#"
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
-local epoch = redis.call('GET', KEYS[2])
-if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
-  return {epoch}
+local out = {redis.call('GET', KEYS[2])}
+for i = 3, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[3]) then
+    out[#out + 1] = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[i + 1])
+  else
+    out[#out + 1] = ''
+  end
 end
-return {epoch, redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[4])}
+return out
 "#;
 
 const READ_SCRIPT: &str = r#"
@@ -65,6 +72,21 @@ if tonumber(ARGV[2]) > 0 then
 end
 return {epoch, deleted, last, len, entries, first, added}
 "#;
+
+/// A command connection that reconnects by itself, with bounded waits.
+///
+/// redis-rs's defaults retry a lost connection six times with delays growing to a minute, during
+/// which every command waits; Sluice has its own retry loops (with jittered backoff) around every
+/// Redis call, so the manager tries once more, briefly, and reports the error instead.
+pub async fn connection_manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(5))
+        .set_number_of_retries(1)
+        .set_factor(2)
+        .set_max_delay(500);
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
 
 /// Settings of the Redis log.
 #[derive(Debug, Clone)]
@@ -101,11 +123,7 @@ impl RedisLog {
         use anyhow::Context;
         let client = redis::Client::open(config.url.as_str())
             .with_context(|| format!("--redis `{}` is not a valid Redis URL", config.url))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(2);
-        let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
+        let commands = connection_manager(&client)
             .await
             .with_context(|| format!("cannot connect to Redis at {}", config.url))?;
         let prefix = config.key_prefix;
@@ -223,24 +241,26 @@ impl Log for RedisLog {
 
     fn append_once(
         &self,
-        item: Indicator,
-        message_key: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<Cursor>, LogError>> {
+        items: Vec<(Indicator, [u8; 32])>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>> {
         async move {
-            let mut conn = self.commands.clone();
-            let reply: Value = self
-                .append_once
-                .key(&self.stream_key)
-                .key(&self.epoch_key)
-                .key(format!(
-                    "{}{}",
-                    self.dedupe_prefix,
-                    hex_encode(&message_key)
-                ))
+            if items.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = self.append_once.key(&self.stream_key);
+            invocation.key(&self.epoch_key);
+            for (_, message_key) in &items {
+                invocation.key(format!("{}{}", self.dedupe_prefix, hex_encode(message_key)));
+            }
+            invocation
                 .arg(super::new_epoch())
                 .arg(self.min_id())
-                .arg(self.dedupe_window.as_millis().max(1) as u64)
-                .arg(item.to_json().to_string())
+                .arg(self.dedupe_window.as_millis().max(1) as u64);
+            for (indicator, _) in &items {
+                invocation.arg(indicator.to_json().to_string());
+            }
+            let mut conn = self.commands.clone();
+            let reply: Value = invocation
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
@@ -250,7 +270,12 @@ impl Log for RedisLog {
                     .next()
                     .ok_or_else(|| protocol("empty append reply"))?,
             )?;
-            values.next().map(|id| cursor(&epoch, id)).transpose()
+            values
+                .map(|id| match id {
+                    Value::BulkString(bytes) if bytes.is_empty() => Ok(None),
+                    id => cursor(&epoch, id).map(Some),
+                })
+                .collect()
         }
         .boxed()
     }

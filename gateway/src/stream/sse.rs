@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::Session;
+use super::{Output, Session};
 use crate::metrics::{ReasonLabels, TransportLabels};
-use crate::subscription::Delivery;
 use crate::wire;
 use crate::AppState;
 
@@ -65,30 +64,53 @@ async fn pump(mut session: Session, state: AppState, sender: mpsc::Sender<Bytes>
     let mut heartbeats =
         tokio::time::interval_at(Instant::now() + config.sse_heartbeat, config.sse_heartbeat);
     let shutdown = state.shutdown.clone();
+    let mut last_delivered = session.start.to_string();
     loop {
-        let event = tokio::select! {
+        let (event, output) = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             _ = sender.closed() => break,
-            _ = heartbeats.tick() => Bytes::from_static(b": heartbeat\n\n"),
-            delivery = session.subscription.next(&shutdown) => match delivery {
-                Some(Delivery::Entry(entry)) => {
-                    delivered.inc();
-                    entry.sse_frame()
-                }
-                Some(Delivery::Reset { reason, cursor }) => {
-                    state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
-                    wire::sse_event("reset", &cursor.to_string(), &wire::reset_frame(reason, &cursor))
-                }
-                None => break,
+            _ = heartbeats.tick() => (Bytes::from_static(b": heartbeat\n\n"), None),
+            output = session.next(&shutdown) => {
+                let Some(output) = output else { break };
+                let event = match &output {
+                    Output::Indicator(entry) => {
+                        last_delivered = entry.cursor.to_string();
+                        entry.sse_frame()
+                    }
+                    Output::Dropped { count, last_id } => {
+                        last_delivered = last_id.to_string();
+                        wire::sse_event("dropped", &last_delivered, &wire::dropped_frame(*count, "rate_limit", last_id))
+                    }
+                    Output::Reset { reason, cursor } => {
+                        state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
+                        last_delivered = cursor.to_string();
+                        wire::sse_event("reset", &last_delivered, &wire::reset_frame(reason, cursor))
+                    }
+                    Output::Plan(plan) => wire::sse_event("plan", &last_delivered, &wire::plan_frame(plan)),
+                    // SSE has no close codes: ending the response is the signal, and the
+                    // client's reconnect is then refused with an HTTP status.
+                    Output::Close { reason, .. } => {
+                        state.metrics.closed.get_or_create(&ReasonLabels { reason: close_label(reason) }).inc();
+                        break;
+                    }
+                };
+                (event, Some(output))
             },
         };
+        let bytes = event.len();
         match timeout(config.slow_consumer_timeout, sender.send(event)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if let Some(output) = output {
+                    if matches!(output, Output::Indicator(_)) {
+                        delivered.inc();
+                    }
+                    session.record_sent(&output, bytes);
+                }
+            }
             Ok(Err(_)) => break,
             Err(_) => {
-                // SSE has no close code: ending the response is the signal; the client
-                // reconnects with Last-Event-ID and resumes from the log.
+                // The client reconnects with Last-Event-ID and resumes from the log.
                 state
                     .metrics
                     .closed
@@ -99,5 +121,13 @@ async fn pump(mut session: Session, state: AppState, sender: mpsc::Sender<Bytes>
                 break;
             }
         }
+    }
+}
+
+fn close_label(reason: &str) -> &'static str {
+    if reason.contains("revoked") || reason.contains("expired") {
+        "token_revoked"
+    } else {
+        "plan"
     }
 }

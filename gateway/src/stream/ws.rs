@@ -14,18 +14,10 @@ use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 
-use super::Session;
+use super::{Output, Session};
 use crate::metrics::{ReasonLabels, TransportLabels};
-use crate::subscription::Delivery;
-use crate::wire;
+use crate::wire::{self, close};
 use crate::{AppState, Config};
-
-/// Close codes of SPEC §4 beyond the standard ones.
-pub mod codes {
-    pub const TOKEN_REVOKED: u16 = 4001;
-    pub const SLOW_CONSUMER: u16 = 4009;
-    pub const PLAN_DISALLOWS: u16 = 4010;
-}
 
 /// The production WebSocket settings, shared by every WebSocket endpoint (and by the Autobahn
 /// conformance echo server, so what is tested is what runs).
@@ -97,25 +89,38 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
                     break End::Gone;
                 }
             }
-            delivery = session.subscription.next(&shutdown) => {
-                let (frame, cursor) = match delivery {
-                    Some(Delivery::Entry(entry)) => (entry.ws_frame(), entry.cursor.clone()),
-                    Some(Delivery::Reset { reason, cursor }) => {
-                        state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
-                        (Utf8Bytes::from(wire::reset_frame(reason, &cursor)), cursor)
-                    }
-                    None => break End::Close(close_code::AWAY, last_delivered.to_string()),
+            output = session.next(&shutdown) => {
+                let Some(output) = output else {
+                    break End::Close(close_code::AWAY, last_delivered.to_string());
                 };
-                let is_indicator = frame.as_str().starts_with(r#"{"type":"indicator""#);
+                let (frame, position) = match &output {
+                    Output::Indicator(entry) => (entry.ws_frame(), Some(entry.cursor.clone())),
+                    Output::Dropped { count, last_id } => (
+                        Utf8Bytes::from(wire::dropped_frame(*count, "rate_limit", last_id)),
+                        Some(last_id.clone()),
+                    ),
+                    Output::Reset { reason, cursor } => {
+                        state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
+                        (Utf8Bytes::from(wire::reset_frame(reason, cursor)), Some(cursor.clone()))
+                    }
+                    Output::Plan(plan) => (Utf8Bytes::from(wire::plan_frame(plan)), None),
+                    Output::Close { code, reason } => {
+                        break End::Close(*code, format!("{reason}; resume from {last_delivered}"));
+                    }
+                };
+                let bytes = frame.len();
                 match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame))).await {
                     Ok(Ok(())) => {
-                        last_delivered = cursor;
-                        if is_indicator {
+                        if let Some(position) = position {
+                            last_delivered = position;
+                        }
+                        if matches!(output, Output::Indicator(_)) {
                             delivered.inc();
                         }
+                        session.record_sent(&output, bytes);
                     }
                     Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::Close(codes::SLOW_CONSUMER, last_delivered.to_string()),
+                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
                 }
             }
         }
@@ -181,9 +186,9 @@ fn close_reason_label(code: u16) -> &'static str {
         close_code::SIZE => "too_big",
         close_code::INVALID => "invalid_utf8",
         close_code::PROTOCOL => "protocol_error",
-        codes::SLOW_CONSUMER => "slow_consumer",
-        codes::TOKEN_REVOKED => "token_revoked",
-        codes::PLAN_DISALLOWS => "plan",
+        close::SLOW_CONSUMER => "slow_consumer",
+        close::TOKEN_REVOKED => "token_revoked",
+        close::PLAN_DISALLOWS => "plan",
         _ => "other",
     }
 }

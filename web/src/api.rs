@@ -1,0 +1,284 @@
+//! Wire types of the account, admin and webhook API: every body that crosses the HTTP boundary,
+//! converted to and from `domain`/`billing` types here and nowhere else.
+
+use std::time::Duration;
+
+use billing::{Account, UsageDay};
+use domain::{PlanLimits, Tlp};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ApiError;
+
+/// Every error body: `{"error": "<what to do>"}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// What went wrong and what to do about it.
+    pub error: &'a str,
+}
+
+/// A plan's limits, in the shape the gateway's `hello` and `plan` frames use (`null` =
+/// unlimited), so a client reads one format everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Full firehose (false: a sample of `sample_per_second`).
+    pub firehose: bool,
+    /// Indicators per second of the sample, for sample plans.
+    pub sample_per_second: Option<u32>,
+    /// Concurrent stream connections per account.
+    pub max_connections: u32,
+    /// Per-connection rate, indicators per second.
+    pub rate_per_second: Option<u32>,
+    /// Per-connection burst.
+    pub burst: Option<u32>,
+    /// How far back a cursor may reach, seconds.
+    pub replay_window_seconds: u64,
+    /// Least shareable TLP level visible.
+    pub max_tlp: &'static str,
+    /// Whether the correlated stream is included.
+    pub correlated: bool,
+}
+
+impl From<&PlanLimits> for Limits {
+    fn from(plan: &PlanLimits) -> Self {
+        Limits {
+            firehose: plan.firehose,
+            sample_per_second: plan.sample_per_second,
+            max_connections: plan.max_connections,
+            rate_per_second: plan.rate_per_second,
+            burst: plan.burst,
+            replay_window_seconds: plan.replay_window.as_secs(),
+            max_tlp: plan.max_tlp.as_str(),
+            correlated: plan.correlated,
+        }
+    }
+}
+
+/// `GET /v1/account` and the answer to a plan change: the account, its plan and its limits.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    /// Account name.
+    pub account: String,
+    /// Plan name.
+    pub plan: String,
+    /// Price of the plan in US cents per month; `null` for contract pricing.
+    pub price_cents: Option<i64>,
+    /// The plan's limits.
+    pub limits: Limits,
+}
+
+impl AccountView {
+    /// The view of `account` on `plan`.
+    pub fn new(account: &str, plan: &PlanLimits) -> AccountView {
+        AccountView {
+            account: account.to_owned(),
+            plan: plan.name.clone(),
+            price_cents: plan.price_cents,
+            limits: Limits::from(plan),
+        }
+    }
+
+    /// The view of a stored account, given its plan's limits.
+    pub fn of(account: &Account, plan: &PlanLimits) -> AccountView {
+        AccountView::new(&account.name, plan)
+    }
+}
+
+/// A plan as the admin API lists it: name, price and limits side by side.
+#[derive(Debug, Serialize)]
+pub struct PlanView {
+    /// Plan name.
+    pub name: String,
+    /// US cents per month; `null` for contract pricing.
+    pub price_cents: Option<i64>,
+    /// The limits, flattened next to the name.
+    #[serde(flatten)]
+    pub limits: Limits,
+}
+
+impl From<&PlanLimits> for PlanView {
+    fn from(plan: &PlanLimits) -> Self {
+        PlanView {
+            name: plan.name.clone(),
+            price_cents: plan.price_cents,
+            limits: Limits::from(plan),
+        }
+    }
+}
+
+/// `GET /v1/admin/plans`.
+#[derive(Debug, Serialize)]
+pub struct PlanList {
+    /// Every plan, cheapest first.
+    pub plans: Vec<PlanView>,
+}
+
+/// `{"plan": "<name>"}`: the body of both plan-choosing endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanChoice {
+    /// The plan to move to.
+    pub plan: String,
+}
+
+/// `PUT /v1/admin/plans/{name}`: a plan's complete limits. Every field is required, nullable
+/// ones included (`null` = unlimited / contract price): a forgotten field must be an error, not
+/// silently "unlimited". Numbers are read wide and checked here, so errors name the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanEdit {
+    /// Optional; when present it must equal the name in the path (plans are not renamed here).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// US cents per month, ≥ 0; `null` for contract pricing.
+    #[serde(deserialize_with = "required_nullable")]
+    pub price_cents: Option<i64>,
+    /// Full firehose (false: a sample).
+    pub firehose: bool,
+    /// Indicators per second of the sample; `null` when not a sample plan.
+    #[serde(deserialize_with = "required_nullable")]
+    pub sample_per_second: Option<i64>,
+    /// Concurrent connections per account, 0 to 2³²−1.
+    pub max_connections: i64,
+    /// Per-connection rate, 0 to 2³²−1; `null` = unlimited.
+    #[serde(deserialize_with = "required_nullable")]
+    pub rate_per_second: Option<i64>,
+    /// Per-connection burst, 0 to 2³²−1; `null` = unlimited.
+    #[serde(deserialize_with = "required_nullable")]
+    pub burst: Option<i64>,
+    /// How far back a cursor may reach, seconds, ≥ 0.
+    pub replay_window_seconds: i64,
+    /// `white`, `green`, `amber` or `red`.
+    pub max_tlp: String,
+    /// Whether the correlated stream is included.
+    pub correlated: bool,
+}
+
+/// With `deserialize_with`, serde no longer treats a missing `Option` field as `None`: the
+/// field must be present, though it may be `null`.
+fn required_nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+impl PlanEdit {
+    /// The limits for plan `name`, or a 422 naming the first bad field.
+    pub fn into_limits(self, name: &str) -> Result<PlanLimits, ApiError> {
+        if let Some(body_name) = &self.name {
+            if body_name != name {
+                return Err(ApiError::Unprocessable(format!(
+                    "the body names plan `{body_name}` but the path names `{name}`; plans cannot be renamed"
+                )));
+            }
+        }
+        let count = |field: &str, value: i64| {
+            u32::try_from(value).map_err(|_| {
+                ApiError::Unprocessable(format!(
+                    "`{field}` must be a whole number from 0 to {} (got {value})",
+                    u32::MAX
+                ))
+            })
+        };
+        let optional_count =
+            |field: &str, value: Option<i64>| value.map(|value| count(field, value)).transpose();
+        if let Some(cents) = self.price_cents.filter(|cents| *cents < 0) {
+            return Err(ApiError::Unprocessable(format!(
+                "`price_cents` must not be negative (got {cents}); use null for contract pricing"
+            )));
+        }
+        let replay_window_seconds = u64::try_from(self.replay_window_seconds).map_err(|_| {
+            ApiError::Unprocessable(format!(
+                "`replay_window_seconds` must not be negative (got {})",
+                self.replay_window_seconds
+            ))
+        })?;
+        let max_tlp: Tlp = self
+            .max_tlp
+            .parse()
+            .map_err(|error: domain::tlp::UnknownTlp| {
+                ApiError::Unprocessable(format!("`max_tlp`: {error}"))
+            })?;
+        Ok(PlanLimits {
+            name: name.to_owned(),
+            price_cents: self.price_cents,
+            firehose: self.firehose,
+            sample_per_second: optional_count("sample_per_second", self.sample_per_second)?,
+            max_connections: count("max_connections", self.max_connections)?,
+            rate_per_second: optional_count("rate_per_second", self.rate_per_second)?,
+            burst: optional_count("burst", self.burst)?,
+            replay_window: Duration::from_secs(replay_window_seconds),
+            max_tlp,
+            correlated: self.correlated,
+        })
+    }
+}
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD` of the usage endpoints (both optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// First day, inclusive (default: 29 days before `to`).
+    pub from: Option<String>,
+    /// Last day, inclusive (default: today, UTC).
+    pub to: Option<String>,
+}
+
+/// An account's usage over a range of days.
+#[derive(Debug, Serialize)]
+pub struct UsageView {
+    /// Account name.
+    pub account: String,
+    /// First day of the range.
+    pub from: String,
+    /// Last day of the range.
+    pub to: String,
+    /// Days with usage, oldest first; days without usage are absent.
+    pub days: Vec<UsageDay>,
+}
+
+/// A billing provider's event, as far as it is read before its `type` is known: only `id` and
+/// `type` are required, so events this API ignores need no other field.
+#[derive(Debug, Deserialize)]
+pub struct WebhookEvent {
+    /// The provider's event id (`evt_…`).
+    pub id: String,
+    /// `subscription.updated`, `subscription.deleted`, or another type (ignored).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The account's name.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The new plan (`subscription.updated`).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// When the provider created the event, unix seconds.
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+impl WebhookEvent {
+    /// The event for `billing`, or a 400 naming the missing field.
+    pub fn into_subscription_event(self) -> Result<billing::SubscriptionEvent, ApiError> {
+        let missing = |field: &str| {
+            ApiError::BadRequest(format!("a `{}` event needs `{field}`", self.event_type))
+        };
+        let account = self.account.clone().ok_or_else(|| missing("account"))?;
+        let created = self.created.ok_or_else(|| missing("created"))?;
+        Ok(billing::SubscriptionEvent {
+            id: self.id,
+            event_type: self.event_type,
+            account,
+            plan: self.plan,
+            created,
+        })
+    }
+}
+
+/// The webhook's 200 answer: `applied`, `duplicate`, `stale` or `ignored`.
+#[derive(Debug, Serialize)]
+pub struct WebhookAnswer {
+    /// What became of the event.
+    pub status: &'static str,
+}
