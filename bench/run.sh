@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the figures in BENCHMARKS.md on one machine: a private redis-server, a release
 # `sluice up --redis` gateway, and `sluice bench` as subscribers and paced publisher.
-# Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 sse2000 max10 max1000 (default: all)
+# Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 enforce2000 sse2000 max10 max1000
+# (default: all).
 # Needs redis-server and curl; raises the open-files limit for 10,000 sockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,21 +33,37 @@ stop_stack() {
 }
 trap 'stop_stack; rm -rf "$work"' EXIT
 
+# A `pro` account whose plan allows thousands of connections (limits enforced, rate never hit at
+# these rates): the "limits on" side of the enforcement-cost comparison.
+pro_token() {
+  curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$http_port/v1/admin/plans" | python3 -c '
+import json, sys
+plan = [p for p in json.load(sys.stdin)["plans"] if p["name"] == "pro"][0]
+plan["max_connections"] = 5000
+print(json.dumps(plan))' | curl -sf -X PUT -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d @- "http://127.0.0.1:$http_port/v1/admin/plans/pro" >/dev/null
+  $SLUICE accounts create bench --plan pro --data-dir "$work/data" >/dev/null
+  $SLUICE tokens create --account bench --data-dir "$work/data" 2>/dev/null
+}
+
 bench() {
   # Each measurement gets a fresh Redis and gateway, so no backlog carries over.
   start_stack
   echo "### sluice bench $*"
-  $SLUICE bench --url "http://127.0.0.1:$http_port" --token "$token" \
+  local as=$token
+  if [ "${BENCH_AS:-admin}" = pro ]; then as=$(pro_token); echo "(as a pro account: limits enforced)"; fi
+  $SLUICE bench --url "http://127.0.0.1:$http_port" --token "$as" \
     --redis "redis://127.0.0.1:$redis_port/" --gateway-pid "$gateway" "$@"
   echo
 }
 
-scenarios=${*:-idle ws2000 sse2000 max10 max1000}
+scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000}
 for scenario in $scenarios; do
   case $scenario in
     idle)    bench --idle --subscribers 10000 ;;
     ws2000)  bench --subscribers 2000 --transport ws --rate 100 --duration 15s ;;
     sse2000) bench --subscribers 2000 --transport sse --rate 100 --duration 15s ;;
+    enforce2000) BENCH_AS=pro bench --subscribers 2000 --transport ws --rate 100 --duration 15s ;;
     max10)   for rate in 2000 4000 6000 8000; do bench --subscribers 10 --rate "$rate" --duration 10s; done ;;
     max1000) for rate in 25 50 100; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;

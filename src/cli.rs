@@ -105,6 +105,10 @@ pub struct NodeArgs {
     /// SSE heartbeat interval.
     #[arg(long, env = "SLUICE_SSE_HEARTBEAT", value_parser = parse_duration, default_value = "15s")]
     pub sse_heartbeat: Duration,
+    /// Key (≥ 32 bytes) of the short-lived stream JWTs the web page hands to browsers; every
+    /// node of a cluster needs the same one. Unset on `up`: a random key per process.
+    #[arg(long, env = "SLUICE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
     /// How often plan changes and revocations are picked up from the account database.
     #[arg(long, env = "SLUICE_CHANGE_POLL_INTERVAL", value_parser = parse_duration, default_value = "1s")]
     pub change_poll_interval: Duration,
@@ -138,6 +142,9 @@ pub struct UpArgs {
         hide_env_values = true
     )]
     pub billing_webhook_secret: Vec<String>,
+    /// Session cookies without `Secure`, for plain-HTTP local use only.
+    #[arg(long, env = "SLUICE_INSECURE_COOKIES")]
+    pub insecure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use billing::{ApiToken, Store};
+use gateway::config::JwtKey;
 use gateway::log::memory::MemoryLog;
 use gateway::log::redis::{RedisLog, RedisLogConfig};
 use gateway::log::Log;
@@ -26,13 +27,14 @@ const UPSTREAM_DEDUPE_WINDOW: std::time::Duration = std::time::Duration::from_se
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let web_config = web::Config {
         billing_webhook_secrets: args.billing_webhook_secret.clone(),
+        jwt_secret: args.node.jwt_secret.clone().map(web::Secret::new),
+        insecure_cookies: args.insecure_cookies,
     };
-    web_config
-        .validate()
-        .map_err(|error| exit::config(format!("--billing-webhook-secret: {error}")))?;
+    web_config.validate().map_err(exit::config)?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     bootstrap_admin(&store, &args.node.store.data_dir).await?;
-    let node = Node::start(&args.node, args.redis.as_deref(), store).await?;
+    let jwt_key = JwtKey(web_config.stream_jwt_secret().into());
+    let node = Node::start(&args.node, args.redis.as_deref(), store, Some(jwt_key)).await?;
     if args.demo {
         let log = node.state.log.clone();
         let shutdown = node.state.shutdown.clone();
@@ -52,7 +54,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
-    let node = Node::start(&args.node, Some(&args.redis), store).await?;
+    let jwt_key = match &args.node.jwt_secret {
+        Some(secret) if secret.len() < web::MIN_JWT_SECRET_BYTES => {
+            return Err(exit::config(format!(
+                "--jwt-secret must be at least {} bytes",
+                web::MIN_JWT_SECRET_BYTES
+            )))
+        }
+        Some(secret) => Some(JwtKey(secret.as_bytes().into())),
+        None => None,
+    };
+    let node = Node::start(&args.node, Some(&args.redis), store, jwt_key).await?;
     node.serve(None).await
 }
 
@@ -130,7 +142,12 @@ struct Node {
 }
 
 impl Node {
-    async fn start(args: &NodeArgs, redis: Option<&str>, store: Store) -> anyhow::Result<Node> {
+    async fn start(
+        args: &NodeArgs,
+        redis: Option<&str>,
+        store: Store,
+        stream_jwt_key: Option<JwtKey>,
+    ) -> anyhow::Result<Node> {
         let listener = TcpListener::bind(args.listen).await.map_err(|error| {
             exit::config(format!(
                 "--listen {}: cannot listen there ({error})",
@@ -185,6 +202,7 @@ impl Node {
             shutdown_grace: args.shutdown_grace,
             change_poll_interval: args.change_poll_interval,
             usage_flush_interval: args.usage_flush_interval,
+            stream_jwt_key,
             ..gateway::Config::default()
         };
         let state = AppState::new(config, log, slots, store, CancellationToken::new());

@@ -223,7 +223,7 @@ pub(crate) async fn change_account_plan(
 }
 
 /// Inserts an account (the name must already be valid).
-async fn insert_account(
+pub(crate) async fn insert_account(
     connection: &mut AnyConnection,
     name: &str,
     plan: &str,

@@ -4,24 +4,29 @@
 //! [`Store`] owns the connection pool; its methods live next to the data they manage:
 //! accounts and the first-start admin in `accounts`, plans in `plans`, token records in
 //! `tokens`, authentication in `auth`, the change log live connections follow in `changes`,
-//! billing-provider events in `subscriptions`, usage metering in `usage`. The token text
-//! format and the webhook signature are pure and live in `token` and [`webhook_signature`], so
-//! they can be checked without a database.
+//! billing-provider events in `subscriptions`, usage metering in `usage`, browser users in
+//! `users` and their sessions in `sessions`. The token text
+//! format, the webhook signature and the stream JWT are pure and live in `token`,
+//! [`webhook_signature`] and [`stream_jwt`], so they can be checked without a database.
 
 mod accounts;
 mod auth;
 mod changes;
 mod plans;
+mod sessions;
 mod store;
+pub mod stream_jwt;
 mod subscriptions;
 mod token;
 mod tokens;
 mod usage;
+mod users;
 pub mod webhook_signature;
 
 pub use accounts::Account;
 pub use auth::{AuthError, Principal};
 pub use changes::{Change, ChangeKind, CHANGE_RETENTION};
+pub use sessions::{SessionInfo, SessionSecret, SESSION_SECRET_LEN};
 pub use store::{Store, StoreError};
 pub use subscriptions::{
     EventOutcome, SubscriptionEvent, FREE_PLAN, SUBSCRIPTION_DELETED, SUBSCRIPTION_UPDATED,
@@ -29,3 +34,4 @@ pub use subscriptions::{
 pub use token::{ApiToken, Scope, TokenFormatError, UnknownScope, TOKEN_LEN, TOKEN_PREFIX};
 pub use tokens::TokenRecord;
 pub use usage::{UsageDay, UsageDelta};
+pub use users::{normalize_email, validate_password, User, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};

@@ -56,6 +56,15 @@ pub enum StoreError {
     /// A billing event is unusable (no id, an `updated` event without a plan); the text says why.
     #[error("invalid billing event: {0}")]
     InvalidEvent(String),
+    /// The email address fails the sanity check; the text says which part.
+    #[error("invalid email address: {0}")]
+    InvalidEmail(String),
+    /// The password breaks the password rule; the text says which (never the password).
+    #[error("invalid password: {0}")]
+    InvalidPassword(String),
+    /// A user with this email address already exists.
+    #[error("a user with this email address already exists; sign in instead")]
+    EmailTaken,
     /// `register_token` was given a token already registered to a different account.
     #[error("this token is already registered to another account; generate a new one")]
     TokenInUse,

@@ -49,18 +49,18 @@ pub async fn authenticate(
     needed: Scope,
 ) -> Result<Principal, ApiError> {
     let token = presented_token(headers, query_token).ok_or(ApiError::Unauthorized)?;
-    let principal = state
-        .store
-        .authenticate(token)
-        .await
-        .map_err(|error| match error {
-            AuthError::Db(error) => {
-                state.metrics.backend_error("database");
-                tracing::warn!(error = format!("{error:#}"), "token lookup failed");
-                ApiError::Unavailable("the account database is unavailable; retry shortly".into())
-            }
-            _ => ApiError::Unauthorized,
-        })?;
+    let principal = if looks_like_jwt(token) {
+        jwt_principal(state, token).await?
+    } else {
+        state
+            .store
+            .authenticate(token)
+            .await
+            .map_err(|error| match error {
+                AuthError::Db(error) => database_unavailable(state, &error),
+                _ => ApiError::Unauthorized,
+            })?
+    };
     if !principal.scope.allows(needed) {
         return Err(ApiError::Forbidden(format!(
             "this token has scope `{}`; this endpoint needs `{}` (create one with `sluice tokens create --account {} --scope {}`)",
@@ -71,6 +71,51 @@ pub async fn authenticate(
         )));
     }
     Ok(principal)
+}
+
+/// API tokens start with `slc_`; a browser's stream token is a JWT (three dot-separated parts).
+fn looks_like_jwt(token: &str) -> bool {
+    !token.starts_with(billing::TOKEN_PREFIX) && token.matches('.').count() == 2
+}
+
+/// A browser's short-lived stream JWT (issued by the web role to a signed-in session): read
+/// scope, the account's current plan, and an expiry the stream enforces (4001).
+async fn jwt_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let key = state
+        .config
+        .stream_jwt_key
+        .as_ref()
+        .ok_or(ApiError::Unauthorized)?;
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    let claims =
+        billing::stream_jwt::verify(&key.0, token, now).map_err(|_| ApiError::Unauthorized)?;
+    let account = state
+        .store
+        .account(&claims.acct)
+        .await
+        .map_err(|error| database_unavailable(state, &anyhow::anyhow!("{error}")))?
+        .filter(|account| account.id.to_string() == claims.sub)
+        .ok_or(ApiError::Unauthorized)?;
+    let plan = state
+        .store
+        .plan(&account.plan)
+        .await
+        .map_err(|error| database_unavailable(state, &anyhow::anyhow!("{error}")))?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Principal {
+        account_id: account.id,
+        account: account.name,
+        plan,
+        scope: Scope::Read,
+        token_id: format!("jwt:{}", claims.jti),
+        expires_at: chrono::DateTime::from_timestamp(claims.exp as i64, 0),
+    })
+}
+
+fn database_unavailable(state: &AppState, error: &anyhow::Error) -> ApiError {
+    state.metrics.backend_error("database");
+    tracing::warn!(error = format!("{error:#}"), "credential lookup failed");
+    ApiError::Unavailable("the account database is unavailable; retry shortly".into())
 }
 
 #[cfg(test)]

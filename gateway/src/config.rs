@@ -1,6 +1,18 @@
 //! The gateway's tunables. Tests build this struct directly; the CLI maps flags onto it.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The key verifying browsers' short-lived stream JWTs (shared with the web role). Never printed.
+#[derive(Clone)]
+pub struct JwtKey(pub Arc<[u8]>);
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtKey(redacted)")
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -8,7 +20,8 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     /// A WebSocket peer silent this long is closed (SPEC §4: 60 s).
     pub ws_idle_timeout: Duration,
-    /// Per-connection WebSocket read buffer, bytes (default 4 KiB; tungstenite's 128 KiB default
+    /// Per-connection WebSocket read buffer, bytes (default 512 B, grown on demand for larger
+    /// frames; tungstenite's 128 KiB default
     /// would dominate memory with thousands of idle subscribers).
     pub ws_read_buffer: usize,
     /// Bytes a WebSocket may have queued for writing before the connection errors (default 256 KiB).
@@ -32,6 +45,8 @@ pub struct Config {
     pub change_poll_interval: Duration,
     /// How often metered usage is written to the database (default 10 s).
     pub usage_flush_interval: Duration,
+    /// Key of the stream JWTs browsers present as `?access_token=`; `None`: only API tokens.
+    pub stream_jwt_key: Option<JwtKey>,
 }
 
 impl Default for Config {
@@ -39,7 +54,7 @@ impl Default for Config {
         Config {
             ws_ping_interval: Duration::from_secs(20),
             ws_idle_timeout: Duration::from_secs(60),
-            ws_read_buffer: 4 * 1024,
+            ws_read_buffer: 512,
             ws_max_write_buffer: 256 * 1024,
             max_message_bytes: 64 * 1024,
             close_timeout: Duration::from_secs(2),
@@ -50,6 +65,7 @@ impl Default for Config {
             hub_capacity: crate::hub::DEFAULT_CAPACITY,
             change_poll_interval: Duration::from_secs(1),
             usage_flush_interval: Duration::from_secs(10),
+            stream_jwt_key: None,
         }
     }
 }

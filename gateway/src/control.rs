@@ -8,7 +8,7 @@
 //! applied id, losing nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ struct Registered {
 pub struct Registry {
     streams: Mutex<HashMap<u64, Registered>>,
     next_id: AtomicU64,
+    /// The newest change applied, so a handshake can tell whether a change slipped in between
+    /// reading its principal and registering.
+    applied: AtomicI64,
 }
 
 /// Keeps a stream registered; dropping it unregisters.
@@ -89,6 +92,9 @@ impl Registry {
     /// Tells the affected streams about one change; returns how many were told.
     pub fn apply(&self, change: &Change) -> usize {
         let mut streams = self.streams.lock().expect("registry lock poisoned");
+        // Recorded under the lock: a stream registered after this is guaranteed to see the new
+        // id (and re-read its principal), one registered before is told below.
+        self.applied.fetch_max(change.id, Ordering::AcqRel);
         let mut told = 0;
         for stream in streams.values_mut() {
             let control = match &change.kind {
@@ -112,6 +118,11 @@ impl Registry {
             }
         }
         told
+    }
+
+    /// The id of the newest change applied to this node's streams.
+    pub fn applied_change(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
     }
 
     pub fn len(&self) -> usize {
@@ -145,6 +156,7 @@ pub async fn poll_changes(
             }
         }
     };
+    registry.applied.store(last, Ordering::Release);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

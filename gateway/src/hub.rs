@@ -84,15 +84,17 @@ impl Hub {
                     epoch.new = %batch.epoch,
                     "the log has a new epoch (its backend lost its data); subscribers will be reset"
                 );
-                position = Some((batch.epoch.clone(), StreamId::ZERO));
+                // Re-read the new log's end; subscribers read what they need from the log.
+                position = None;
                 let _ = self.sender.send(HubEvent::Resync);
                 continue;
             }
+            let mut newest = last;
             if batch.trimmed_through > last {
                 // The reader was away longer than retention: entries passed unseen.
                 let _ = self.sender.send(HubEvent::Resync);
+                newest = batch.trimmed_through;
             }
-            let mut newest = last;
             for entry in batch.entries {
                 newest = entry.id();
                 let now_ms = chrono::Utc::now().timestamp_millis();
@@ -102,7 +104,8 @@ impl Hub {
                 // No receivers is fine: nobody is subscribed on this node right now.
                 let _ = self.sender.send(HubEvent::Entry(entry));
             }
-            position = Some((epoch, newest));
+            // Past invalid raw entries too, so they are not read again forever.
+            position = Some((epoch, newest.max(batch.read_through.unwrap_or(newest))));
         }
     }
 }

@@ -150,6 +150,13 @@ pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> anyho
             "connections still open after the grace period; closing them"
         );
     }
+    // What the streams metered while draining: bounded, so a database outage cannot hold exit.
+    if tokio::time::timeout(grace, state.usage.flush(&state.store))
+        .await
+        .is_err()
+    {
+        tracing::warn!("usage of the last seconds could not be written before exit");
+    }
     match tokio::time::timeout(grace, server).await {
         Ok(joined) => joined
             .context("the HTTP server task failed")?

@@ -81,6 +81,9 @@ pub struct ReadBatch {
     /// has lost history and must be told (`reset`).
     pub trimmed_through: StreamId,
     pub entries: Vec<SharedEntry>,
+    /// The id of the last raw entry read, valid or not (`None`: nothing was read). Readers
+    /// advance to it, so an entry that is not a valid indicator is skipped once, not forever.
+    pub read_through: Option<StreamId>,
 }
 
 /// The log's current extent.

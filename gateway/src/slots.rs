@@ -126,12 +126,10 @@ impl RedisSlots {
             let mut pipe = redis::pipe();
             for (key, leases) in &held {
                 for lease in leases {
-                    pipe.cmd("ZADD")
-                        .arg(key)
-                        .arg("XX")
-                        .arg(expiry)
-                        .arg(lease)
-                        .ignore();
+                    // Plain ZADD, not XX: a lease lost while Redis was away (restart, a long
+                    // blip) is restored, so the connection counts again. A lease released
+                    // since the snapshot may live on for at most one TTL.
+                    pipe.cmd("ZADD").arg(key).arg(expiry).arg(lease).ignore();
                 }
                 pipe.cmd("PEXPIRE")
                     .arg(key)
@@ -158,6 +156,9 @@ impl ConnectionSlots for RedisSlots {
                 .next_lease
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let lease = format!("{}:{sequence}", self.node_id);
+            // The guard exists before the script runs: if this future is dropped or times out
+            // after Redis granted the lease, dropping the guard still releases it.
+            let slot = self.hold(key.clone(), lease.clone());
             let mut conn = self.commands.clone();
             let granted: i64 = self
                 .acquire
@@ -169,42 +170,46 @@ impl ConnectionSlots for RedisSlots {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|error| LogError::Unavailable(error.to_string()))?;
-            if granted == 0 {
-                return Ok(None);
-            }
-            self.held
-                .lock()
-                .expect("slots lock poisoned")
-                .entry(key.clone())
-                .or_default()
-                .insert(lease.clone());
-            let held = self.held.clone();
-            let commands = self.commands.clone();
-            Ok(Some(Slot {
-                release: Some(Box::new(move || {
-                    {
-                        let mut held = held.lock().expect("slots lock poisoned");
-                        if let Some(leases) = held.get_mut(&key) {
-                            leases.remove(&lease);
-                            if leases.is_empty() {
-                                held.remove(&key);
-                            }
-                        }
-                    }
-                    // Released in the background; should it fail, the lease expires with its TTL.
-                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                        let mut conn = commands;
-                        runtime.spawn(async move {
-                            let _: redis::RedisResult<()> = redis::cmd("ZREM")
-                                .arg(&key)
-                                .arg(&lease)
-                                .query_async(&mut conn)
-                                .await;
-                        });
-                    }
-                })),
-            }))
+            Ok((granted != 0).then_some(slot))
         }
         .boxed()
+    }
+}
+
+impl RedisSlots {
+    /// Records a lease as held by this node and returns the guard that releases it.
+    fn hold(&self, key: String, lease: String) -> Slot {
+        self.held
+            .lock()
+            .expect("slots lock poisoned")
+            .entry(key.clone())
+            .or_default()
+            .insert(lease.clone());
+        let held = self.held.clone();
+        let commands = self.commands.clone();
+        Slot {
+            release: Some(Box::new(move || {
+                {
+                    let mut held = held.lock().expect("slots lock poisoned");
+                    if let Some(leases) = held.get_mut(&key) {
+                        leases.remove(&lease);
+                        if leases.is_empty() {
+                            held.remove(&key);
+                        }
+                    }
+                }
+                // Released in the background; should it fail, the lease expires with its TTL.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let mut conn = commands;
+                    runtime.spawn(async move {
+                        let _: redis::RedisResult<()> = redis::cmd("ZREM")
+                            .arg(&key)
+                            .arg(&lease)
+                            .query_async(&mut conn)
+                            .await;
+                    });
+                }
+            })),
+        }
     }
 }

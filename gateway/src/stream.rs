@@ -26,6 +26,23 @@ pub use session::{Output, Session};
 /// How long a client refused for the connection cap should wait before retrying, seconds.
 const CAP_RETRY_AFTER_SECONDS: u64 = 5;
 
+/// 403 unless the plan allows a stream (and the correlated stream, when asked for).
+fn check_plan(plan: &domain::PlanLimits, wants_correlated: bool) -> Result<(), ApiError> {
+    if !stream_allowed(plan) {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan has no firehose access: move the account to a plan with a firehose",
+            plan.name
+        )));
+    }
+    if wants_correlated && !plan.correlated {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan does not include the correlated stream (hobby and above do)",
+            plan.name
+        )));
+    }
+    Ok(())
+}
+
 pub async fn stream(
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -53,32 +70,42 @@ pub async fn stream(
             _ => filters.push((key.as_str(), value.as_str())),
         }
     }
-    let principal = crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
-    let plan = &principal.plan;
-    if !stream_allowed(plan) {
-        return Err(ApiError::Forbidden(format!(
-            "the `{}` plan has no firehose access: move the account to a plan with a firehose",
-            plan.name
-        )));
-    }
+    let changes_seen = state.registry.applied_change();
+    let mut principal =
+        crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
+    check_plan(&principal.plan, false)?;
     let filter =
         Filter::from_pairs(filters).map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let wants_correlated = filter.correlated() == Some(true);
-    if wants_correlated && !plan.correlated {
-        return Err(ApiError::Forbidden(format!(
-            "the `{}` plan does not include the correlated stream (hobby and above do)",
-            plan.name
-        )));
-    }
+    check_plan(&principal.plan, wants_correlated)?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    let position: LogPosition = cursor
-        .or(last_event_id)
+    // An EventSource reconnects to the same URL with Last-Event-ID: that is the newer position.
+    let position: LogPosition = last_event_id
+        .or(cursor)
         .unwrap_or("now")
         .parse()
         .map_err(|error: domain::CursorError| ApiError::BadRequest(error.to_string()))?;
 
+    let (mut registration, mut control) = state.registry.register(
+        principal.account_id,
+        &principal.token_id,
+        &principal.plan.name,
+    );
+    // A plan change or revocation applied between reading the principal and registering would
+    // never reach this stream: read it again (rare: only when the change log moved meanwhile).
+    if state.registry.applied_change() != changes_seen {
+        drop(registration);
+        principal = crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
+        check_plan(&principal.plan, wants_correlated)?;
+        (registration, control) = state.registry.register(
+            principal.account_id,
+            &principal.token_id,
+            &principal.plan.name,
+        );
+    }
+    let plan = &principal.plan;
     let slot = state
         .slots
         .acquire(principal.account_id, plan.max_connections)
@@ -103,10 +130,6 @@ pub async fn stream(
                 state.metrics.backend_error("log");
                 ApiError::Unavailable(format!("{error}; retry shortly"))
             })?;
-    let (registration, control) =
-        state
-            .registry
-            .register(principal.account_id, &principal.token_id, &plan.name);
     let session = Session::new(session::SessionParts {
         principal,
         start,

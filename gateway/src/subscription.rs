@@ -42,6 +42,8 @@ pub struct Subscription {
     pending: VecDeque<SharedEntry>,
     pending_reset: Option<Delivery>,
     backoff: Backoff,
+    /// The oldest position the plan may read (replay window), as of the connection's start.
+    floor: StreamId,
 }
 
 impl Subscription {
@@ -57,6 +59,9 @@ impl Subscription {
     ) -> Result<(Subscription, Cursor), LogError> {
         let receiver = hub.subscribe();
         let bounds = log.bounds().await?;
+        // Stream ids come from the log's clock, the floor from ours: never start past the log's
+        // end, or entries appended with smaller ids would be skipped.
+        let floor = floor.min(bounds.last);
         let oldest_allowed = bounds.trimmed_through.max(floor);
         let mut pending_reset = None;
         let read_position = match position {
@@ -94,6 +99,7 @@ impl Subscription {
                 cursor: start.clone(),
             }),
             backoff: Backoff::default(),
+            floor,
         };
         Ok((subscription, start))
     }
@@ -155,7 +161,7 @@ impl Subscription {
     fn absorb(&mut self, batch: ReadBatch) {
         if batch.epoch != self.epoch {
             self.epoch = batch.epoch;
-            self.read_position = batch.trimmed_through;
+            self.read_position = batch.trimmed_through.max(self.floor);
             self.pending_reset = Some(Delivery::Reset {
                 reason: "log_restarted",
                 cursor: make_cursor(&self.epoch, self.read_position),
@@ -170,14 +176,12 @@ impl Subscription {
             });
             return;
         }
-        if batch.entries.is_empty() {
+        let Some(read_through) = batch.read_through else {
             self.catching_up = false;
             return;
-        }
-        for entry in batch.entries {
-            self.read_position = entry.id();
-            self.pending.push_back(entry);
-        }
+        };
+        self.pending.extend(batch.entries);
+        self.read_position = read_through;
     }
 }
 

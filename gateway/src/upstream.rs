@@ -65,12 +65,18 @@ async fn subscribe_and_consume(
     let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
         .await
         .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
-    for channel in &config.channels {
-        pubsub.subscribe(channel).await?;
-    }
-    for pattern in &config.patterns {
-        pubsub.psubscribe(pattern).await?;
-    }
+    let subscribe = async {
+        for channel in &config.channels {
+            pubsub.subscribe(channel).await?;
+        }
+        for pattern in &config.patterns {
+            pubsub.psubscribe(pattern).await?;
+        }
+        redis::RedisResult::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), subscribe)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out subscribing"))??;
     tracing::info!(
         upstream.channels = ?config.channels,
         upstream.patterns = ?config.patterns,

@@ -8,6 +8,7 @@ mod delivery;
 mod input;
 mod lifecycle;
 mod plans;
+mod sessions;
 
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;

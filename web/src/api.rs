@@ -282,3 +282,68 @@ pub struct WebhookAnswer {
     /// What became of the event.
     pub status: &'static str,
 }
+
+/// `POST /v1/session/signup`: a new account (plan `free`) and its first user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    /// The user's email address (stored lower-cased).
+    pub email: String,
+    /// At least 12 characters; hashed with argon2id, never stored or logged as is.
+    pub password: String,
+    /// The new account's name (the account naming rule applies).
+    pub account: String,
+}
+
+/// `POST /v1/session/signin`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The user's email address (any case).
+    pub email: String,
+    /// The user's password.
+    pub password: String,
+}
+
+/// Passwords never print, not even in a debug log of a request.
+impl std::fmt::Debug for SignUpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignUpRequest")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+/// Passwords never print, not even in a debug log of a request.
+impl std::fmt::Debug for SignInRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The current session: the answer to sign-up, sign-in and `GET /v1/session`. The session id
+/// itself is only in the `HttpOnly` cookie; the page reads `csrf_token` from here and sends it
+/// back as `X-CSRF-Token`.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// The signed-in account's name.
+    pub account: String,
+    /// What `X-CSRF-Token` must carry on state-changing requests of this session.
+    pub csrf_token: String,
+    /// When the session ends (RFC 3339, UTC).
+    pub expires_at: String,
+}
+
+/// `POST /v1/session/stream-token`: a short-lived JWT for `GET /v1/stream?access_token=`.
+#[derive(Debug, Serialize)]
+pub struct StreamTokenView {
+    /// The JWT (HS256; see `billing::stream_jwt`).
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}

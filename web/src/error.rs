@@ -14,6 +14,18 @@ pub const UNAUTHORIZED_MESSAGE: &str =
     "missing or invalid API token: send `Authorization: Bearer <token>`; \
      create one with `sluice tokens create --account NAME`";
 
+/// The one 401 body for a failed sign-in: the same for an unknown email and a wrong password.
+pub const SIGN_IN_FAILED_MESSAGE: &str =
+    "wrong email or password; check both, or sign up at POST /v1/session/signup";
+
+/// The 401 body of session endpoints without a live session cookie.
+pub const NO_SESSION_MESSAGE: &str =
+    "not signed in (no session, or it expired): sign in with POST /v1/session/signin";
+
+/// The 403 body when a cookie-authenticated, state-changing request lacks the right CSRF token.
+pub const CSRF_MESSAGE: &str =
+    "missing or wrong X-CSRF-Token header: send the csrf_token that sign-in (or GET /v1/session)      returned";
+
 /// The 503 body while the account database does not answer.
 const DATABASE_UNAVAILABLE: &str = "the account database is unavailable; retry shortly";
 
@@ -24,6 +36,12 @@ pub enum ApiError {
     /// No credential, or one that does not authenticate (401).
     #[error("{}", UNAUTHORIZED_MESSAGE)]
     Unauthorized,
+    /// A sign-in with an unknown email or a wrong password (401, one body for both).
+    #[error("{}", SIGN_IN_FAILED_MESSAGE)]
+    SignInFailed,
+    /// A session endpoint called without a live session cookie (401).
+    #[error("{}", NO_SESSION_MESSAGE)]
+    NoSession,
     /// A billing webhook request whose signature does not verify (401).
     #[error("{0}")]
     BadSignature(String),
@@ -60,7 +78,10 @@ impl ApiError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized
+            | ApiError::SignInFailed
+            | ApiError::NoSession
+            | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -107,10 +128,13 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownPlan(_) | StoreError::InvalidPlan(_) => {
                 ApiError::Unprocessable(error.to_string())
             }
+            StoreError::InvalidEmail(_) | StoreError::InvalidPassword(_) => {
+                ApiError::Unprocessable(error.to_string())
+            }
             StoreError::InvalidName(_) | StoreError::InvalidEvent(_) => {
                 ApiError::BadRequest(error.to_string())
             }
-            StoreError::AccountExists(_) | StoreError::TokenInUse => {
+            StoreError::AccountExists(_) | StoreError::TokenInUse | StoreError::EmailTaken => {
                 ApiError::Conflict(error.to_string())
             }
             StoreError::Db(error) => ApiError::Database(error),

@@ -1,5 +1,5 @@
-//! Sluice's account, admin and billing-webhook HTTP API (SPEC §5, §6). The browser page and
-//! its sessions come with issue 6 and will live here too.
+//! Sluice's account, session, admin and billing-webhook HTTP API (SPEC §5, §6). The browser
+//! page comes with issue 6 and will live here too.
 //!
 //! Shape: [`Config`] (what the operator set), [`AppState`] (cheap to clone, handles inside),
 //! [`router`] (merged into the node's router by the binary; tested in process with `oneshot`).
@@ -8,7 +8,10 @@
 //! | endpoint | who |
 //! |---|---|
 //! | `POST /v1/billing/webhook` | the billing provider (signed, see `billing::webhook_signature`) |
-//! | `GET /v1/account`, `PUT /v1/account/subscription`, `GET /v1/account/usage` | any token |
+//! | `GET /v1/account`, `PUT /v1/account/subscription`, `GET /v1/account/usage` | any token, or the session cookie (+ `X-CSRF-Token` for `PUT`) |
+//! | `POST /v1/session/signup`, `POST /v1/session/signin` | anyone (sets the session cookie) |
+//! | `GET /v1/session` | the session cookie |
+//! | `POST /v1/session/signout`, `POST /v1/session/stream-token` | the session cookie + `X-CSRF-Token` |
 //! | `GET /v1/admin/plans`, `PUT /v1/admin/plans/{name}`, `PUT /v1/admin/accounts/{name}/plan`, `GET /v1/admin/accounts/{name}/usage` | `admin` tokens |
 
 mod account;
@@ -17,17 +20,25 @@ pub mod api;
 mod auth;
 mod error;
 mod extract;
+mod origin;
+mod session;
 mod webhook;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::routing::{get, post, put};
 use axum::Router;
 use billing::Store;
 
-pub use auth::{bearer_token, AdminCaller, Caller};
-pub use error::{ApiError, UNAUTHORIZED_MESSAGE};
+pub use auth::{
+    bearer_token, session_cookie, AdminCaller, Caller, SessionCaller, CSRF_HEADER, SESSION_COOKIE,
+};
+pub use error::{
+    ApiError, CSRF_MESSAGE, NO_SESSION_MESSAGE, SIGN_IN_FAILED_MESSAGE, UNAUTHORIZED_MESSAGE,
+};
+pub use origin::origin_allowed;
+pub use session::SESSION_TTL;
 pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};
 
 /// What the operator configured for this API.
@@ -38,6 +49,41 @@ pub struct Config {
     /// default) is *test mode*: no payment provider, the webhook answers 503 and an account's
     /// own subscription toggle applies directly.
     pub billing_webhook_secrets: Vec<String>,
+    /// The HS256 key of the stream JWTs the page gets from `POST /v1/session/stream-token`
+    /// (and the gateway verifies); at least 32 bytes. Every node of a cluster needs the same
+    /// one. `None` (the default): a random 32-byte key per process, so stream tokens do not
+    /// survive a restart and other nodes refuse them (a warning is logged at first use).
+    /// CLI flag and `SLUICE_…` variable: added by the binary.
+    pub jwt_secret: Option<Secret>,
+    /// Leave `Secure` off the session cookie, so sign-in works over plain `http://` (local
+    /// development only: the cookie then travels in clear). Default `false`. CLI flag and
+    /// `SLUICE_…` variable: added by the binary.
+    pub insecure_cookies: bool,
+}
+
+/// Fewest bytes a configured JWT secret may have (HS256's key size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A secret setting. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
 }
 
 impl Config {
@@ -46,9 +92,27 @@ impl Config {
         self.billing_webhook_secrets.is_empty()
     }
 
+    /// The key stream JWTs are signed and verified with: [`Config::jwt_secret`], or this
+    /// process's random key when none is configured. Pass it to
+    /// `billing::stream_jwt::verify` in the gateway of the same process.
+    pub fn stream_jwt_secret(&self) -> &[u8] {
+        match &self.jwt_secret {
+            Some(secret) => secret.expose().as_bytes(),
+            None => process_jwt_secret(),
+        }
+    }
+
     /// Checks the settings before the node binds a port; the error is one line naming the
     /// setting (for exit code 64).
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose().len() < MIN_JWT_SECRET_BYTES {
+                return Err(format!(
+                    "--jwt-secret must be at least {MIN_JWT_SECRET_BYTES} bytes (generate one \
+                     with `openssl rand -hex 32`)"
+                ));
+            }
+        }
         if self
             .billing_webhook_secrets
             .iter()
@@ -72,8 +136,22 @@ impl fmt::Debug for Config {
                 "billing_webhook_secrets",
                 &format_args!("[{} redacted]", self.billing_webhook_secrets.len()),
             )
+            .field("jwt_secret", &self.jwt_secret)
+            .field("insecure_cookies", &self.insecure_cookies)
             .finish()
     }
+}
+
+/// This process's stream-JWT key when none is configured: 32 random bytes, made at first use.
+fn process_jwt_secret() -> &'static [u8] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        tracing::warn!(
+            "no JWT secret configured: stream tokens are signed with a random key of this \
+             process; they will not survive a restart and other nodes will refuse them"
+        );
+        rand::random()
+    })
 }
 
 /// What every handler needs. Cheap to clone: the store's pool and the config are shared.
@@ -92,6 +170,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/account", get(account::show))
         .route("/v1/account/subscription", put(account::subscribe))
         .route("/v1/account/usage", get(account::usage))
+        .route("/v1/session", get(session::show))
+        .route("/v1/session/signup", post(session::sign_up))
+        .route("/v1/session/signin", post(session::sign_in))
+        .route("/v1/session/signout", post(session::sign_out))
+        .route("/v1/session/stream-token", post(session::stream_token))
         .route("/v1/admin/plans", get(admin::list_plans))
         .route("/v1/admin/plans/{name}", put(admin::edit_plan))
         .route(
@@ -110,8 +193,11 @@ mod tests {
     fn config_debug_never_prints_secrets() {
         let config = Config {
             billing_webhook_secrets: vec!["whsec_supersecret".into(), "whsec_old".into()],
+            jwt_secret: Some(Secret::new("jwt-supersecret-jwt-supersecret-jwt")),
+            ..Config::default()
         };
         let printed = format!("{config:?}");
+        assert!(!printed.contains("jwt-supersecret"), "{printed}");
         assert!(!printed.contains("supersecret"), "{printed}");
         assert!(printed.contains("2 redacted"), "{printed}");
     }
@@ -122,13 +208,34 @@ mod tests {
         assert_eq!(Config::default().validate(), Ok(()));
         let configured = Config {
             billing_webhook_secrets: vec!["whsec_1".into()],
+            ..Config::default()
         };
         assert!(!configured.test_mode());
         assert_eq!(configured.validate(), Ok(()));
         let empty = Config {
             billing_webhook_secrets: vec!["whsec_1".into(), " ".into()],
+            ..Config::default()
         };
         let error = empty.validate().unwrap_err();
         assert!(error.contains("--billing-webhook-secret"), "{error}");
+        let short = Config {
+            jwt_secret: Some(Secret::new("x".repeat(31))),
+            ..Config::default()
+        };
+        let error = short.validate().unwrap_err();
+        assert!(error.contains("--jwt-secret"), "{error}");
+        let long_enough = Config {
+            jwt_secret: Some(Secret::new("x".repeat(32))),
+            ..Config::default()
+        };
+        assert_eq!(long_enough.validate(), Ok(()));
+        assert_eq!(long_enough.stream_jwt_secret(), "x".repeat(32).as_bytes());
+        // Without a configured secret: one random key per process, the same on every call.
+        let random = Config::default();
+        assert_eq!(random.stream_jwt_secret().len(), 32);
+        assert_eq!(
+            random.stream_jwt_secret(),
+            Config::default().stream_jwt_secret()
+        );
     }
 }

@@ -31,9 +31,11 @@ mod auth;
 mod bootstrap;
 mod changes;
 mod migrations;
+mod stream_jwt;
 mod subscriptions;
 mod tokens;
 mod usage;
+mod users;
 
 use std::path::PathBuf;
 

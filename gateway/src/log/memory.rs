@@ -90,7 +90,7 @@ impl MemoryLog {
         let mut inner = self.inner.lock().expect("memory log lock poisoned");
         self.trim(&mut inner, Self::now_ms());
         let start = inner.entries.partition_point(|entry| entry.id() <= after);
-        let entries = inner
+        let entries: Vec<SharedEntry> = inner
             .entries
             .iter()
             .skip(start)
@@ -100,6 +100,7 @@ impl MemoryLog {
         ReadBatch {
             epoch: self.epoch.clone(),
             trimmed_through: inner.trimmed_through,
+            read_through: entries.last().map(|entry| entry.id()),
             entries,
         }
     }

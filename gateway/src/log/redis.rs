@@ -163,12 +163,13 @@ impl RedisLog {
             .map_err(unavailable)?;
         let info = ReadInfo::parse(reply)?;
         let trimmed_through = info.trimmed_through();
-        let entries = parse_entries(&info.epoch, info.entries)?;
+        let (entries, read_through) = parse_entries(&info.epoch, info.entries)?;
         let epoch = info.epoch;
         Ok(ReadBatch {
             epoch,
             trimmed_through,
             entries,
+            read_through,
         })
     }
 
@@ -357,8 +358,13 @@ struct ReadInfo {
 impl ReadInfo {
     fn parse(reply: Value) -> Result<ReadInfo, LogError> {
         let [epoch, deleted, last, len, entries, first, added] = array_of::<7>(reply)?;
+        let epoch = string(epoch)?;
+        // Someone else's value in the epoch key must not become a cursor (or a panic).
+        domain::cursor::validate_epoch(&epoch).map_err(|_| {
+            LogError::Protocol(format!("the epoch key holds `{epoch}`, not a Sluice epoch"))
+        })?;
         Ok(ReadInfo {
-            epoch: string(epoch)?,
+            epoch,
             max_deleted: stream_id(deleted)?,
             last: stream_id(last)?,
             len: number(len)?,
@@ -452,11 +458,16 @@ fn cursor(epoch: &str, id: Value) -> Result<Cursor, LogError> {
 
 /// Parses `XRANGE` entries, skipping (and logging) any that are not valid indicators: the stream
 /// is only written by Sluice, but a stray `XADD` by hand must not stop delivery.
-fn parse_entries(epoch: &str, entries: Value) -> Result<Vec<SharedEntry>, LogError> {
+fn parse_entries(
+    epoch: &str,
+    entries: Value,
+) -> Result<(Vec<SharedEntry>, Option<StreamId>), LogError> {
     let mut parsed = Vec::new();
+    let mut read_through = None;
     for entry in array(entries)? {
         let [id, fields] = array_of::<2>(entry)?;
         let cursor = cursor(epoch, id)?;
+        read_through = Some(cursor.id());
         let mut fields = array(fields)?.into_iter();
         let mut data = None;
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
@@ -478,5 +489,5 @@ fn parse_entries(epoch: &str, entries: Value) -> Result<Vec<SharedEntry>, LogErr
             }
         }
     }
-    Ok(parsed)
+    Ok((parsed, read_through))
 }

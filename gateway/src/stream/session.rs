@@ -14,7 +14,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::control::{Control, Registration};
-use crate::enforcement::{stream_allowed, visible, RateGate};
+use crate::enforcement::{effective_rate, stream_allowed, visible, RateGate};
 use crate::log::SharedEntry;
 use crate::slots::Slot;
 use crate::subscription::{Delivery, Subscription};
@@ -63,7 +63,10 @@ pub struct Session {
     wants_correlated: bool,
     control: mpsc::UnboundedReceiver<Control>,
     expires_at: Option<Instant>,
-    stashed: Option<SharedEntry>,
+    /// An output held back because pending drops must be reported first (order matters: a
+    /// `dropped` frame after a `reset` would move the client's resume cursor backwards).
+    stashed: Option<Output>,
+    control_open: bool,
     drops: u64,
     last_dropped: Option<Cursor>,
     drops_since: Option<Instant>,
@@ -102,6 +105,7 @@ impl Session {
             control: parts.control,
             expires_at,
             stashed: None,
+            control_open: true,
             drops: 0,
             last_dropped: None,
             drops_since: None,
@@ -116,8 +120,8 @@ impl Session {
     /// The next thing to send; `None` when the node shuts down. Cancel-safe.
     pub async fn next(&mut self, shutdown: &CancellationToken) -> Option<Output> {
         loop {
-            if let Some(entry) = self.stashed.take() {
-                return Some(Output::Indicator(entry));
+            if let Some(output) = self.stashed.take() {
+                return Some(output);
             }
             let far = Instant::now() + Duration::from_secs(86_400 * 365);
             let drop_deadline = self
@@ -125,20 +129,27 @@ impl Session {
                 .map_or(far, |since| since + DROP_REPORT_DELAY);
             tokio::select! {
                 biased;
-                control = self.control.recv() => match control {
+                control = self.control.recv(), if self.control_open => match control {
                     Some(Control::Plan(plan)) => return Some(self.adopt(plan)),
                     Some(Control::Revoked) => return Some(Output::Close {
                         code: close::TOKEN_REVOKED,
                         reason: "token revoked",
                     }),
-                    None => {}
+                    None => self.control_open = false,
                 },
                 _ = sleep_until(self.expires_at.unwrap_or(far)), if self.expires_at.is_some() => {
                     return Some(Output::Close { code: close::TOKEN_REVOKED, reason: "token expired" });
                 }
                 _ = sleep_until(drop_deadline), if self.drops > 0 => return Some(self.take_drops()),
                 delivery = self.subscription.next(shutdown) => match delivery? {
-                    Delivery::Reset { reason, cursor } => return Some(Output::Reset { reason, cursor }),
+                    Delivery::Reset { reason, cursor } => {
+                        let reset = Output::Reset { reason, cursor };
+                        if self.drops > 0 {
+                            self.stashed = Some(reset);
+                            return Some(self.take_drops());
+                        }
+                        return Some(reset);
+                    }
                     Delivery::Entry(entry) => {
                         if !visible(&self.principal.plan, &entry.indicator) {
                             continue;
@@ -150,7 +161,7 @@ impl Session {
                             continue;
                         }
                         if self.drops > 0 {
-                            self.stashed = Some(entry);
+                            self.stashed = Some(Output::Indicator(entry));
                             return Some(self.take_drops());
                         }
                         return Some(Output::Indicator(entry));
@@ -177,7 +188,10 @@ impl Session {
                 reason: "the account's plan no longer allows this stream",
             };
         }
-        self.gate = RateGate::for_plan(&plan);
+        // A new limiter only when the rate changes: rebuilding refills the burst.
+        if effective_rate(&plan) != effective_rate(&self.principal.plan) {
+            self.gate = RateGate::for_plan(&plan);
+        }
         self.principal.plan = plan.clone();
         Output::Plan(plan)
     }

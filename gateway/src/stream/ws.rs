@@ -34,9 +34,12 @@ pub fn configure(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade
 
 /// Applies the production settings and hands the socket to `serve`.
 pub fn upgrade(upgrade: WebSocketUpgrade, session: Session, state: AppState) -> Response {
-    configure(upgrade, &state.config).on_upgrade(move |socket| {
-        let tracker = state.tracker.clone();
-        tracker.track_future(serve(socket, session, state))
+    // Tracked from now, not from when the upgrade completes: shutdown must wait for a socket
+    // whose 101 is still in flight too.
+    let tracked = state.tracker.token();
+    configure(upgrade, &state.config).on_upgrade(move |socket| async move {
+        serve(socket, session, state).await;
+        drop(tracked);
     })
 }
 
@@ -59,7 +62,12 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
     let (mut sink, mut stream) = socket.split();
     let mut last_delivered: Cursor = session.start.clone();
     let hello = wire::hello_frame(&session.principal.plan, &session.start);
-    if sink.send(Message::Text(hello.into())).await.is_err() {
+    let sent = timeout(
+        config.slow_consumer_timeout,
+        sink.send(Message::Text(hello.into())),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
         return;
     }
     let mut pings = tokio::time::interval_at(
@@ -85,8 +93,11 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
                 if last_heard.elapsed() >= config.ws_idle_timeout {
                     break End::Close(close_code::POLICY, format!("no pong for {}s; resume from {last_delivered}", config.ws_idle_timeout.as_secs()));
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break End::Gone;
+                // Bounded like every send: a peer that stopped reading must not pin this task.
+                match timeout(config.slow_consumer_timeout, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::Gone,
+                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
                 }
             }
             output = session.next(&shutdown) => {

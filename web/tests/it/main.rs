@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 
 mod account;
 mod admin;
+mod session;
 mod webhook;
 
 use std::sync::Arc;
@@ -102,7 +103,16 @@ impl TestApp {
             store: store.clone(),
             config: Arc::new(web::Config {
                 billing_webhook_secrets: secrets.iter().map(|secret| secret.to_string()).collect(),
+                ..web::Config::default()
             }),
+        })
+    }
+
+    /// Another router on the same store, with `config`.
+    pub fn router_with_config(&self, config: web::Config) -> Router {
+        web::router(web::AppState {
+            store: self.store.clone(),
+            config: Arc::new(config),
         })
     }
 

@@ -1,0 +1,68 @@
+//! Browsers: sign up, a session cookie, and a short-lived stream JWT that opens the firehose.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+use crate::{start, Backend};
+
+#[tokio::test]
+async fn signed_in_browser_streams_with_a_short_lived_jwt() {
+    let (node, _redis) = start(Backend::Memory, &["--insecure-cookies"]).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(node.http("/v1/session/signup"))
+        .json(&json!({"email": "ana@example.org", "password": "correct horse battery", "account": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session: Value = response.json().await.unwrap();
+    let csrf = session["csrf_token"].as_str().unwrap().to_owned();
+
+    // Without the CSRF header the cookie is not enough for a state-changing request.
+    let refused = client
+        .post(node.http("/v1/session/stream-token"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let issued: Value = client
+        .post(node.http("/v1/session/stream-token"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwt = issued["token"].as_str().unwrap();
+
+    // EventSource-style: the token in the query string.
+    let url = node.ws(&format!("/v1/stream?access_token={jwt}"));
+    let mut socket = ws_connect(&url, None).await.unwrap();
+    let hello = ws_frame(&mut socket).await;
+    assert_eq!(hello["plan"], "free");
+
+    // A tampered token is refused before any upgrade, like any bad credential.
+    let mut tampered = jwt.to_owned();
+    tampered.pop();
+    tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+    let refused = ws_connect(
+        &node.ws(&format!("/v1/stream?access_token={tampered}")),
+        None,
+    )
+    .await;
+    assert_eq!(refused.err(), Some(401));
+}

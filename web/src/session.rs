@@ -1,0 +1,131 @@
+//! Browser sessions (SPEC §6): `POST /v1/session/signup`, `POST /v1/session/signin`,
+//! `POST /v1/session/signout`, `GET /v1/session` and `POST /v1/session/stream-token`.
+//!
+//! Sign-up and sign-in set the session cookie and answer the session's CSRF token; every other
+//! endpoint here needs the cookie (and, being a POST, the CSRF token: see `auth`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use billing::{stream_jwt, User};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::api::{SessionView, SignInRequest, SignUpRequest, StreamTokenView};
+use crate::auth::{SessionCaller, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::AppState;
+
+/// How long a browser session lasts after sign-in: 7 days.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// `POST /v1/session/signup` `{email, password, account}`: creates the account (plan `free`)
+/// and its user, signs in, 201.
+pub(crate) async fn sign_up(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<SignUpRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state
+        .store
+        .sign_up(&request.email, &request.password, &request.account)
+        .await?;
+    let (headers, view) = start_session(&state, &user).await?;
+    Ok((StatusCode::CREATED, headers, Json(view)))
+}
+
+/// `POST /v1/session/signin` `{email, password}`: signs in, or 401 with one body whether the
+/// email is unknown or the password wrong.
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<SignInRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state
+        .store
+        .sign_in(&request.email, &request.password)
+        .await?
+        .ok_or(ApiError::SignInFailed)?;
+    let (headers, view) = start_session(&state, &user).await?;
+    Ok((StatusCode::OK, headers, Json(view)))
+}
+
+/// `POST /v1/session/signout` (cookie + CSRF): ends the session and clears the cookie, 204.
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+) -> Result<impl IntoResponse, ApiError> {
+    state.store.delete_session(caller.secret.expose()).await?;
+    tracing::info!(user.id = caller.session.user_id, "user signed out");
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, cookie_header(&state, "", 0));
+    Ok((StatusCode::NO_CONTENT, headers))
+}
+
+/// `GET /v1/session` (cookie): the current session, or 401.
+pub(crate) async fn show(caller: SessionCaller) -> Json<SessionView> {
+    Json(SessionView {
+        account: caller.session.account,
+        csrf_token: caller.session.csrf_token,
+        expires_at: rfc3339(caller.session.expires_at),
+    })
+}
+
+/// `POST /v1/session/stream-token` (cookie + CSRF): a JWT for the page's stream, valid for
+/// `billing::stream_jwt::TTL_SECONDS`.
+pub(crate) async fn stream_token(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+) -> Result<Json<StreamTokenView>, ApiError> {
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
+    let token = stream_jwt::issue(
+        state.config.stream_jwt_secret(),
+        caller.session.account_id,
+        &caller.session.account,
+        now,
+    );
+    Ok(Json(StreamTokenView {
+        token,
+        expires_in: stream_jwt::TTL_SECONDS,
+    }))
+}
+
+/// Starts a session for `user`: the `Set-Cookie` header and the body to answer.
+async fn start_session(
+    state: &AppState,
+    user: &User,
+) -> Result<(HeaderMap, SessionView), ApiError> {
+    let (secret, csrf_token) = state.store.create_session(user.id, SESSION_TTL).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        cookie_header(state, secret.expose(), SESSION_TTL.as_secs()),
+    );
+    let expires_at = Utc::now() + SESSION_TTL;
+    Ok((
+        headers,
+        SessionView {
+            account: user.account.clone(),
+            csrf_token,
+            expires_at: rfc3339(expires_at),
+        },
+    ))
+}
+
+/// `sluice_session=<value>; HttpOnly; SameSite=Strict; Path=/; Max-Age=<seconds>[; Secure]`.
+fn cookie_header(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.config.insecure_cookies {
+        ""
+    } else {
+        "; Secure"
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .expect("hex digits and ASCII attributes make a valid header value")
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

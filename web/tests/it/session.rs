@@ -1,0 +1,492 @@
+//! Browser sessions: sign-up and sign-in cookies, CSRF, the account API through the cookie,
+//! stream tokens, sign-out, and no plaintext password or session id in the database.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use billing::stream_jwt;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::{send, Answer, TestApp};
+
+const PASSWORD: &str = "correct horse battery staple";
+const JWT_SECRET: &str = "jwt-secret-for-tests-jwt-secret-";
+
+on_both_backends!(
+    sign_up_sets_a_strict_http_only_secure_cookie,
+    sign_in_refusals_are_one_401,
+    cookie_requests_that_change_state_need_the_csrf_token,
+    the_subscription_toggles_through_the_session,
+    stream_tokens_verify_with_the_configured_secret,
+    sign_out_ends_the_session,
+    the_database_never_holds_a_password_or_session_id,
+);
+
+/// A router in test mode (no webhook secret), with a JWT secret and `Secure` cookies.
+fn router(app: &TestApp) -> Router {
+    app.router_with_config(web::Config {
+        jwt_secret: Some(web::Secret::new(JWT_SECRET)),
+        ..web::Config::default()
+    })
+}
+
+/// Sends a JSON request with the session cookie and `X-CSRF-Token`, when given.
+async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(
+            header::COOKIE,
+            format!("theme=dark; sluice_session={cookie}"),
+        );
+    }
+    if let Some(csrf) = csrf {
+        request = request.header("X-CSRF-Token", csrf);
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(router, request.body(body).unwrap()).await
+}
+
+/// The session cookie's value in a `Set-Cookie` answer.
+fn cookie_of(answer: &Answer) -> String {
+    let set_cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    let value = set_cookie
+        .strip_prefix("sluice_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    value.to_owned()
+}
+
+/// Signs up `ada@example.com` with account `acme`: (cookie, csrf token).
+async fn sign_up(router: &Router) -> (String, String) {
+    let answer = call(
+        router,
+        Method::POST,
+        "/v1/session/signup",
+        None,
+        None,
+        Some(json!({"email": "Ada@Example.com", "password": PASSWORD, "account": "acme"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    (
+        cookie_of(&answer),
+        answer.body["csrf_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
+    let router = router(app);
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/signup",
+        None,
+        None,
+        Some(json!({"email": "ada@example.com", "password": PASSWORD, "account": "acme"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    let set_cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    let attributes: Vec<&str> = set_cookie.split("; ").skip(1).collect();
+    assert_eq!(
+        attributes,
+        [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=604800",
+            "Secure"
+        ]
+    );
+    let cookie = cookie_of(&answer);
+    assert_eq!(cookie.len(), 64);
+    assert_eq!(answer.body["account"], "acme");
+    let csrf = answer.body["csrf_token"].as_str().unwrap();
+    assert_eq!(csrf.len(), 64);
+    assert_ne!(csrf, cookie);
+
+    // The session answers who is signed in, and the account API accepts the cookie.
+    let session = call(
+        &router,
+        Method::GET,
+        "/v1/session",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(session.status, StatusCode::OK);
+    assert_eq!(session.body["account"], "acme");
+    assert_eq!(session.body["csrf_token"], csrf);
+    let account = call(
+        &router,
+        Method::GET,
+        "/v1/account",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(account.status, StatusCode::OK, "{:?}", account.body);
+    assert_eq!(account.body["plan"], "free");
+
+    // `insecure_cookies` drops `Secure` only.
+    let insecure = app.router_with_config(web::Config {
+        insecure_cookies: true,
+        ..web::Config::default()
+    });
+    let answer = call(
+        &insecure,
+        Method::POST,
+        "/v1/session/signin",
+        None,
+        None,
+        Some(json!({"email": "ada@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let set_cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set_cookie.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800"));
+
+    // Sign-up refusals say what to fix.
+    for (body, status) in [
+        (
+            json!({"email": "bob@example.com", "password": "short", "account": "bob"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"email": "ADA@example.com", "password": PASSWORD, "account": "bob"}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD, "account": "acme"}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let answer = call(
+            &router,
+            Method::POST,
+            "/v1/session/signup",
+            None,
+            None,
+            Some(body),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{:?}", answer.body);
+        assert!(answer.headers.get(header::SET_COOKIE).is_none());
+        assert!(!answer.error().contains(PASSWORD));
+    }
+}
+
+async fn sign_in_refusals_are_one_401(app: &TestApp) {
+    let router = router(app);
+    sign_up(&router).await;
+    let mut refusals = Vec::new();
+    for (email, password) in [
+        ("ada@example.com", "wrong password!"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+    ] {
+        let answer = call(
+            &router,
+            Method::POST,
+            "/v1/session/signin",
+            None,
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(answer.headers.get(header::SET_COOKIE).is_none());
+        refusals.push(answer.body);
+    }
+    assert!(
+        refusals.iter().all(|body| *body == refusals[0]),
+        "{refusals:?}"
+    );
+    assert_eq!(refusals[0]["error"], web::SIGN_IN_FAILED_MESSAGE);
+
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/signin",
+        None,
+        None,
+        Some(json!({"email": "ADA@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["account"], "acme");
+    let cookie = cookie_of(&answer);
+    let session = call(
+        &router,
+        Method::GET,
+        "/v1/session",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(session.body["csrf_token"], answer.body["csrf_token"]);
+
+    // No cookie, or one that names no session: 401.
+    for cookie in [None, Some("garbage"), Some(&*"0".repeat(64))] {
+        let answer = call(&router, Method::GET, "/v1/session", cookie, None, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error(), web::NO_SESSION_MESSAGE);
+        let answer = call(&router, Method::GET, "/v1/account", cookie, None, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+async fn cookie_requests_that_change_state_need_the_csrf_token(app: &TestApp) {
+    let router = router(app);
+    let (cookie, csrf) = sign_up(&router).await;
+    let wrong = "f".repeat(64);
+    let requests = [
+        (
+            Method::PUT,
+            "/v1/account/subscription",
+            Some(json!({"plan": "hobby"})),
+        ),
+        (Method::POST, "/v1/session/stream-token", None),
+        (Method::POST, "/v1/session/signout", None),
+    ];
+    for (method, uri, body) in requests {
+        for presented in [None, Some(wrong.as_str()), Some(""), Some(&csrf[..63])] {
+            let answer = call(
+                &router,
+                method.clone(),
+                uri,
+                Some(&cookie),
+                presented,
+                body.clone(),
+            )
+            .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{method} {uri} {presented:?}"
+            );
+            assert_eq!(answer.error(), web::CSRF_MESSAGE);
+        }
+    }
+    // Nothing happened: still on `free`, still signed in.
+    assert_eq!(app.plan_of("acme").await, "free");
+    let answer = call(
+        &router,
+        Method::GET,
+        "/v1/session",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // Another session's CSRF token does not fit this one.
+    let other = call(
+        &router,
+        Method::POST,
+        "/v1/session/signin",
+        None,
+        None,
+        Some(json!({"email": "ada@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let other_csrf = other.body["csrf_token"].as_str().unwrap();
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/stream-token",
+        Some(&cookie),
+        Some(other_csrf),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+async fn the_subscription_toggles_through_the_session(app: &TestApp) {
+    let router = router(app);
+    let (cookie, csrf) = sign_up(&router).await;
+    let answer = call(
+        &router,
+        Method::PUT,
+        "/v1/account/subscription",
+        Some(&cookie),
+        Some(&csrf),
+        Some(json!({"plan": "hobby"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["plan"], "hobby");
+    assert_eq!(app.plan_of("acme").await, "hobby");
+    assert_eq!(app.change_kinds().await, ["account_plan"]);
+    let answer = call(
+        &router,
+        Method::GET,
+        "/v1/account",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(answer.body["plan"], "hobby");
+    // Sessions carry scope `read`: the admin API stays API-token only.
+    let answer = call(
+        &router,
+        Method::GET,
+        "/v1/admin/plans",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+async fn stream_tokens_verify_with_the_configured_secret(app: &TestApp) {
+    let router = router(app);
+    let (cookie, csrf) = sign_up(&router).await;
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/stream-token",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["expires_in"], 300);
+    let token = answer.body["token"].as_str().unwrap();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let claims = stream_jwt::verify(JWT_SECRET.as_bytes(), token, now).unwrap();
+    let account = app.store.account("acme").await.unwrap().unwrap();
+    assert_eq!(claims.account_id(), Some(account.id));
+    assert_eq!(claims.acct, "acme");
+    assert!(
+        claims.exp >= now + 290 && claims.exp <= now + 300,
+        "{claims:?}"
+    );
+    assert!(stream_jwt::verify(b"another-secret-another-secret-an", token, now).is_err());
+    assert!(stream_jwt::verify(JWT_SECRET.as_bytes(), token, now + 331).is_err());
+
+    // Without a configured secret, the process's random key signs them.
+    let random = app.router_with_config(web::Config::default());
+    let answer = call(
+        &random,
+        Method::POST,
+        "/v1/session/stream-token",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+    )
+    .await;
+    let token = answer.body["token"].as_str().unwrap();
+    let secret = web::Config::default();
+    assert!(stream_jwt::verify(secret.stream_jwt_secret(), token, now).is_ok());
+    assert!(stream_jwt::verify(JWT_SECRET.as_bytes(), token, now).is_err());
+
+    // An API token is no session.
+    let (_, api_token) = app.account("globex", "pro", billing::Scope::Read).await;
+    let request = Request::post("/v1/session/stream-token")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", api_token.expose()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&router, request).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn sign_out_ends_the_session(app: &TestApp) {
+    let router = router(app);
+    let (cookie, csrf) = sign_up(&router).await;
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/signout",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let set_cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set_cookie.starts_with("sluice_session=; "), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=0"), "{set_cookie}");
+    assert_eq!(app.count("sessions").await, 0);
+    for (method, uri, csrf) in [
+        (Method::GET, "/v1/session", None),
+        (Method::GET, "/v1/account", None),
+        (Method::POST, "/v1/session/stream-token", Some(&csrf)),
+        (Method::POST, "/v1/session/signout", Some(&csrf)),
+    ] {
+        let answer = call(
+            &router,
+            method,
+            uri,
+            Some(&cookie),
+            csrf.map(|c| c.as_str()),
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+}
+
+async fn the_database_never_holds_a_password_or_session_id(app: &TestApp) {
+    let router = router(app);
+    let (first, _) = sign_up(&router).await;
+    let answer = call(
+        &router,
+        Method::POST,
+        "/v1/session/signin",
+        None,
+        None,
+        Some(json!({"email": "ada@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let second = cookie_of(&answer);
+    let mut stored = String::new();
+    for sql in [
+        "SELECT email AS a, password_hash AS b FROM users",
+        "SELECT id_hash AS a, csrf_token AS b FROM sessions",
+    ] {
+        for row in sqlx::query(sql).fetch_all(app.store.pool()).await.unwrap() {
+            for column in ["a", "b"] {
+                stored.push_str(&row.try_get::<String, _>(column).unwrap());
+                stored.push('\n');
+            }
+        }
+    }
+    assert_eq!(app.count("sessions").await, 2);
+    assert!(stored.contains("$argon2id$"), "{stored}");
+    for secret in [PASSWORD, first.as_str(), second.as_str()] {
+        assert!(!stored.contains(secret), "plaintext {secret:?} stored");
+    }
+}
