@@ -230,3 +230,106 @@ async fn upstream_garbage_is_counted_not_fatal() {
         "{metrics}"
     );
 }
+
+/// `sluice publish --redis` sends a feed straight into the upstream channel; the provider comes
+/// from `--provider`, and a gateway stores and streams it.
+#[tokio::test]
+async fn publish_cli_into_redis() {
+    let redis = RedisServer::start().unwrap();
+    let node = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    let mut conn = redis_conn(&redis).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("indicators")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts[0].1 >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/data/feeds/csirtg_feed.txt");
+    let output = tokio::process::Command::new(sluice_binary())
+        .args([
+            "publish",
+            feed,
+            "--redis",
+            &redis.url(),
+            "--provider",
+            "csirtg.io",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got = ws_frame(&mut socket).await;
+    assert_eq!(got["data"]["provider"], "csirtg.io");
+    assert_eq!(got["data"]["itype"], "ipv4");
+    // Without a provider the trusted path refuses, with a clear configuration error.
+    let output = tokio::process::Command::new(sluice_binary())
+        .args(["publish", feed, "--redis", &redis.url()])
+        .env_remove("SLUICE_PROVIDER")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+}
+
+/// A plan change reaches live connections on every node of a cluster.
+#[tokio::test]
+async fn plan_change_reaches_every_node() {
+    let redis = RedisServer::start().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let second = Node::start(NodeOptions {
+        role: Some("gateway"),
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        admin_token: Some(first.admin_token.clone()),
+        ..NodeOptions::default()
+    })
+    .await;
+    first.create_account("shared", "hobby").await;
+    let token = first.create_token("shared", "read").await;
+    let mut on_first = ws_connect(&first.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    let mut on_second = ws_connect(&second.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    ws_frame(&mut on_first).await;
+    ws_frame(&mut on_second).await;
+    let changed = std::time::Instant::now();
+    assert!(first
+        .cli(&["plans", "set", "shared", "pro"])
+        .await
+        .status
+        .success());
+    for socket in [&mut on_first, &mut on_second] {
+        let frame = ws_frame(socket).await;
+        assert_eq!(frame["type"], "plan", "{frame}");
+        assert_eq!(frame["plan"], "pro");
+    }
+    assert!(changed.elapsed() < Duration::from_secs(5));
+}

@@ -77,7 +77,10 @@ impl Node {
             .arg("--data-dir")
             .arg(&data_dir)
             .env("SLUICE_ADMIN_TOKEN", &admin_token)
-            .env("RUST_LOG", "info,sluice=debug,gateway=debug")
+            .env(
+                "RUST_LOG",
+                "debug,sqlx=warn,hyper=info,h2=info,tokio_tungstenite=info,tungstenite=info",
+            )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(data_dir.join(format!("stdout-{port}.log"))).unwrap())
             .stderr(std::fs::File::create(data_dir.join(format!("stderr-{port}.log"))).unwrap())

@@ -157,4 +157,7 @@ async fn publish_cli_sends_a_feed_file() {
         .as_array()
         .unwrap()
         .contains(&"hijacked".into()));
+    // Secrets never reach the logs, whatever happened above.
+    let logs = node.logs();
+    assert!(!logs.contains(&token) && !logs.contains(&node.admin_token));
 }

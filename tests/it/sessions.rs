@@ -65,4 +65,7 @@ async fn signed_in_browser_streams_with_a_short_lived_jwt() {
     )
     .await;
     assert_eq!(refused.err(), Some(401));
+    let logs = node.logs();
+    assert!(!logs.contains(jwt) && !logs.contains("correct horse battery"));
+    assert!(!logs.contains(cookie.trim_start_matches("sluice_session=")));
 }
