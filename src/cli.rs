@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use domain::correlation::Rule;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +35,8 @@ pub enum Command {
     Up(UpArgs),
     /// A further gateway node sharing Redis (required) and the account database.
     Gateway(GatewayArgs),
+    /// The correlator as its own process, on the cluster's Redis (replicas never double-emit).
+    Correlator(CorrelatorArgs),
     /// Apply database migrations.
     Migrate(StoreArgs),
     /// Manage accounts.
@@ -145,6 +148,35 @@ pub struct UpArgs {
     /// Session cookies without `Secure`, for plain-HTTP local use only.
     #[arg(long, env = "SLUICE_INSECURE_COOKIES")]
     pub insecure_cookies: bool,
+    #[command(flatten)]
+    pub correlate: CorrelateArgs,
+    /// Run no correlator in this process (e.g. when `sluice correlator` runs elsewhere).
+    #[arg(long, env = "SLUICE_NO_CORRELATOR")]
+    pub no_correlator: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CorrelateArgs {
+    /// Correlation rule, repeatable (`;` between rules in the environment variable):
+    /// `NAME[:key=exact|cidr/24[/48]|asn,threshold=3,window=24h,lateness=1h,idle=1m,tags=scanner+…,confidence=8]`.
+    /// Default: `scanners` (3 providers, one address, 24 h; `--demo`: with lateness=0s).
+    #[arg(long = "correlate", env = "SLUICE_CORRELATE", value_delimiter = ';', value_parser = parse_rule)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CorrelatorArgs {
+    /// Redis URL of the cluster's shared log.
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: String,
+    /// Prefix of every Redis key Sluice uses.
+    #[arg(long, env = "SLUICE_REDIS_PREFIX", default_value = "sluice:")]
+    pub redis_prefix: String,
+    /// How long the log keeps indicators (as configured on the gateways).
+    #[arg(long, env = "SLUICE_RETENTION", value_parser = parse_duration, default_value = "24h")]
+    pub retention: Duration,
+    #[command(flatten)]
+    pub correlate: CorrelateArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -287,6 +319,10 @@ pub struct BenchArgs {
     /// Only open idle connections and measure the gateway's memory per connection.
     #[arg(long, env = "SLUICE_BENCH_IDLE")]
     pub idle: bool,
+}
+
+fn parse_rule(text: &str) -> Result<Rule, String> {
+    Rule::parse(text).map_err(|error| error.to_string())
 }
 
 /// Durations like `500ms`, `20s`, `24h`, `30d`.

@@ -1,5 +1,6 @@
 //! `sluice up --demo`: replays the bundled feed snapshots (data/feeds) into the log at a steady
-//! pace, round-robin across feeds, so a newcomer sees varied data flowing at once.
+//! pace, round-robin across feeds, so a newcomer sees varied data flowing at once. Two made-up
+//! honeypots echo csirtg.io's scanners, so correlated indicators appear within a minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,18 @@ const FEEDS: &[(&str, &str, &[&str])] = &[
         "phishtank",
         include_str!("../data/feeds/phishtank_feed.json"),
         &["phishing"],
+    ),
+    // Three made-up sensors seeing the same scanners as csirtg.io, so that the correlator has
+    // something to find: each address reported by them becomes a `correlated` indicator.
+    (
+        "demo/honeypot-eu",
+        include_str!("../data/feeds/csirtg_feed.txt"),
+        &["scanner", "honeypot"],
+    ),
+    (
+        "demo/honeypot-us",
+        include_str!("../data/feeds/csirtg_feed.txt"),
+        &["scanner", "honeypot"],
     ),
 ];
 

@@ -1,1 +1,24 @@
-//! The correlation service (SPEC §7). Not built yet: see issue 4. This crate is intentionally empty.
+//! The correlator: runs the correlation rules (`domain::correlation`, SPEC §7) over the log and
+//! appends their emissions back into it, where they stream like any other indicator.
+//!
+//! How it stays exact without coordination:
+//! - Each instance reads the whole retained log in order, from the start, and feeds every rule
+//!   engine. The engines are deterministic functions of the log (event times from the entries,
+//!   arrival times from the entry ids, quiet spells from the log's clock), so a restarted
+//!   instance, or a second replica, decides exactly the emissions the first one did.
+//! - An emission is appended with `Log::append_once`, keyed by its identity (rule, key, time):
+//!   the first instance to append it wins, every other copy is dropped atomically. A `kill -9`
+//!   between deciding and appending loses nothing (the restart decides it again); a kill after
+//!   appending duplicates nothing.
+//! - Emissions already in the log restart their key's cooldown in every instance that reads
+//!   them, so a history that retention shortened still cannot produce an early second emission.
+//!
+//! A Redis consumer group would split the entries of one key between replicas and so split the
+//! rule's state; reading the whole log per replica costs a read per entry per replica and keeps
+//! every replica's state complete.
+
+mod metrics;
+mod service;
+
+pub use metrics::CorrelatorMetrics;
+pub use service::{run, Config};

@@ -19,6 +19,8 @@ pub(crate) mod normalise;
 mod reserved;
 mod time;
 
+pub(crate) use time::format_time;
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, Utc};

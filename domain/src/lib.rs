@@ -1,8 +1,10 @@
-//! Pure types and rules of Sluice: indicators, itypes, normalisation, filters, cursors, plans.
+//! Pure types and rules of Sluice: indicators, itypes, normalisation, filters, cursors, plans,
+//! and the correlation rule.
 //!
 //! This crate does no IO (no tokio, axum, sqlx or redis), so nothing here can fail on IO.
 //! Every validating constructor returns a typed error that names the field and the reason.
 
+pub mod correlation;
 pub mod cursor;
 pub mod feed;
 pub mod filter;

@@ -84,6 +84,11 @@ pub struct ReadBatch {
     /// The id of the last raw entry read, valid or not (`None`: nothing was read). Readers
     /// advance to it, so an entry that is not a valid indicator is skipped once, not forever.
     pub read_through: Option<StreamId>,
+    /// The log's clock (ms) when the read was taken: entries appended afterwards get ids at or
+    /// after it. A read that returned fewer entries than its limit saw everything before it.
+    pub clock_ms: u64,
+    /// Raw entries read, valid or not: fewer than the limit means the read reached the end.
+    pub scanned: usize,
 }
 
 /// The log's current extent.
@@ -117,13 +122,14 @@ pub trait Log: Send + Sync + 'static {
     /// Appends validated indicators in order and returns their cursors.
     fn append(&self, items: Vec<Indicator>) -> BoxFuture<'_, Result<Vec<Cursor>, LogError>>;
 
-    /// Appends messages of the trusted upstream, each at most once per cluster within the
-    /// dedupe window: every node receives the same `PUBLISH`, and a message's key (its SHA-256)
-    /// identifies it. Returns, per message, its cursor or `None` when another node already
-    /// appended it.
+    /// Appends each item at most once per cluster while its key is remembered (`remember`):
+    /// every node receives the same upstream `PUBLISH` (key: the message's SHA-256), and every
+    /// correlator replica decides the same emissions (key: the emission's identity). Returns, per
+    /// item, its cursor or `None` when the key was already appended.
     fn append_once(
         &self,
         items: Vec<(Indicator, [u8; 32])>,
+        remember: Duration,
     ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>>;
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>>;

@@ -114,6 +114,19 @@ impl Metrics {
         metrics
     }
 
+    /// Adds another component's metric (the correlator's) to this process's exposition.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .expect("metrics registry poisoned")
+            .register(name, help, metric);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

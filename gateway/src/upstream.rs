@@ -22,6 +22,9 @@ use crate::metrics::{Metrics, SourceLabels};
 const MAX_BATCH: usize = 256;
 
 /// Channels and patterns to subscribe to.
+/// How long an upstream message's identity is remembered to dedupe it across nodes.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub redis_url: String,
@@ -135,7 +138,7 @@ async fn append_with_retry(
     }
     let mut backoff = Backoff::default();
     for _ in 0..10 {
-        match log.append_once(items.clone()).await {
+        match log.append_once(items.clone(), DEDUPE_WINDOW).await {
             Ok(cursors) => {
                 let appended = cursors.iter().filter(|cursor| cursor.is_some()).count() as u64;
                 metrics

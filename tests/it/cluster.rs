@@ -7,18 +7,10 @@ use serde_json::json;
 use crate::harness::*;
 use testkit::RedisServer;
 
-async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 async fn stream_len(redis: &RedisServer) -> i64 {
     redis::cmd("XLEN")
         .arg("sluice:log")
-        .query_async(&mut redis_conn(redis).await)
+        .query_async(&mut redis_conn(&redis.url()).await)
         .await
         .unwrap()
 }
@@ -53,24 +45,8 @@ async fn two_nodes_are_one_firehose() {
     ws_frame(&mut on_first).await;
     ws_frame(&mut on_second).await;
     // Both nodes must be subscribed to the upstream before we publish.
-    let mut conn = redis_conn(&redis).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("indicators")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts[0].1 >= 2 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nodes did not subscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_upstream_subscribers(&redis.url(), 2).await;
+    let mut conn = redis_conn(&redis.url()).await;
 
     for n in 0..5 {
         let message = json!({"indicator": ip(n), "provider": "honeypot-1", "tags": ["scanner"]});
@@ -184,21 +160,8 @@ async fn upstream_garbage_is_counted_not_fatal() {
         .await
         .unwrap();
     ws_frame(&mut socket).await;
-    let mut conn = redis_conn(&redis).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("indicators")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts[0].1 >= 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_upstream_subscribers(&redis.url(), 1).await;
+    let mut conn = redis_conn(&redis.url()).await;
     let garbage: [&[u8]; 6] = [
         b"not json",
         b"{\"indicator\": 5, \"provider\": \"x\"}",
@@ -245,21 +208,7 @@ async fn publish_cli_into_redis() {
         .await
         .unwrap();
     ws_frame(&mut socket).await;
-    let mut conn = redis_conn(&redis).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("indicators")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts[0].1 >= 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_upstream_subscribers(&redis.url(), 1).await;
     let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/data/feeds/csirtg_feed.txt");
     let output = tokio::process::Command::new(sluice_binary())
         .args([

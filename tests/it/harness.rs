@@ -435,3 +435,35 @@ impl Sse {
         seen
     }
 }
+
+/// A connection to a test's private Redis.
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Waits until `nodes` processes subscribe to the `indicators` upstream channel, so that a
+/// `PUBLISH` after this reaches them.
+pub async fn wait_upstream_subscribers(url: &str, nodes: i64) {
+    let mut conn = redis_conn(url).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("indicators")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts[0].1 >= nodes {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{nodes} node(s) did not subscribe to the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

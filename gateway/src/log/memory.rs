@@ -4,7 +4,7 @@
 //! A restart loses the log, so each process start is a new epoch: cursors from before are
 //! answered with `reset`, never silently.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,10 @@ struct Inner {
     entries: VecDeque<SharedEntry>,
     last: StreamId,
     trimmed_through: StreamId,
+    /// `append_once` keys and when they are forgotten (ms).
+    remembered: HashMap<[u8; 32], u64>,
+    /// `remembered`'s size after its last pruning: it is pruned again when it has doubled.
+    remembered_pruned_at: usize,
 }
 
 impl MemoryLog {
@@ -47,10 +51,18 @@ impl MemoryLog {
     }
 
     fn append_sync(&self, items: Vec<Indicator>) -> Vec<Cursor> {
+        let mut inner = self.inner.lock().expect("memory log lock poisoned");
+        let cursors = self.append_locked(&mut inner, items);
+        drop(inner);
+        self.appended.notify_waiters();
+        cursors
+    }
+
+    fn append_locked(&self, inner: &mut Inner, items: Vec<Indicator>) -> Vec<Cursor> {
+        // Read under the lock, so an id is never older than a clock a reader already saw.
         let now = Self::now_ms();
         let mut cursors = Vec::with_capacity(items.len());
         {
-            let mut inner = self.inner.lock().expect("memory log lock poisoned");
             for indicator in items {
                 // Same rule as Redis `XADD *`: time-based, monotonic even if the clock steps back.
                 let id = if now > inner.last.ms {
@@ -66,10 +78,40 @@ impl MemoryLog {
                 inner.last = id;
                 cursors.push(cursor);
             }
-            self.trim(&mut inner, now);
+            self.trim(inner, now);
         }
-        self.appended.notify_waiters();
         cursors
+    }
+
+    fn append_once_sync(
+        &self,
+        items: Vec<(Indicator, [u8; 32])>,
+        remember: Duration,
+    ) -> Vec<Option<Cursor>> {
+        let mut inner = self.inner.lock().expect("memory log lock poisoned");
+        let now = Self::now_ms();
+        if inner.remembered.len() >= 2 * inner.remembered_pruned_at.max(1024) {
+            inner.remembered.retain(|_, forget_at| *forget_at > now);
+            inner.remembered_pruned_at = inner.remembered.len();
+        }
+        let forget_at = now.saturating_add(u64::try_from(remember.as_millis()).unwrap_or(u64::MAX));
+        let mut results = Vec::with_capacity(items.len());
+        for (indicator, key) in items {
+            let seen = inner
+                .remembered
+                .get(&key)
+                .is_some_and(|forget| *forget > now);
+            if seen {
+                results.push(None);
+                continue;
+            }
+            inner.remembered.insert(key, forget_at);
+            let cursor = self.append_locked(&mut inner, vec![indicator]).pop();
+            results.push(cursor);
+        }
+        drop(inner);
+        self.appended.notify_waiters();
+        results
     }
 
     fn trim(&self, inner: &mut Inner, now_ms: u64) {
@@ -101,7 +143,9 @@ impl MemoryLog {
             epoch: self.epoch.clone(),
             trimmed_through: inner.trimmed_through,
             read_through: entries.last().map(|entry| entry.id()),
+            scanned: entries.len(),
             entries,
+            clock_ms: Self::now_ms().max(inner.last.ms),
         }
     }
 }
@@ -119,10 +163,9 @@ impl Log for MemoryLog {
     fn append_once(
         &self,
         items: Vec<(Indicator, [u8; 32])>,
+        remember: Duration,
     ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>> {
-        // One process is one node: every upstream message arrives here exactly once.
-        let indicators = items.into_iter().map(|(indicator, _)| indicator).collect();
-        let cursors = self.append_sync(indicators).into_iter().map(Some).collect();
+        let cursors = self.append_once_sync(items, remember);
         async move { Ok(cursors) }.boxed()
     }
 

@@ -70,7 +70,9 @@ local entries = {}
 if tonumber(ARGV[2]) > 0 then
   entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return {epoch, deleted, last, len, entries, first, added}
+local time = redis.call('TIME')
+local clock = tostring(time[1]) .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+return {epoch, deleted, last, len, entries, first, added, clock}
 "#;
 
 /// A command connection that reconnects by itself, with bounded waits.
@@ -97,16 +99,13 @@ pub struct RedisLogConfig {
     pub key_prefix: String,
     /// How long entries are kept (default 24 h).
     pub retention: Duration,
-    /// How long an upstream message's identity is remembered to dedupe it across nodes.
-    pub dedupe_window: Duration,
 }
 
 pub struct RedisLog {
     stream_key: String,
     epoch_key: String,
-    dedupe_prefix: String,
+    once_prefix: String,
     retention: Duration,
-    dedupe_window: Duration,
     client: redis::Client,
     commands: ConnectionManager,
     /// Dedicated connection for the hub's blocking `XREAD`: blocking on the shared connection
@@ -130,9 +129,8 @@ impl RedisLog {
         Ok(Arc::new(RedisLog {
             stream_key: format!("{prefix}log"),
             epoch_key: format!("{prefix}epoch"),
-            dedupe_prefix: format!("{prefix}upstream:seen:"),
+            once_prefix: format!("{prefix}once:"),
             retention: config.retention,
-            dedupe_window: config.dedupe_window,
             client,
             commands,
             blocking: Mutex::new(None),
@@ -163,13 +161,15 @@ impl RedisLog {
             .map_err(unavailable)?;
         let info = ReadInfo::parse(reply)?;
         let trimmed_through = info.trimmed_through();
-        let (entries, read_through) = parse_entries(&info.epoch, info.entries)?;
+        let (entries, read_through, scanned) = parse_entries(&info.epoch, info.entries)?;
         let epoch = info.epoch;
         Ok(ReadBatch {
             epoch,
             trimmed_through,
             entries,
             read_through,
+            clock_ms: info.clock_ms,
+            scanned,
         })
     }
 
@@ -243,6 +243,7 @@ impl Log for RedisLog {
     fn append_once(
         &self,
         items: Vec<(Indicator, [u8; 32])>,
+        remember: Duration,
     ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>> {
         async move {
             if items.is_empty() {
@@ -251,12 +252,12 @@ impl Log for RedisLog {
             let mut invocation = self.append_once.key(&self.stream_key);
             invocation.key(&self.epoch_key);
             for (_, message_key) in &items {
-                invocation.key(format!("{}{}", self.dedupe_prefix, hex_encode(message_key)));
+                invocation.key(format!("{}{}", self.once_prefix, hex_encode(message_key)));
             }
             invocation
                 .arg(super::new_epoch())
                 .arg(self.min_id())
-                .arg(self.dedupe_window.as_millis().max(1) as u64);
+                .arg(remember.as_millis().max(1) as u64);
             for (indicator, _) in &items {
                 invocation.arg(indicator.to_json().to_string());
             }
@@ -353,11 +354,12 @@ struct ReadInfo {
     entries: Value,
     first_recorded: StreamId,
     added: u64,
+    clock_ms: u64,
 }
 
 impl ReadInfo {
     fn parse(reply: Value) -> Result<ReadInfo, LogError> {
-        let [epoch, deleted, last, len, entries, first, added] = array_of::<7>(reply)?;
+        let [epoch, deleted, last, len, entries, first, added, clock] = array_of::<8>(reply)?;
         let epoch = string(epoch)?;
         // Someone else's value in the epoch key must not become a cursor (or a panic).
         domain::cursor::validate_epoch(&epoch).map_err(|_| {
@@ -371,6 +373,7 @@ impl ReadInfo {
             entries,
             first_recorded: stream_id(first)?,
             added: number(added)?,
+            clock_ms: number(clock)?,
         })
     }
 
@@ -461,10 +464,12 @@ fn cursor(epoch: &str, id: Value) -> Result<Cursor, LogError> {
 fn parse_entries(
     epoch: &str,
     entries: Value,
-) -> Result<(Vec<SharedEntry>, Option<StreamId>), LogError> {
+) -> Result<(Vec<SharedEntry>, Option<StreamId>, usize), LogError> {
     let mut parsed = Vec::new();
     let mut read_through = None;
-    for entry in array(entries)? {
+    let entries = array(entries)?;
+    let scanned = entries.len();
+    for entry in entries {
         let [id, fields] = array_of::<2>(entry)?;
         let cursor = cursor(epoch, id)?;
         read_through = Some(cursor.id());
@@ -489,5 +494,5 @@ fn parse_entries(
             }
         }
     }
-    Ok((parsed, read_through))
+    Ok((parsed, read_through, scanned))
 }
