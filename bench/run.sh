@@ -2,7 +2,8 @@
 # Reproduces the figures in BENCHMARKS.md on one machine: a private redis-server, a release
 # `sluice up --redis` gateway, and `sluice bench` as subscribers and paced publisher.
 # Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 enforce2000 sse2000 max10 max1000
-# (default: all).
+# correlator (default: all). The stream scenarios run the gateway without its correlator, so
+# they measure fan-out alone; `correlator` measures the correlator alone.
 # Needs redis-server and curl; raises the open-files limit for 10,000 sockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ start_stack() {
     --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log"
   rm -rf "$work/data"
   RUST_LOG=warn $SLUICE up --listen "127.0.0.1:$http_port" --data-dir "$work/data" \
-    --redis "redis://127.0.0.1:$redis_port/" >"$work/gateway.log" 2>&1 &
+    --redis "redis://127.0.0.1:$redis_port/" --no-correlator >"$work/gateway.log" 2>&1 &
   gateway=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
   if ! kill -0 "$gateway" 2>/dev/null; then cat "$work/gateway.log" >&2; exit 1; fi
@@ -60,7 +61,15 @@ bench() {
   echo
 }
 
-scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000}
+correlator() {
+  start_stack
+  echo "### sluice bench-correlator (1 and 3 providers per scanner; end to end on Redis)"
+  RUST_LOG=warn $SLUICE bench-correlator --providers 1
+  RUST_LOG=warn $SLUICE bench-correlator --providers 3 --redis "redis://127.0.0.1:$redis_port/" --e2e-scanners 100000
+  echo
+}
+
+scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000 correlator}
 for scenario in $scenarios; do
   case $scenario in
     idle)    bench --idle --subscribers 10000 ;;
@@ -69,6 +78,7 @@ for scenario in $scenarios; do
     enforce2000) BENCH_PLAN=pro bench --subscribers 2000 --transport ws --rate 100 --duration 15s ;;
     max10)   for rate in 4000 8000 12000 16000; do bench --subscribers 10 --rate "$rate" --duration 10s; done ;;
     max1000) for rate in 50 75 100; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
+    correlator) correlator ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;
   esac
 done

@@ -280,13 +280,13 @@ async fn subscriber(
 }
 
 /// CPU time and resident memory of a process, from /proc.
-struct ProcessSample {
-    cpu_seconds: f64,
-    rss_kib: u64,
+pub(crate) struct ProcessSample {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) rss_kib: u64,
 }
 
 impl ProcessSample {
-    fn read(pid: u32) -> anyhow::Result<ProcessSample> {
+    pub(crate) fn read(pid: u32) -> anyhow::Result<ProcessSample> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .with_context(|| format!("--gateway-pid {pid}: no such process"))?;
         // Fields after the parenthesised command name; utime and stime are the 12th and 13th.

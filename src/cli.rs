@@ -52,6 +52,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Load-test a running gateway: many subscribers, a paced publisher into Redis.
     Bench(BenchArgs),
+    /// Measure the correlator: the rule on one core, memory per scanner, and end to end on Redis.
+    BenchCorrelator(BenchCorrelatorArgs),
 }
 
 /// Where the account database is.
@@ -323,6 +325,23 @@ pub struct BenchArgs {
 
 fn parse_rule(text: &str) -> Result<Rule, String> {
     Rule::parse(text).map_err(|error| error.to_string())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchCorrelatorArgs {
+    /// Distinct scanners in the window for the in-memory run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scanners: usize,
+    /// Providers reporting each scanner (1–5; 3 or more makes every scanner correlate).
+    #[arg(long, default_value_t = 3)]
+    pub providers: usize,
+    /// Also measure end to end through this Redis (keys under a fresh `bench-…:` prefix,
+    /// deleted afterwards).
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: Option<String>,
+    /// Distinct scanners for the end-to-end run.
+    #[arg(long, default_value_t = 100_000)]
+    pub e2e_scanners: usize,
 }
 
 /// Durations like `500ms`, `20s`, `24h`, `30d`.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_correlator;
 mod cli;
 mod demo;
 mod exit;
@@ -38,6 +39,7 @@ fn main() -> std::process::ExitCode {
             Command::Tokens(command) => admin::tokens(command).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchCorrelator(args) => bench_correlator::run(args).await,
         }
     });
     match result {

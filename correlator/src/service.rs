@@ -78,6 +78,11 @@ struct Correlator {
     config: Config,
     metrics: CorrelatorMetrics,
     engines: Vec<Engine>,
+    /// Per engine: its accepted and straggler counters (looked up once, not per report).
+    counters: Vec<(
+        prometheus_client::metrics::counter::Counter,
+        prometheus_client::metrics::counter::Counter,
+    )>,
     epoch: Option<String>,
     position: StreamId,
     /// Entries read since the last progress line.
@@ -99,11 +104,22 @@ impl Correlator {
                 "correlator: rule loaded"
             );
         }
+        let counters = config
+            .rules
+            .iter()
+            .map(|rule| {
+                (
+                    CorrelatorMetrics::rule(&metrics.accepted, &rule.name),
+                    CorrelatorMetrics::rule(&metrics.stragglers, &rule.name),
+                )
+            })
+            .collect();
         Correlator {
             log,
             config,
             metrics,
             engines,
+            counters,
             epoch: None,
             position: StreamId::ZERO,
             read_since_report: 0,
@@ -198,24 +214,21 @@ impl Correlator {
         let arrival = i64::try_from(entry.id().ms)
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
-        for engine in &mut self.engines {
+        for (engine, (accepted, stragglers)) in self.engines.iter_mut().zip(&self.counters) {
             let Ok(report) = engine.rule().report(indicator, arrival) else {
                 continue;
             };
-            let labels = RuleLabels {
-                rule: engine.rule().name.clone(),
-            };
             match engine.observe(&report, out) {
-                Outcome::Accepted => self.metrics.accepted.get_or_create(&labels).inc(),
+                Outcome::Accepted => accepted.inc(),
                 Outcome::Straggler => {
                     tracing::debug!(
-                        rule = %labels.rule,
+                        rule = %engine.rule().name,
                         indicator = %indicator.indicator(),
                         provider = %indicator.provider(),
                         reporttime = %indicator.reporttime(),
                         "correlator: straggler ignored (older than the lateness allows)"
                     );
-                    self.metrics.stragglers.get_or_create(&labels).inc()
+                    stragglers.inc()
                 }
             };
         }
@@ -271,12 +284,14 @@ impl Correlator {
                 .await
             {
                 Ok(cursors) => {
+                    let mut appended = 0;
                     for ((cursor, rule), (indicator, _)) in cursors.iter().zip(&rules).zip(&items) {
                         let labels = RuleLabels { rule: rule.clone() };
                         match cursor {
                             Some(cursor) => {
+                                appended += 1;
                                 self.metrics.emitted.get_or_create(&labels).inc();
-                                tracing::info!(
+                                tracing::debug!(
                                     rule = %rule,
                                     indicator = %indicator.indicator(),
                                     cursor = %cursor,
@@ -288,6 +303,11 @@ impl Correlator {
                             }
                         }
                     }
+                    tracing::info!(
+                        correlator.appended = appended,
+                        correlator.already_present = cursors.len() - appended,
+                        "correlator: correlated indicators decided"
+                    );
                     return true;
                 }
                 Err(error) => {

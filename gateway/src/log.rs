@@ -20,8 +20,9 @@ use futures::future::BoxFuture;
 pub struct Entry {
     pub cursor: Cursor,
     pub indicator: Indicator,
-    /// The canonical JSON of `indicator`, serialised once when the entry was read.
-    pub json: Arc<str>,
+    /// The canonical JSON of `indicator`, serialised at most once, when first needed (readers
+    /// that only look at the indicator, like the correlator, never pay for it).
+    json: OnceLock<Arc<str>>,
     ws_frame: OnceLock<Utf8Bytes>,
     sse_frame: OnceLock<Bytes>,
 }
@@ -33,7 +34,7 @@ impl Entry {
         Arc::new(Entry {
             cursor,
             indicator,
-            json,
+            json: OnceLock::from(json),
             ws_frame: OnceLock::new(),
             sse_frame: OnceLock::new(),
         })
@@ -43,8 +44,19 @@ impl Entry {
     pub fn from_stored(cursor: Cursor, stored: &[u8]) -> Result<SharedEntry, domain::Rejection> {
         let indicator =
             Indicator::from_slice(stored, domain::Provenance::Trusted, chrono::Utc::now())?;
-        let json: Arc<str> = indicator.to_json().to_string().into();
-        Ok(Entry::new(cursor, indicator, json))
+        Ok(Arc::new(Entry {
+            cursor,
+            indicator,
+            json: OnceLock::new(),
+            ws_frame: OnceLock::new(),
+            sse_frame: OnceLock::new(),
+        }))
+    }
+
+    /// The indicator's canonical JSON.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| self.indicator.to_json().to_string().into())
     }
 
     pub fn id(&self) -> StreamId {
@@ -54,7 +66,7 @@ impl Entry {
     /// The WebSocket `indicator` frame, encoded once and shared by all WebSocket subscribers.
     pub fn ws_frame(&self) -> Utf8Bytes {
         self.ws_frame
-            .get_or_init(|| crate::wire::indicator_frame(&self.cursor, &self.json).into())
+            .get_or_init(|| crate::wire::indicator_frame(&self.cursor, self.json()).into())
             .clone()
     }
 
@@ -65,7 +77,7 @@ impl Entry {
                 crate::wire::sse_event(
                     "indicator",
                     &self.cursor.to_string(),
-                    &crate::wire::indicator_frame(&self.cursor, &self.json),
+                    &crate::wire::indicator_frame(&self.cursor, self.json()),
                 )
             })
             .clone()

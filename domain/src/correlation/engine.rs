@@ -103,10 +103,10 @@ impl Engine {
         &self.rule
     }
 
+    /// Cheap: every figure is kept up to date as the state changes.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             keys: self.keys.len(),
-            sightings: self.keys.values().map(|state| state.sightings.len()).sum(),
             pending: self.pending.len(),
             ..self.stats
         }
@@ -238,7 +238,10 @@ impl Engine {
         {
             // Applied in time order, so this is the provider's latest report.
             Some(existing) => *existing = sighting,
-            None => state.sightings.push(sighting),
+            None => {
+                state.sightings.push(sighting);
+                self.stats.sightings += 1;
+            }
         }
     }
 
@@ -248,7 +251,9 @@ impl Engine {
             return;
         };
         let oldest = time.saturating_sub(self.window);
+        let before = state.sightings.len();
         state.sightings.retain(|s| s.time >= oldest);
+        self.stats.sightings -= before - state.sightings.len();
         let cooled = state
             .last_emission
             .is_none_or(|last| time >= last.saturating_add(self.window));
@@ -309,10 +314,13 @@ impl Engine {
     fn sweep(&mut self) {
         self.swept_at = self.final_before;
         let oldest = self.final_before.saturating_sub(self.window);
+        let mut sightings = 0;
         self.keys.retain(|_, state| {
             state.sightings.retain(|s| s.time >= oldest);
+            sightings += state.sightings.len();
             !state.sightings.is_empty() || state.last_emission.is_some_and(|last| last > oldest)
         });
+        self.stats.sightings = sightings;
         if self.providers.len() + self.tag_sets.len() > COMPACT_ABOVE {
             self.compact_interners();
         }
