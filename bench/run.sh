@@ -2,7 +2,7 @@
 # Reproduces the figures in BENCHMARKS.md on one machine: a private redis-server, a release
 # `sluice up --redis` gateway, and `sluice bench` as subscribers and paced publisher.
 # Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 enforce2000 sse2000 max10 max1000
-# correlator (default: all). The stream scenarios run the gateway without its correlator, so
+# handshake correlator (default: all). The stream scenarios run the gateway without its correlator, so
 # they measure fan-out alone; `correlator` measures the correlator alone.
 # Needs redis-server and curl; raises the open-files limit for 10,000 sockets.
 set -euo pipefail
@@ -22,7 +22,7 @@ start_stack() {
     --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log"
   rm -rf "$work/data"
   RUST_LOG=warn $SLUICE up --listen "127.0.0.1:$http_port" --data-dir "$work/data" \
-    --redis "redis://127.0.0.1:$redis_port/" --no-correlator >"$work/gateway.log" 2>&1 &
+    --redis "redis://127.0.0.1:$redis_port/" --no-correlator ${GATEWAY_ARGS:-} >"$work/gateway.log" 2>&1 &
   gateway=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
   if ! kill -0 "$gateway" 2>/dev/null; then cat "$work/gateway.log" >&2; exit 1; fi
@@ -61,6 +61,28 @@ bench() {
   echo
 }
 
+handshake() {
+  # The same 20,000 authenticated upgrades with the token cache on (default) and off, with the
+  # accounts in SQLite, and in PostgreSQL when BENCH_PG_ADMIN_URL names a server to create a
+  # scratch database on (e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres).
+  local stores="sqlite"
+  if [ -n "${BENCH_PG_ADMIN_URL:-}" ]; then stores="sqlite postgres"; fi
+  for store in $stores; do
+    for ttl in 60s 0s; do
+      local database_args=""
+      if [ "$store" = postgres ]; then
+        stop_stack
+        psql "$BENCH_PG_ADMIN_URL" -qc 'DROP DATABASE IF EXISTS sluice_bench WITH (FORCE)' -c 'CREATE DATABASE sluice_bench' >/dev/null
+        database_args="--database ${BENCH_PG_ADMIN_URL%/*}/sluice_bench"
+      fi
+      GATEWAY_ARGS="--token-cache-ttl $ttl $database_args" start_stack
+      echo "### sluice bench --handshakes 20000 (accounts in $store, --token-cache-ttl $ttl)"
+      $SLUICE bench --url "http://127.0.0.1:$http_port" --token "$token" --gateway-pid "$gateway" --handshakes 20000
+      echo
+    done
+  done
+}
+
 correlator() {
   start_stack
   echo "### sluice bench-correlator (1 and 3 providers per scanner; end to end on Redis)"
@@ -69,7 +91,7 @@ correlator() {
   echo
 }
 
-scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000 correlator}
+scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000 handshake correlator}
 for scenario in $scenarios; do
   case $scenario in
     idle)    bench --idle --subscribers 10000 ;;
@@ -78,6 +100,7 @@ for scenario in $scenarios; do
     enforce2000) BENCH_PLAN=pro bench --subscribers 2000 --transport ws --rate 100 --duration 15s ;;
     max10)   for rate in 4000 8000 12000 16000; do bench --subscribers 10 --rate "$rate" --duration 10s; done ;;
     max1000) for rate in 50 75 100; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
+    handshake) handshake ;;
     correlator) correlator ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;
   esac

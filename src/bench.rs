@@ -31,6 +31,9 @@ struct Counters {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(count) = args.handshakes {
+        return handshakes(&args, count).await;
+    }
     let counters = Arc::new(Counters::default());
     let run_id = gateway::log::new_epoch();
     let stop = CancellationToken::new();
@@ -138,6 +141,67 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cpu * 1e6 / received.max(1) as f64,
             before.rss_kib,
             after.rss_kib
+        );
+    }
+    Ok(())
+}
+
+/// Authenticated upgrades per second: `count` WebSocket handshakes, 16 in flight, each complete
+/// when its `hello` arrives; the connection is then dropped.
+async fn handshakes(args: &BenchArgs, count: usize) -> anyhow::Result<()> {
+    const IN_FLIGHT: usize = 16;
+    let url = format!(
+        "{}/v1/stream",
+        args.url.trim_end_matches('/').replacen("http", "ws", 1)
+    );
+    let before = args.gateway_pid.map(ProcessSample::read).transpose()?;
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (url, token, next, failed) = (
+                url.clone(),
+                args.token.clone(),
+                next.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < count as u64 {
+                    let ok = async {
+                        let mut request = url.as_str().into_client_request().ok()?;
+                        request
+                            .headers_mut()
+                            .insert("authorization", format!("Bearer {token}").parse().ok()?);
+                        let (mut socket, _) =
+                            tokio_tungstenite::connect_async(request).await.ok()?;
+                        match socket.next().await {
+                            Some(Ok(Message::Text(text))) if text.contains("\"hello\"") => Some(()),
+                            _ => None,
+                        }
+                    }
+                    .await;
+                    if ok.is_none() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failed.load(Ordering::Relaxed);
+    println!(
+        "handshakes={count} failed={failed} elapsed_s={elapsed:.2} upgrades_per_s={:.0}",
+        (count as u64 - failed) as f64 / elapsed
+    );
+    if let (Some(pid), Some(before)) = (args.gateway_pid, before) {
+        let after = ProcessSample::read(pid)?;
+        println!(
+            "gateway cpu_ms_per_handshake={:.3}",
+            (after.cpu_seconds - before.cpu_seconds) * 1000.0 / count.max(1) as f64
         );
     }
     Ok(())

@@ -120,6 +120,10 @@ pub struct NodeArgs {
     /// How often metered usage is written to the account database.
     #[arg(long, env = "SLUICE_USAGE_FLUSH_INTERVAL", value_parser = parse_duration, default_value = "10s")]
     pub usage_flush_interval: Duration,
+    /// How long an authenticated API token is cached on this node (plan changes and revocations
+    /// evict it at once); `0s` asks the database on every request.
+    #[arg(long, env = "SLUICE_TOKEN_CACHE_TTL", value_parser = parse_duration, default_value = "60s")]
+    pub token_cache_ttl: Duration,
     /// A send blocked this long closes a slow consumer (WebSocket 4009).
     #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub slow_consumer_timeout: Duration,
@@ -321,6 +325,10 @@ pub struct BenchArgs {
     /// Only open idle connections and measure the gateway's memory per connection.
     #[arg(long, env = "SLUICE_BENCH_IDLE")]
     pub idle: bool,
+    /// Only measure authenticated WebSocket upgrades: open and close this many connections
+    /// (16 at a time), each waiting for its `hello`.
+    #[arg(long, env = "SLUICE_BENCH_HANDSHAKES")]
+    pub handshakes: Option<usize>,
 }
 
 fn parse_rule(text: &str) -> Result<Rule, String> {

@@ -263,6 +263,7 @@ impl Node {
             change_poll_interval: args.change_poll_interval,
             usage_flush_interval: args.usage_flush_interval,
             stream_jwt_key,
+            token_cache_ttl: args.token_cache_ttl,
             ..gateway::Config::default()
         };
         let state = AppState::new(config, log, slots, store, CancellationToken::new());

@@ -51,15 +51,20 @@ pub async fn authenticate(
     let token = presented_token(headers, query_token).ok_or(ApiError::Unauthorized)?;
     let principal = if looks_like_jwt(token) {
         jwt_principal(state, token).await?
+    } else if let Some(principal) = state.tokens.get(token) {
+        principal
     } else {
-        state
+        let generation = state.tokens.generation();
+        let principal = state
             .store
             .authenticate(token)
             .await
             .map_err(|error| match error {
                 AuthError::Db(error) => database_unavailable(state, &error),
                 _ => ApiError::Unauthorized,
-            })?
+            })?;
+        state.tokens.insert(token, &principal, generation);
+        principal
     };
     if !principal.scope.allows(needed) {
         return Err(ApiError::Forbidden(format!(

@@ -47,6 +47,9 @@ pub struct Config {
     pub usage_flush_interval: Duration,
     /// Key of the stream JWTs browsers present as `?access_token=`; `None`: only API tokens.
     pub stream_jwt_key: Option<JwtKey>,
+    /// How long an authenticated API token is cached (default 60 s; zero: every request asks
+    /// the database). Changes in the change log evict entries at once.
+    pub token_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             change_poll_interval: Duration::from_secs(1),
             usage_flush_interval: Duration::from_secs(10),
             stream_jwt_key: None,
+            token_cache_ttl: Duration::from_secs(60),
         }
     }
 }

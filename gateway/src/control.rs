@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Backoff;
 use crate::metrics::Metrics;
+use crate::token_cache::TokenCache;
 
 /// What a live stream is told to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +139,7 @@ impl Registry {
 pub async fn poll_changes(
     store: Store,
     registry: Arc<Registry>,
+    tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
     interval: Duration,
     shutdown: CancellationToken,
@@ -168,6 +170,9 @@ pub async fn poll_changes(
             match store.changes_after(last, 500).await {
                 Ok(changes) => {
                     for change in &changes {
+                        // The cache first: a handshake that re-reads its principal because
+                        // the registry moved on must not find the stale one cached.
+                        tokens.invalidate(change.id, &change.kind);
                         let told = registry.apply(change);
                         tracing::debug!(
                             change.id = change.id,

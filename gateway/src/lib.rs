@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod slots;
 pub mod stream;
 pub mod subscription;
+pub mod token_cache;
 pub mod upstream;
 pub mod usage;
 pub mod wire;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub slots: Arc<dyn ConnectionSlots>,
     /// This node's open streams, for live plan changes and revocations.
     pub registry: Arc<Registry>,
+    /// Authenticated API tokens, kept fresh by the change log.
+    pub tokens: Arc<token_cache::TokenCache>,
     pub usage: Arc<UsageMeter>,
     /// Cancelled when the node shuts down; every stream watches it.
     pub shutdown: CancellationToken,
@@ -70,6 +73,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let hub = Hub::new(config.hub_capacity);
+        let tokens = Arc::new(token_cache::TokenCache::new(config.token_cache_ttl));
         AppState {
             config: Arc::new(config),
             log,
@@ -78,6 +82,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             slots,
             registry: Arc::default(),
+            tokens,
             usage: Arc::default(),
             shutdown,
             tracker: TaskTracker::new(),
@@ -122,6 +127,7 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
     state.tracker.spawn(control::poll_changes(
         state.store.clone(),
         state.registry.clone(),
+        state.tokens.clone(),
         state.metrics.clone(),
         state.config.change_poll_interval,
         state.shutdown.clone(),

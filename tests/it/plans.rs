@@ -248,6 +248,39 @@ async fn revocation_closes_live_connections() {
     assert_eq!(ws_frame(&mut other).await["type"], "indicator");
 }
 
+/// A node caches authenticated tokens, but a plan change evicts them with the same poll that
+/// tells the live streams: once a live stream has its `plan` frame, new handshakes see the plan.
+#[tokio::test]
+async fn cached_tokens_follow_plan_changes() {
+    let (node, _redis) = start(Backend::Memory, &[]).await;
+    node.create_account("mover", "hobby").await;
+    let token = node.create_token("mover", "read").await;
+    let mut live = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut live).await["plan"], "hobby");
+    // A second handshake is served from the cache.
+    let mut cached = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut cached).await["plan"], "hobby");
+    assert!(node
+        .cli(&["plans", "set", "mover", "pro"])
+        .await
+        .status
+        .success());
+    let frame = ws_frame(&mut live).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["plan"].as_str()),
+        (Some("plan"), Some("pro")),
+        "{frame}"
+    );
+    let mut after = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut after).await["plan"], "pro");
+}
+
 /// The replay window bounds resumes: the free plan has none, so a resume is `reset` to now.
 #[tokio::test]
 async fn replay_window_bounds_resume() {
