@@ -344,8 +344,8 @@ pub struct BenchCorrelatorArgs {
     #[arg(long, default_value_t = 3)]
     pub providers: usize,
     /// Also measure end to end through this Redis (keys under a fresh `bench-…:` prefix,
-    /// deleted afterwards).
-    #[arg(long, env = "SLUICE_REDIS")]
+    /// deleted afterwards). Never read from the environment: point it at a scratch server.
+    #[arg(long)]
     pub redis: Option<String>,
     /// Distinct scanners for the end-to-end run.
     #[arg(long, default_value_t = 100_000)]

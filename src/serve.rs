@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use billing::{ApiToken, Store};
@@ -19,7 +20,7 @@ use crate::cli::{CorrelatorArgs, GatewayArgs, NodeArgs, UpArgs};
 use crate::exit;
 
 /// Connection-cap leases on Redis expire this long after their node stops renewing them.
-const SLOT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+const SLOT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let web_config = web::Config {
@@ -37,11 +38,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         if rules.is_empty() {
             rules.push(default_rule(args.demo));
         }
+        let config = correlator_config(rules, args.node.retention)?;
         let metrics = correlator::CorrelatorMetrics::default();
         metrics.register_with(&node.state.metrics);
         node.state.tracker.spawn(correlator::run(
             node.state.log.clone(),
-            correlator::Config::new(rules, args.node.retention),
+            config,
             metrics,
             node.state.shutdown.clone(),
         ));
@@ -92,6 +94,34 @@ fn default_rule(demo: bool) -> domain::correlation::Rule {
     }
 }
 
+/// Checks the rules together with the log's retention: names must be unique (they name the
+/// emissions), and a restart can only rebuild what retention kept.
+fn correlator_config(
+    rules: Vec<domain::correlation::Rule>,
+    retention: Duration,
+) -> anyhow::Result<correlator::Config> {
+    let mut names = std::collections::HashSet::new();
+    for rule in &rules {
+        if !names.insert(rule.name.as_str()) {
+            return Err(exit::config(format!(
+                "--correlate: two rules are named `{}`; give each its own name",
+                rule.name
+            )));
+        }
+        // A restart replays only what the log kept: a correlation whose oldest reports are
+        // gone may be missed (never duplicated). With the defaults (24 h and 24 h) that is the
+        // last hour's lateness at the edge; with a window longer than the retention, much more.
+        if retention < rule.window {
+            tracing::warn!(
+                rule = %rule.name,
+                "--retention is shorter than the rule's window: after a restart the correlator \
+                 cannot see a whole window and will miss correlations until it has"
+            );
+        }
+    }
+    Ok(correlator::Config::new(rules, retention))
+}
+
 /// `sluice correlator`: the correlator alone, on the cluster's Redis log. Replicas may run side
 /// by side: each decides the same emissions and the log appends each once.
 pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
@@ -101,17 +131,19 @@ pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
             args.redis
         ))
     })?;
-    let log = RedisLog::connect(RedisLogConfig {
-        url: args.redis.clone(),
-        key_prefix: args.redis_prefix.clone(),
-        retention: args.retention,
-    })
-    .await
-    .context("--redis: the log backend is unreachable (is Redis running there?)")?;
     let mut rules = args.correlate.rules;
     if rules.is_empty() {
         rules.push(default_rule(false));
     }
+    let config = correlator_config(rules, args.retention)?;
+    let log = RedisLog::connect(RedisLogConfig {
+        url: args.redis.clone(),
+        key_prefix: args.redis_prefix.clone(),
+        // The gateways trim the shared log; the correlator only reads it (no cut-off of its own).
+        retention: Duration::MAX,
+    })
+    .await
+    .context("--redis: the log backend is unreachable (is Redis running there?)")?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -121,7 +153,7 @@ pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
     });
     correlator::run(
         log,
-        correlator::Config::new(rules, args.retention),
+        config,
         correlator::CorrelatorMetrics::default(),
         shutdown,
     )

@@ -50,7 +50,7 @@ impl CorrelatorMetrics {
         );
         process.register(
             "correlator_duplicates",
-            "Emissions already appended by another replica or before a restart",
+            "Emissions the log refused: appended already (by a replica, or before a restart) or inside a cooldown it remembers",
             self.duplicates.clone(),
         );
         process.register(

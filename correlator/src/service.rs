@@ -6,7 +6,7 @@ use std::time::Duration;
 use domain::correlation::{Emission, Engine, Key, Outcome, Rule};
 use domain::StreamId;
 use gateway::hub::Backoff;
-use gateway::log::{Log, ReadBatch, SharedEntry};
+use gateway::log::{Log, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ use crate::metrics::{CorrelatorMetrics, RuleLabels};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub rules: Vec<Rule>,
-    /// How long an emission's identity is remembered against duplicates. It must outlast the
+    /// How long the log remembers a series' newest emission. It must outlast the
     /// log's retention (a restart replays what is retained) plus a window.
     pub remember: Duration,
     /// Entries per read.
@@ -253,7 +253,7 @@ impl Correlator {
 
     /// Appends the emissions, each once per cluster, retrying until the log takes them. Returns
     /// false on shutdown (a restart decides whatever was not appended again).
-    async fn append(&self, emissions: Vec<Emission>, shutdown: &CancellationToken) -> bool {
+    async fn append(&mut self, emissions: Vec<Emission>, shutdown: &CancellationToken) -> bool {
         if emissions.is_empty() {
             return true;
         }
@@ -263,12 +263,24 @@ impl Correlator {
         for emission in &emissions {
             match emission.to_indicator(now) {
                 Ok(indicator) => {
-                    items.push((indicator, Sha256::digest(emission.identity()).into()));
-                    rules.push(emission.rule.clone());
+                    let spacing = self
+                        .engines
+                        .iter()
+                        .find(|engine| engine.rule().name == emission.rule)
+                        .map_or(0, |engine| {
+                            i64::try_from(engine.rule().window.as_micros()).unwrap_or(i64::MAX)
+                        });
+                    items.push(Spaced {
+                        indicator,
+                        series: Sha256::digest(emission.series()).into(),
+                        time: emission.time,
+                        spacing,
+                    });
+                    rules.push((emission.rule.clone(), emission.key));
                 }
-                // A network or AS number the indicator model refuses (reserved ranges): the
-                // rule's decision stands, but there is nothing publishable to append.
-                Err(rejection) => tracing::warn!(
+                // Engine output is built to be publishable (a property test holds it to that);
+                // should one still be refused, the decision stands and nothing is appended.
+                Err(rejection) => tracing::error!(
                     rule = %emission.rule,
                     key = %emission.key,
                     error = %rejection,
@@ -280,26 +292,31 @@ impl Correlator {
         loop {
             match self
                 .log
-                .append_once(items.clone(), self.config.remember)
+                .append_spaced(items.clone(), self.config.remember)
                 .await
             {
                 Ok(cursors) => {
                     let mut appended = 0;
-                    for ((cursor, rule), (indicator, _)) in cursors.iter().zip(&rules).zip(&items) {
+                    for ((outcome, (rule, key)), item) in cursors.iter().zip(&rules).zip(&items) {
                         let labels = RuleLabels { rule: rule.clone() };
-                        match cursor {
-                            Some(cursor) => {
+                        match outcome {
+                            SpacedOutcome::Appended(cursor) => {
                                 appended += 1;
                                 self.metrics.emitted.get_or_create(&labels).inc();
                                 tracing::debug!(
                                     rule = %rule,
-                                    indicator = %indicator.indicator(),
+                                    indicator = %item.indicator.indicator(),
                                     cursor = %cursor,
                                     "correlator: correlated indicator emitted"
                                 );
                             }
-                            None => {
+                            SpacedOutcome::Refused { newest } => {
                                 self.metrics.duplicates.get_or_create(&labels).inc();
+                                if let Some(engine) =
+                                    self.engines.iter_mut().find(|e| e.rule().name == *rule)
+                                {
+                                    engine.refused(*key, *newest);
+                                }
                             }
                         }
                     }

@@ -40,10 +40,15 @@ impl Entry {
         })
     }
 
-    /// Builds an entry from the indicator's canonical JSON as stored in the log.
+    /// Builds an entry from the indicator's canonical JSON as stored in the log. It is
+    /// validated as of its arrival (the id's time), so every reader, whatever its clock, reads
+    /// the same indicator.
     pub fn from_stored(cursor: Cursor, stored: &[u8]) -> Result<SharedEntry, domain::Rejection> {
-        let indicator =
-            Indicator::from_slice(stored, domain::Provenance::Trusted, chrono::Utc::now())?;
+        let arrival = i64::try_from(cursor.id().ms)
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(chrono::Utc::now);
+        let indicator = Indicator::from_slice(stored, domain::Provenance::Trusted, arrival)?;
         Ok(Arc::new(Entry {
             cursor,
             indicator,
@@ -144,6 +149,17 @@ pub trait Log: Send + Sync + 'static {
         remember: Duration,
     ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>>;
 
+    /// Appends each item unless its series (a 32-byte key) already has an item less than
+    /// `spacing` after it, or later: the log remembers the newest time appended per series for
+    /// `remember`. Only ever-later items a full spacing apart get in, however many writers
+    /// decide them and in whatever order they crash and replay. Returns, per item, its cursor
+    /// or the series' newest time when refused.
+    fn append_spaced(
+        &self,
+        items: Vec<Spaced>,
+        remember: Duration,
+    ) -> BoxFuture<'_, Result<Vec<SpacedOutcome>, LogError>>;
+
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>>;
 
     /// Entries with an id greater than `after`, oldest first, at most `limit`.
@@ -164,6 +180,27 @@ pub trait Log: Send + Sync + 'static {
 
     /// Cheap reachability check for `/readyz`.
     fn ping(&self) -> BoxFuture<'_, Result<(), LogError>>;
+}
+
+/// An item for [`Log::append_spaced`].
+#[derive(Debug, Clone)]
+pub struct Spaced {
+    pub indicator: Indicator,
+    pub series: [u8; 32],
+    /// The item's time in its series (microseconds).
+    pub time: i64,
+    /// How far after the series' newest item this one must be (microseconds).
+    pub spacing: i64,
+}
+
+/// What became of one [`Spaced`] item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpacedOutcome {
+    Appended(Cursor),
+    /// Too close to (or older than) the series' newest item, whose time this is.
+    Refused {
+        newest: i64,
+    },
 }
 
 /// How long entries are kept (SPEC §3: a replayable 24-hour log).

@@ -21,10 +21,10 @@ use crate::metrics::{Metrics, SourceLabels};
 /// Most upstream messages appended in one round trip.
 const MAX_BATCH: usize = 256;
 
-/// Channels and patterns to subscribe to.
 /// How long an upstream message's identity is remembered to dedupe it across nodes.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Channels and patterns to subscribe to.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub redis_url: String,

@@ -286,3 +286,69 @@ async fn kill_9_and_replicas_emit_every_correlation_exactly_once() {
         "{logs}"
     );
 }
+
+/// A correlator that restarts after retention removed history (here: removed by hand) cannot
+/// tell from the log that a key is cooling down; the log's per-series record refuses the early
+/// second emission all the same, and lets the next one through a full window later.
+#[tokio::test]
+async fn history_lost_to_retention_does_not_bring_an_early_second_emission() {
+    let redis = RedisServer::start().unwrap();
+    let gateway = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    wait_upstream_subscribers(&redis.url(), 1).await;
+    let log = gateway.data_dir.join("correlator.log");
+    let start = Utc::now() - TimeDelta::hours(30);
+    let triple = |hours: i64| -> Vec<Value> {
+        let at = rfc3339(start + TimeDelta::hours(hours));
+        ["honeypot-eu", "honeypot-us", "firewall"]
+            .into_iter()
+            .map(|provider| json!({"indicator": "185.220.103.1", "provider": provider, "tags": "scanner", "reporttime": at}))
+            .collect()
+    };
+    let mut conn = redis_conn(&redis.url()).await;
+    let emissions_of =
+        |counts: HashMap<String, usize>| counts.get("185.220.103.1").copied().unwrap_or(0);
+
+    publish_upstream(&redis.url(), &triple(0)).await;
+    let mut correlator = start_correlator(&redis, &log);
+    wait_for_emissions(&redis, 1, &log).await;
+    correlator.start_kill().unwrap();
+    correlator.wait().await.unwrap();
+
+    // Retention takes everything, the emission included; new reports come 2 h after T.
+    redis::cmd("XTRIM")
+        .arg("sluice:log")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    publish_upstream(&redis.url(), &triple(2)).await;
+    let _correlator = start_correlator(&redis, &log);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("already_present=1")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarted correlator did not decide: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        emissions_of(emitted(&redis).await),
+        0,
+        "refused inside the cooldown"
+    );
+
+    // 25 h after T: a new emission is due.
+    publish_upstream(&redis.url(), &triple(25)).await;
+    wait_for_emissions(&redis, 1, &log).await;
+    assert_eq!(emissions_of(emitted(&redis).await), 1);
+}

@@ -21,7 +21,12 @@ pub struct Emission {
     pub key: Key,
     /// T: the report time at which the condition first held.
     pub time: i64,
-    /// Ordered by time, then provider.
+    /// Distinct providers in the window at T.
+    pub count: usize,
+    /// The earliest and latest of their reports.
+    pub first: i64,
+    pub last: i64,
+    /// Ordered by time, then provider; the latest [`super::engine::MAX_SOURCES`] of them.
     pub sources: Vec<Source>,
     /// At least the rule's floor and the sources' highest.
     pub confidence: f64,
@@ -33,27 +38,17 @@ pub struct Emission {
 }
 
 impl Emission {
-    /// What makes this emission unique: a replay or another replica deciding the same emission
-    /// produces the same identity, so it is appended once.
-    pub fn identity(&self) -> String {
-        format!("correlation\0{}\0{}\0{}", self.rule, self.key, self.time)
+    /// The series this emission belongs to: one rule, one key. The log keeps the newest
+    /// emission time per series and appends an emission only a full window after it, so a
+    /// replica or a restart deciding it again (or deciding an early one from a history that
+    /// retention shortened) appends nothing.
+    pub fn series(&self) -> String {
+        format!("correlation\0{}\0{}", self.rule, self.key)
     }
 
     /// The derived indicator, validated like any other.
     pub fn to_indicator(&self, now: DateTime<Utc>) -> Result<Indicator, Rejection> {
         let (indicator, itype) = self.key.indicator();
-        let first = self
-            .sources
-            .iter()
-            .map(|s| s.time)
-            .min()
-            .unwrap_or(self.time);
-        let last = self
-            .sources
-            .iter()
-            .map(|s| s.time)
-            .max()
-            .unwrap_or(self.time);
         let sources: Vec<Value> = self
             .sources
             .iter()
@@ -67,14 +62,14 @@ impl Emission {
             "confidence": self.confidence,
             "tlp": self.tlp.as_str(),
             "reporttime": rfc3339(self.time),
-            "firsttime": rfc3339(first),
-            "lasttime": rfc3339(last),
-            "count": self.sources.len(),
+            "firsttime": rfc3339(self.first),
+            "lasttime": rfc3339(self.last),
+            "count": self.count,
             "sources": sources,
             "rule": self.rule,
             "description": format!(
                 "{} providers reported {indicator} within the `{}` rule's window",
-                self.sources.len(),
+                self.count,
                 self.rule
             ),
         });

@@ -114,10 +114,10 @@ impl Engine {
 
     /// Takes one considered report; decisions it makes final are pushed onto `out`.
     pub fn observe(&mut self, report: &Report<'_>, out: &mut Vec<Emission>) -> Outcome {
-        // A quiet spell before this report made everything before it final (see `idle`).
+        // A quiet spell before this report moved the frontier by the clock (see `idle`).
         if let Some(previous) = self.last_arrival {
             if report.arrival.saturating_sub(previous) >= self.idle {
-                self.finalise_all(out);
+                self.release_by_clock(report.arrival, out);
             }
         }
         self.last_arrival = Some(
@@ -149,14 +149,26 @@ impl Engine {
         Outcome::Accepted
     }
 
-    /// The log's clock reads `clock` and every report appended before it has been observed:
-    /// if the quiet spell has lasted `idle`, everything seen becomes final.
+    /// The log's clock reads `clock` and every report appended before it has been observed.
+    /// Once no report has arrived for `idle`, the frontier follows the clock instead of the
+    /// newest report: reports older than `clock − lateness` become final (never beyond what
+    /// was seen), so decisions do not wait for traffic that may not come. A replay makes the
+    /// same move when it meets the next report's arrival, so it decides the same.
     pub fn idle(&mut self, clock: i64, out: &mut Vec<Emission>) {
         if self
             .last_arrival
             .is_some_and(|previous| clock.saturating_sub(previous) >= self.idle)
         {
-            self.finalise_all(out);
+            self.release_by_clock(clock, out);
+        }
+    }
+
+    fn release_by_clock(&mut self, clock: i64, out: &mut Vec<Emission>) {
+        if let Some(newest) = self.newest {
+            let frontier = newest
+                .saturating_add(1)
+                .min(clock.saturating_sub(self.lateness));
+            self.release(frontier, out);
         }
     }
 
@@ -173,6 +185,13 @@ impl Engine {
     pub fn note_emission(&mut self, key: Key, time: i64) {
         let state = self.keys.entry(key).or_default();
         state.last_emission = Some(state.last_emission.map_or(time, |last| last.max(time)));
+    }
+
+    /// The log refused this engine's emission for `key` because the key's newest emission is
+    /// at `newest` (a history retention shortened led it to decide too early): the cooldown
+    /// runs from the log's emission, not from the refused one.
+    pub fn refused(&mut self, key: Key, newest: i64) {
+        self.keys.entry(key).or_default().last_emission = Some(newest);
     }
 
     fn merge(&mut self, a: Attributes, b: Attributes) -> Attributes {
@@ -265,23 +284,14 @@ impl Engine {
         sightings.sort_by(|a, b| {
             (a.time, self.providers.get(a.provider)).cmp(&(b.time, self.providers.get(b.provider)))
         });
-        // `correlated`, the rule's tags, then the sources' others in order.
-        let mut tags: Vec<String> = vec!["correlated".to_owned()];
-        tags.extend(
-            self.rule
-                .tags
-                .iter()
-                .filter(|t| *t != "correlated")
-                .cloned(),
-        );
-        let mut others: Vec<&String> = sightings
+        let source_tags: Vec<&String> = sightings
             .iter()
             .flat_map(|s| self.tag_sets.get(s.attributes.tags).iter())
-            .filter(|tag| !tags.contains(tag))
             .collect();
-        others.sort_unstable();
-        others.dedup();
-        tags.extend(others.into_iter().cloned());
+        let tags = emission_tags(&self.rule.tags, &source_tags);
+        let first = sightings.first().map_or(time, |s| s.time);
+        let last = sightings.last().map_or(time, |s| s.time);
+        let count = sightings.len();
         let highest = sightings
             .iter()
             .map(|s| s.attributes.confidence)
@@ -292,7 +302,12 @@ impl Engine {
             rule: self.rule.name.clone(),
             key,
             time,
-            sources: sightings
+            count,
+            first,
+            last,
+            // The most recent ones, when there are very many: the indicator stays within its
+            // size limit, and `count` still says how many providers there were.
+            sources: sightings[count.saturating_sub(MAX_SOURCES)..]
                 .iter()
                 .map(|s| Source {
                     provider: self.providers.get(s.provider).to_owned(),
@@ -350,6 +365,30 @@ impl Engine {
         self.providers = providers;
         self.tag_sets = tag_sets;
     }
+}
+
+/// Sources an emission lists at most (about 100 bytes each against the 64 KiB indicator limit).
+pub const MAX_SOURCES: usize = 100;
+
+/// An emission's tags: `correlated`, the rule's tags that a source carried (in the rule's
+/// order), then the sources' other tags sorted; at most [`crate::indicator::MAX_TAGS`].
+pub(crate) fn emission_tags(rule_tags: &[String], source_tags: &[&String]) -> Vec<String> {
+    let mut tags: Vec<String> = vec!["correlated".to_owned()];
+    for tag in rule_tags {
+        if source_tags.contains(&tag) && !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    let mut others: Vec<&String> = source_tags
+        .iter()
+        .copied()
+        .filter(|tag| !tags.contains(tag))
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    tags.extend(others.into_iter().cloned());
+    tags.truncate(crate::indicator::MAX_TAGS);
+    tags
 }
 
 /// Interned providers and tag sets beyond which a sweep rebuilds the interners.

@@ -245,9 +245,11 @@ fn parse_key(value: &str) -> Result<KeyKind, String> {
             let (v4, v6) = prefixes.split_once('/').unwrap_or((prefixes, "48"));
             let v4: u8 = v4.parse().map_err(|_| bad())?;
             let v6: u8 = v6.parse().map_err(|_| bad())?;
-            if !(8..=32).contains(&v4) || !(16..=128).contains(&v6) {
+            // No shorter: a wider network of a public address may take in a reserved range
+            // (100.0.0.0/8 holds 100.64.0.0/10), and the derived indicator would be refused.
+            if !(24..=32).contains(&v4) || !(48..=128).contains(&v6) {
                 return Err(format!(
-                    "key `{value}`: the IPv4 prefix must be 8–32 and the IPv6 prefix 16–128"
+                    "key `{value}`: the IPv4 prefix must be 24–32 and the IPv6 prefix 48–128"
                 ));
             }
             // Both families validated: `IpNet::new` cannot fail for these lengths.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use super::engine;
 use super::*;
 use crate::indicator::CORRELATOR_PROVIDER;
 use crate::{Indicator, Provenance, Tlp};
@@ -104,21 +105,28 @@ fn model(rule: &Rule, events: &[Ev]) -> Vec<Emission> {
                 .values()
                 .flat_map(|(_, r)| r.iter().copied())
                 .collect();
+            // `correlated`, the rule's tags some source carried, the others sorted, at most 64.
+            let carried: Vec<&String> = reports.iter().flat_map(|r| r.tags.iter()).collect();
             let mut tags = vec!["correlated".to_owned()];
-            tags.extend(rule.tags.iter().cloned());
-            let mut others: Vec<String> = reports
+            tags.extend(rule.tags.iter().filter(|t| carried.contains(t)).cloned());
+            let mut others: Vec<String> = carried
                 .iter()
-                .flat_map(|r| r.tags.iter().cloned())
+                .map(|t| (*t).clone())
                 .filter(|tag| !tags.contains(tag))
                 .collect();
             others.sort_unstable();
             others.dedup();
             tags.extend(others);
+            tags.truncate(crate::indicator::MAX_TAGS);
+            let count = sources.len();
             emissions.push(Emission {
                 rule: rule.name.clone(),
                 key,
                 time: t,
-                sources,
+                count,
+                first: sources[0].time,
+                last: sources[count - 1].time,
+                sources: sources[count.saturating_sub(engine::MAX_SOURCES)..].to_vec(),
                 confidence: reports
                     .iter()
                     .map(|r| r.confidence)
@@ -361,32 +369,70 @@ fn decisions_wait_for_the_lateness_then_come_out() {
 }
 
 #[test]
-fn a_quiet_spell_makes_everything_final() {
+fn after_a_quiet_spell_the_frontier_follows_the_log_clock() {
     let rule = Rule {
         idle: Duration::from_secs(60),
         ..rule(3)
     };
     let mut engine = Engine::new(rule);
     let mut out = Vec::new();
-    for (i, event) in [ev(1, "a", 0), ev(1, "b", 1), ev(1, "c", 2)]
-        .iter()
-        .enumerate()
-    {
+    // Reports stamped with their arrival, as live traffic is.
+    for (provider, at) in [("a", 0), ("b", SECOND), ("c", 2 * SECOND)] {
         let event = Ev {
-            arrival: i as i64 * SECOND,
-            ..event.clone()
+            arrival: at,
+            ..ev(1, provider, at)
         };
         engine.observe(&event.report(), &mut out);
+    }
+    engine.idle(62 * SECOND, &mut out);
+    assert!(
+        out.is_empty(),
+        "a report up to an hour late could still arrive"
+    );
+    // Within the hour after the quiet spell, a late report still counts.
+    let late = Ev {
+        arrival: 30 * 60 * SECOND,
+        ..ev(1, "d", 2 * SECOND)
+    };
+    assert_eq!(engine.observe(&late.report(), &mut out), Outcome::Accepted);
+    engine.idle(HOUR + 2 * SECOND, &mut out);
+    assert!(out.is_empty());
+    engine.idle(HOUR + 2 * SECOND + 1, &mut out);
+    assert_eq!(times(&out), [2 * SECOND]);
+    assert_eq!(out[0].count, 4);
+    let too_late = Ev {
+        arrival: HOUR + 3 * SECOND,
+        ..ev(1, "e", SECOND)
+    };
+    assert_eq!(
+        engine.observe(&too_late.report(), &mut out),
+        Outcome::Straggler
+    );
+}
+
+#[test]
+fn with_no_lateness_a_quiet_spell_decides_everything_seen() {
+    let rule = Rule {
+        idle: Duration::from_secs(60),
+        lateness: Duration::ZERO,
+        ..rule(3)
+    };
+    let mut engine = Engine::new(rule);
+    let mut out = Vec::new();
+    for (provider, at) in [("a", 0), ("b", SECOND), ("c", 2 * SECOND)] {
+        engine.observe(
+            &Ev {
+                arrival: at,
+                ..ev(1, provider, at)
+            }
+            .report(),
+            &mut out,
+        );
     }
     engine.idle(61 * SECOND, &mut out);
     assert!(out.is_empty(), "59 s since the last report");
     engine.idle(62 * SECOND, &mut out);
-    assert_eq!(times(&out), [2]);
-    let late = Ev {
-        arrival: 70 * SECOND,
-        ..ev(1, "d", 1)
-    };
-    assert_eq!(engine.observe(&late.report(), &mut out), Outcome::Straggler);
+    assert_eq!(times(&out), [2 * SECOND]);
 }
 
 #[test]
@@ -588,14 +634,16 @@ fn an_emission_becomes_spec_shaped_indicator() {
         ])
     );
     assert!(derived.is_correlated());
-    assert_ne!(
-        out[0].identity(),
-        Emission {
-            time: out[0].time + 1,
-            ..out[0].clone()
-        }
-        .identity()
-    );
+    let later = Emission {
+        time: out[0].time + 1,
+        ..out[0].clone()
+    };
+    assert_eq!(out[0].series(), later.series());
+    let other_rule = Emission {
+        rule: "other".into(),
+        ..out[0].clone()
+    };
+    assert_ne!(out[0].series(), other_rule.series());
 }
 
 #[test]
@@ -613,7 +661,8 @@ fn rule_specs_parse_or_say_what_is_wrong() {
         ("x:threshold=three", "not a whole number"),
         ("x:window=1h,lateness=2h", "lateness must be shorter"),
         ("x:window=soon", "not a duration"),
-        ("x:key=cidr/40", "IPv4 prefix must be 8–32"),
+        ("x:key=cidr/40", "IPv4 prefix must be 24–32"),
+        ("x:key=cidr/16", "IPv4 prefix must be 24–32"),
         ("x:key=city", "not one of exact"),
         ("x:colour=red", "unknown option `colour`"),
         ("x:tags=", "at least one tag"),
@@ -621,5 +670,59 @@ fn rule_specs_parse_or_say_what_is_wrong() {
     ] {
         let error = Rule::parse(spec).unwrap_err().to_string();
         assert!(error.contains(expected), "{spec}: {error}");
+    }
+}
+
+fn arb_crowd() -> impl Strategy<Value = Vec<Ev>> {
+    // Up to 300 providers with long names, each with up to 64 tags, reporting one address
+    // within an hour.
+    prop::collection::vec(
+        (
+            0usize..300,
+            0i64..3600,
+            prop::collection::vec("[a-z]{1,20}", 0..63),
+        ),
+        3..400,
+    )
+    .prop_map(|mut reports| {
+        reports.sort_by_key(|(_, second, _)| *second);
+        reports
+            .into_iter()
+            .map(|(provider, second, mut tags)| {
+                tags.push("scanner".to_owned());
+                let name = format!("provider-{provider:03}-{}", "x".repeat(200));
+                Ev {
+                    tags,
+                    ..ev(7, &name, second * SECOND)
+                }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the engine decides can be published: tags, sources and size stay in bounds.
+    #[test]
+    fn every_emission_is_a_valid_indicator(events in arb_crowd()) {
+        let rule = Rule { lateness: Duration::ZERO, ..rule(3) };
+        let (emitted, _) = run(&rule, &events);
+        let providers: std::collections::HashSet<&str> = events.iter().map(|e| e.provider.as_str()).collect();
+        prop_assume!(providers.len() >= 3);
+        prop_assert!(!emitted.is_empty());
+        let start = now().timestamp_micros() - DAY;
+        for emission in &emitted {
+            let shifted = Emission {
+                time: emission.time + start,
+                first: emission.first + start,
+                last: emission.last + start,
+                sources: emission.sources.iter().map(|s| Source { time: s.time + start, ..s.clone() }).collect(),
+                ..emission.clone()
+            };
+            let indicator = shifted.to_indicator(now());
+            prop_assert!(indicator.is_ok(), "{:?}", indicator.err());
+            prop_assert_eq!(indicator.unwrap().to_json()["count"].as_u64(), Some(emission.count as u64));
+        }
     }
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry};
+use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 
 pub struct MemoryLog {
     epoch: String,
@@ -32,6 +32,8 @@ struct Inner {
     remembered: HashMap<[u8; 32], u64>,
     /// `remembered`'s size after its last pruning: it is pruned again when it has doubled.
     remembered_pruned_at: usize,
+    /// `append_spaced` series: the newest time appended and when the series is forgotten (ms).
+    series: HashMap<[u8; 32], (i64, u64)>,
 }
 
 impl MemoryLog {
@@ -81,6 +83,28 @@ impl MemoryLog {
             self.trim(inner, now);
         }
         cursors
+    }
+
+    fn append_spaced_sync(&self, items: Vec<Spaced>, remember: Duration) -> Vec<SpacedOutcome> {
+        let mut inner = self.inner.lock().expect("memory log lock poisoned");
+        let now = Self::now_ms();
+        inner.series.retain(|_, (_, forget_at)| *forget_at > now);
+        let forget_at = now.saturating_add(u64::try_from(remember.as_millis()).unwrap_or(u64::MAX));
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(&(newest, _)) = inner.series.get(&item.series) {
+                if item.time < newest.saturating_add(item.spacing) {
+                    results.push(SpacedOutcome::Refused { newest });
+                    continue;
+                }
+            }
+            inner.series.insert(item.series, (item.time, forget_at));
+            let cursors = self.append_locked(&mut inner, vec![item.indicator]);
+            results.extend(cursors.into_iter().map(SpacedOutcome::Appended));
+        }
+        drop(inner);
+        self.appended.notify_waiters();
+        results
     }
 
     fn append_once_sync(
@@ -166,6 +190,15 @@ impl Log for MemoryLog {
         remember: Duration,
     ) -> BoxFuture<'_, Result<Vec<Option<Cursor>>, LogError>> {
         let cursors = self.append_once_sync(items, remember);
+        async move { Ok(cursors) }.boxed()
+    }
+
+    fn append_spaced(
+        &self,
+        items: Vec<Spaced>,
+        remember: Duration,
+    ) -> BoxFuture<'_, Result<Vec<SpacedOutcome>, LogError>> {
+        let cursors = self.append_spaced_sync(items, remember);
         async move { Ok(cursors) }.boxed()
     }
 

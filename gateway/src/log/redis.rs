@@ -23,7 +23,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Script, Value};
 use tokio::sync::Mutex;
 
-use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry};
+use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 
 const APPEND_SCRIPT: &str = r#"
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
@@ -45,6 +45,26 @@ for i = 3, #KEYS do
     out[#out + 1] = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[i + 1])
   else
     out[#out + 1] = ''
+  end
+end
+return out
+"#;
+
+// KEYS: stream, epoch, then one series key per item; ARGV: epoch candidate, min id, series TTL
+// (ms), then per item its time, its spacing and its message. Times are microseconds, exact in
+// Lua's doubles (< 2^53). Returns the epoch, then per item its id, or `r:<newest>` when refused.
+const APPEND_SPACED_SCRIPT: &str = r#"
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local out = {redis.call('GET', KEYS[2])}
+for i = 3, #KEYS do
+  local at = 4 + (i - 3) * 3
+  local time = tonumber(ARGV[at])
+  local newest = redis.call('GET', KEYS[i])
+  if newest and time < tonumber(newest) + tonumber(ARGV[at + 1]) then
+    out[#out + 1] = 'r:' .. newest
+  else
+    redis.call('SET', KEYS[i], ARGV[at], 'PX', ARGV[3])
+    out[#out + 1] = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'd', ARGV[at + 2])
   end
 end
 return out
@@ -105,6 +125,7 @@ pub struct RedisLog {
     stream_key: String,
     epoch_key: String,
     once_prefix: String,
+    series_prefix: String,
     retention: Duration,
     client: redis::Client,
     commands: ConnectionManager,
@@ -113,6 +134,7 @@ pub struct RedisLog {
     blocking: Mutex<Option<MultiplexedConnection>>,
     append: Script,
     append_once: Script,
+    append_spaced: Script,
     read: Script,
 }
 
@@ -130,12 +152,14 @@ impl RedisLog {
             stream_key: format!("{prefix}log"),
             epoch_key: format!("{prefix}epoch"),
             once_prefix: format!("{prefix}once:"),
+            series_prefix: format!("{prefix}series:"),
             retention: config.retention,
             client,
             commands,
             blocking: Mutex::new(None),
             append: Script::new(APPEND_SCRIPT),
             append_once: Script::new(APPEND_ONCE_SCRIPT),
+            append_spaced: Script::new(APPEND_SPACED_SCRIPT),
             read: Script::new(READ_SCRIPT),
         }))
     }
@@ -276,6 +300,63 @@ impl Log for RedisLog {
                 .map(|id| match id {
                     Value::BulkString(bytes) if bytes.is_empty() => Ok(None),
                     id => cursor(&epoch, id).map(Some),
+                })
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn append_spaced(
+        &self,
+        items: Vec<Spaced>,
+        remember: Duration,
+    ) -> BoxFuture<'_, Result<Vec<SpacedOutcome>, LogError>> {
+        async move {
+            if items.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = self.append_spaced.key(&self.stream_key);
+            invocation.key(&self.epoch_key);
+            for item in &items {
+                invocation.key(format!(
+                    "{}{}",
+                    self.series_prefix,
+                    hex_encode(&item.series)
+                ));
+            }
+            invocation
+                .arg(super::new_epoch())
+                .arg(self.min_id())
+                .arg(remember.as_millis().max(1) as u64);
+            for item in &items {
+                invocation
+                    .arg(item.time)
+                    .arg(item.spacing)
+                    .arg(item.indicator.to_json().to_string());
+            }
+            let mut conn = self.commands.clone();
+            let reply: Value = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let mut values = array(reply)?.into_iter();
+            let epoch = string(
+                values
+                    .next()
+                    .ok_or_else(|| protocol("empty append reply"))?,
+            )?;
+            values
+                .map(|reply| {
+                    let text = string(reply)?;
+                    match text.strip_prefix("r:") {
+                        Some(newest) => newest
+                            .parse()
+                            .map(|newest| SpacedOutcome::Refused { newest })
+                            .map_err(|_| protocol("a series holds something other than a time")),
+                        None => {
+                            cursor(&epoch, Value::SimpleString(text)).map(SpacedOutcome::Appended)
+                        }
+                    }
                 })
                 .collect()
         }
