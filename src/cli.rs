@@ -50,6 +50,9 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Send indicators from a file or stdin to a server (or straight into Redis).
     Publish(PublishArgs),
+    /// Print the firehose as it arrives (json, csv, table, zeek, bindrpz, iptables, ipset),
+    /// reconnecting and resuming from its cursor.
+    Stream(StreamArgs),
     /// Load-test a running gateway: many subscribers, a paced publisher into Redis.
     Bench(BenchArgs),
     /// Measure the correlator: the rule on one core, memory per scanner, and end to end on Redis.
@@ -285,6 +288,65 @@ pub struct PublishArgs {
     /// Indicators per HTTP request.
     #[arg(long, env = "SLUICE_BATCH", default_value_t = 500)]
     pub batch: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Server URL.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token with scope `read`.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format: json (NDJSON), csv, table, zeek, bindrpz, iptables, ipset.
+    #[arg(long, env = "SLUICE_STREAM_FORMAT", default_value = "json", value_parser = parse_format)]
+    pub format: domain::export::Format,
+    /// Keep the stream's position in this file: a restart resumes where it stopped.
+    #[arg(long, env = "SLUICE_CURSOR_FILE")]
+    pub cursor_file: Option<PathBuf>,
+    /// Where to start when the cursor file has no position: `now` (default), `earliest`, or a
+    /// cursor.
+    #[arg(long, env = "SLUICE_CURSOR")]
+    pub cursor: Option<String>,
+    /// Write to this file instead of stdout: rewritten atomically for zeek and bindrpz (every
+    /// indicator of the last day), appended to for the other formats.
+    #[arg(long, env = "SLUICE_OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// How often a whole-file --output is rewritten at most.
+    #[arg(long, env = "SLUICE_OUTPUT_INTERVAL", value_parser = parse_duration, default_value = "5s")]
+    pub output_interval: Duration,
+    /// Longest wait between reconnection attempts.
+    #[arg(long, env = "SLUICE_MAX_BACKOFF", value_parser = parse_duration, default_value = "30s")]
+    pub max_backoff: Duration,
+    /// Filter: itypes, e.g. `ipv4,cidr`.
+    #[arg(long)]
+    pub itype: Option<String>,
+    /// Filter: any of these tags.
+    #[arg(long)]
+    pub tags: Option<String>,
+    /// Filter: minimum confidence.
+    #[arg(long)]
+    pub confidence: Option<String>,
+    /// Filter: most restrictive TLP to receive.
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// Filter: providers.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Filter: addresses inside this network.
+    #[arg(long)]
+    pub cidr: Option<String>,
+    /// Filter preset: firewall, sinkhole, zeek.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Only correlated indicators (`true`) or none of them (`false`).
+    #[arg(long)]
+    pub correlated: Option<String>,
+}
+
+fn parse_format(text: &str) -> Result<domain::export::Format, String> {
+    text.parse()
+        .map_err(|error: domain::export::UnknownFormat| error.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

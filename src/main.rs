@@ -8,6 +8,7 @@ mod demo;
 mod exit;
 mod publish;
 mod serve;
+mod stream;
 mod telemetry;
 
 use clap::Parser;
@@ -38,6 +39,7 @@ fn main() -> std::process::ExitCode {
             Command::Plans(command) => admin::plans(command).await,
             Command::Tokens(command) => admin::tokens(command).await,
             Command::Publish(args) => publish::run(args).await,
+            Command::Stream(args) => stream::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::BenchCorrelator(args) => bench_correlator::run(args).await,
         }

@@ -6,6 +6,7 @@
 
 pub mod correlation;
 pub mod cursor;
+pub mod export;
 pub mod feed;
 pub mod filter;
 pub mod indicator;

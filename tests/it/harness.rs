@@ -44,6 +44,8 @@ pub struct NodeOptions {
     pub data_dir: Option<PathBuf>,
     pub admin_token: Option<String>,
     pub args: Vec<String>,
+    /// Listen on this port (a restarted node taking its predecessor's place); default: a free one.
+    pub port: Option<u16>,
 }
 
 pub struct Node {
@@ -67,7 +69,7 @@ impl Node {
         let admin_token = options
             .admin_token
             .unwrap_or_else(|| billing::ApiToken::generate().expose().to_owned());
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(sluice_binary());
         command

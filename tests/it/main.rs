@@ -10,6 +10,7 @@ mod input;
 mod lifecycle;
 mod plans;
 mod sessions;
+mod stream_cli;
 
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;

@@ -1,0 +1,205 @@
+//! `sluice stream`, the command-line consumer, against a real server: output, reconnect and
+//! resume across a server restart and its own restart, refusals, and whole-file outputs.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::harness::*;
+use testkit::RedisServer;
+
+struct Consumer {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Consumer {
+    fn start(node: &Node, args: &[&str]) -> Consumer {
+        let mut child = Command::new(sluice_binary())
+            .arg("stream")
+            .args(args)
+            .env("SLUICE_URL", node.http(""))
+            .env("SLUICE_TOKEN", &node.admin_token)
+            .env("SLUICE_MAX_BACKOFF", "1s")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start sluice stream");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Consumer { child, lines }
+    }
+
+    /// The next `n` indicators printed (NDJSON), by their `indicator` field.
+    async fn indicators(&mut self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            let line = tokio::time::timeout(WAIT, self.lines.next_line())
+                .await
+                .expect("no line from sluice stream in time")
+                .unwrap()
+                .expect("sluice stream ended its output");
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            seen.push(value["indicator"].as_str().unwrap().to_owned());
+        }
+        seen
+    }
+
+    /// Interrupts it (as Ctrl-C does) and waits: it saves its cursor and exits 0.
+    async fn interrupt(mut self) {
+        let pid = self.child.id().unwrap();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "sluice stream exited with {status}");
+    }
+}
+
+fn ips(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(ip).collect()
+}
+
+#[tokio::test]
+async fn resumes_across_a_server_restart_and_its_own_without_gap_or_duplicate() {
+    let redis = RedisServer::start().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = NodeOptions {
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    };
+    let mut node = Node::start(options.clone()).await;
+    let cursor_file = data_dir.path().join("stream.cursor");
+    let cursor_arg = cursor_file.to_str().unwrap();
+    let mut consumer = Consumer::start(&node, &["--cursor-file", cursor_arg]);
+    // It has connected once its cursor file holds the `hello` position.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cursor_file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sluice stream did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.publish_all(&(0..5).map(indicator).collect::<Vec<_>>())
+        .await;
+    assert_eq!(consumer.indicators(5).await, ips(0..5));
+
+    // The server restarts (1001 to its clients) on the same port; meanwhile nobody listens.
+    node.signal("TERM");
+    node.wait_exit().await;
+    let node = Node::start(NodeOptions {
+        port: Some(node.addr.port()),
+        admin_token: Some(node.admin_token.clone()),
+        ..options.clone()
+    })
+    .await;
+    node.publish_all(&(5..10).map(indicator).collect::<Vec<_>>())
+        .await;
+    assert_eq!(consumer.indicators(5).await, ips(5..10));
+
+    // The consumer itself stops; what is published meanwhile waits in the log for it.
+    consumer.interrupt().await;
+    node.publish_all(&(10..13).map(indicator).collect::<Vec<_>>())
+        .await;
+    let mut consumer = Consumer::start(&node, &["--cursor-file", cursor_arg]);
+    assert_eq!(consumer.indicators(3).await, ips(10..13));
+    node.publish_all(&[indicator(13)]).await;
+    assert_eq!(
+        consumer.indicators(1).await,
+        ips(13..14),
+        "nothing repeated"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_ends_it_with_a_clear_message() {
+    let node = Node::start(NodeOptions::default()).await;
+    let output = Command::new(sluice_binary())
+        .args([
+            "stream",
+            "--url",
+            &node.http(""),
+            "--token",
+            "slc_not_a_real_token",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused the token (HTTP 401)"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn zeek_output_is_a_whole_file_rewritten_atomically() {
+    let node = Node::start(NodeOptions {
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("sluice.intel");
+    let consumer = Consumer::start(
+        &node,
+        &[
+            "--format",
+            "zeek",
+            "--output",
+            intel.to_str().unwrap(),
+            "--output-interval",
+            "100ms",
+            "--cursor",
+            "earliest",
+        ],
+    );
+    node.publish_all(&[
+        indicator(1),
+        serde_json::json!({"indicator": "evil.example.com", "tags": "c2"}),
+        serde_json::json!({"indicator": "AS13335", "tags": "hosting"}),
+    ])
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&intel).unwrap_or_default();
+        if text.contains("evil.example.com") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no zeek file: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc"
+    );
+    assert!(
+        lines.contains(&format!("{}\tIntel::ADDR\tadmin\tscanner", ip(1)).as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"evil.example.com\tIntel::DOMAIN\tadmin\tc2"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "ASNs have no Zeek intel type: {text}");
+    // Only the finished file is ever visible: no temporary file is left behind.
+    consumer.interrupt().await;
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["sluice.intel"]);
+}
