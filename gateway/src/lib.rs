@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod enforcement;
 pub mod error;
+pub mod firehose;
 pub mod health;
 pub mod hub;
 pub mod ingest;
@@ -98,6 +99,8 @@ pub fn router(state: AppState) -> Router {
             post(ingest::publish).layer(DefaultBodyLimit::max(ingest::BODY_LIMIT)),
         )
         .route("/v1/stream", get(stream::stream))
+        .route("/firehose", get(firehose::firehose))
+        .route("/cif/firehose", get(firehose::cif_firehose))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

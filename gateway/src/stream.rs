@@ -5,6 +5,7 @@
 //! Everything that can fail is checked before the upgrade, so failures are plain HTTP statuses
 //! (400, 401, 403, 429, 503) that every client understands.
 
+pub mod dialect;
 pub mod session;
 pub mod sse;
 pub mod ws;
@@ -60,10 +61,25 @@ pub async fn stream(
         Err(rejection) if wants_websocket => return Ok(rejection.into_response()),
         Err(_) => None,
     };
+    let session = prepare(&state, &headers, &params).await?;
+    Ok(match upgrade {
+        Some(upgrade) => ws::upgrade(upgrade, session, state, dialect::Dialect::Native),
+        None => sse::respond(session, state).into_response(),
+    })
+}
+
+/// Everything before the transport, shared by every streaming endpoint: the credential, the
+/// plan, the filters and start position (query `cursor`, or `Last-Event-ID`), the registration
+/// for live plan changes, the connection slot, and the subscription.
+pub async fn prepare(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<Session, ApiError> {
     let mut access_token = None;
     let mut cursor = None;
     let mut filters = Vec::new();
-    for (key, value) in &params {
+    for (key, value) in params {
         match key.as_str() {
             "access_token" => access_token = Some(value.as_str()),
             "cursor" => cursor = Some(value.as_str()),
@@ -72,7 +88,7 @@ pub async fn stream(
     }
     let changes_seen = state.registry.applied_change();
     let mut principal =
-        crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
+        crate::auth::authenticate(state, headers, access_token, Scope::Read).await?;
     check_plan(&principal.plan, false)?;
     let filter =
         Filter::from_pairs(filters).map_err(|error| ApiError::BadRequest(error.to_string()))?;
@@ -97,7 +113,7 @@ pub async fn stream(
     // never reach this stream: read it again (rare: only when the change log moved meanwhile).
     if state.registry.applied_change() != changes_seen {
         drop(registration);
-        principal = crate::auth::authenticate(&state, &headers, access_token, Scope::Read).await?;
+        principal = crate::auth::authenticate(state, headers, access_token, Scope::Read).await?;
         check_plan(&principal.plan, wants_correlated)?;
         (registration, control) = state.registry.register(
             principal.account_id,
@@ -130,7 +146,7 @@ pub async fn stream(
                 state.metrics.backend_error("log");
                 ApiError::Unavailable(format!("{error}; retry shortly"))
             })?;
-    let session = Session::new(session::SessionParts {
+    Ok(Session::new(session::SessionParts {
         principal,
         start,
         subscription,
@@ -139,9 +155,5 @@ pub async fn stream(
         registration,
         slot,
         meter: state.usage.clone(),
-    });
-    Ok(match upgrade {
-        Some(upgrade) => ws::upgrade(upgrade, session, state),
-        None => sse::respond(session, state).into_response(),
-    })
+    }))
 }

@@ -3,6 +3,7 @@
 mod harness;
 
 mod cluster;
+mod compat;
 mod correlation;
 mod database;
 mod delivery;

@@ -14,6 +14,7 @@ use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 
+use super::dialect::{native_frame, Dialect, Speaker};
 use super::{Output, Session};
 use crate::metrics::{ReasonLabels, TransportLabels};
 use crate::wire::{self, close};
@@ -32,13 +33,18 @@ pub fn configure(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade
         .max_frame_size(config.max_message_bytes)
 }
 
-/// Applies the production settings and hands the socket to `serve`.
-pub fn upgrade(upgrade: WebSocketUpgrade, session: Session, state: AppState) -> Response {
+/// Applies the production settings and hands the socket to `serve`, speaking `dialect`.
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    session: Session,
+    state: AppState,
+    dialect: Dialect,
+) -> Response {
     // Tracked from now, not from when the upgrade completes: shutdown must wait for a socket
     // whose 101 is still in flight too.
     let tracked = state.tracker.token();
     configure(upgrade, &state.config).on_upgrade(move |socket| async move {
-        serve(socket, session, state).await;
+        serve(socket, session, state, dialect).await;
         drop(tracked);
     })
 }
@@ -51,7 +57,8 @@ enum End {
     Gone,
 }
 
-async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
+async fn serve(socket: WebSocket, mut session: Session, state: AppState, dialect: Dialect) {
+    let mut speaker = Speaker::new(dialect);
     let config = state.config.clone();
     let _connection = state.metrics.connection("ws", &session.principal.plan.name);
     let delivered = state
@@ -61,7 +68,7 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
         .clone();
     let (mut sink, mut stream) = socket.split();
     let mut last_delivered: Cursor = session.start.clone();
-    let hello = wire::hello_frame(&session.principal.plan, &session.start);
+    let hello = speaker.greeting(wire::hello_frame(&session.principal.plan, &session.start));
     let sent = timeout(
         config.slow_consumer_timeout,
         sink.send(Message::Text(hello.into())),
@@ -76,6 +83,12 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
     );
     let mut last_heard = Instant::now();
     let shutdown = state.shutdown.clone();
+    // The dialect's own keep-alive frames (ActionCable `ping` every 3 s, CIF `ping` every 5 s).
+    let keepalive_every = speaker
+        .keepalive()
+        .map_or(Duration::from_secs(3600), |(every, _)| every);
+    let mut keepalives =
+        tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
 
     let end = loop {
         tokio::select! {
@@ -85,6 +98,16 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Close(_))) => break End::Drain,
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    if let Some(reply) = speaker.on_client_text(&text) {
+                        match timeout(config.slow_consumer_timeout, sink.send(Message::Text(reply.into()))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Gone,
+                            Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
+                        }
+                    }
+                }
                 Some(Ok(_)) => last_heard = Instant::now(),
                 Some(Err(error)) => break close_for_read_error(&error, &last_delivered),
                 None => break End::Gone,
@@ -100,24 +123,40 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState) {
                     Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
                 }
             }
-            output = session.next(&shutdown) => {
+            _ = keepalives.tick(), if speaker.keepalive().is_some() => {
+                let Some((_, frame)) = speaker.keepalive() else { continue };
+                match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::Gone,
+                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
+                }
+            }
+            output = session.next(&shutdown), if speaker.ready() => {
                 let Some(output) = output else {
                     break End::Close(close_code::AWAY, last_delivered.to_string());
                 };
-                let (frame, position) = match &output {
-                    Output::Indicator(entry) => (entry.ws_frame(), Some(entry.cursor.clone())),
-                    Output::Dropped { count, last_id } => (
-                        Utf8Bytes::from(wire::dropped_frame(*count, "rate_limit", last_id)),
-                        Some(last_id.clone()),
-                    ),
+                let position = match &output {
+                    Output::Indicator(entry) => Some(entry.cursor.clone()),
+                    Output::Dropped { last_id, .. } => Some(last_id.clone()),
                     Output::Reset { reason, cursor } => {
                         state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
-                        (Utf8Bytes::from(wire::reset_frame(reason, cursor)), Some(cursor.clone()))
+                        Some(cursor.clone())
                     }
-                    Output::Plan(plan) => (Utf8Bytes::from(wire::plan_frame(plan)), None),
+                    Output::Plan(_) => None,
                     Output::Close { code, reason } => {
                         break End::Close(*code, format!("{reason}; resume from {last_delivered}"));
                     }
+                };
+                // The native indicator frame is pre-encoded and shared; other frames and
+                // dialects are built here.
+                let frame = match (&output, dialect) {
+                    (Output::Indicator(entry), Dialect::Native) => Some(entry.ws_frame()),
+                    _ => speaker.render(&output, || native_frame(&output)).map(Utf8Bytes::from),
+                };
+                let Some(frame) = frame else {
+                    // Nothing to say in this dialect (CIF has no drop notice): still metered.
+                    session.record_sent(&output, 0);
+                    continue;
                 };
                 let bytes = frame.len();
                 match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame))).await {
