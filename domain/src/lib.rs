@@ -13,6 +13,7 @@ pub mod indicator;
 pub mod itype;
 pub mod plan;
 pub mod tlp;
+pub mod whitelist;
 
 pub use cursor::{Cursor, CursorError, LogPosition, StreamId};
 pub use filter::{Filter, FilterError};

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod enforcement;
 pub mod error;
+pub mod feed;
 pub mod firehose;
 pub mod health;
 pub mod hub;
@@ -96,8 +97,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/v1/indicators",
-            post(ingest::publish).layer(DefaultBodyLimit::max(ingest::BODY_LIMIT)),
+            post(ingest::publish)
+                .layer(DefaultBodyLimit::max(ingest::BODY_LIMIT))
+                .get(feed::recent),
         )
+        .route("/indicators", get(feed::recent))
+        .route("/ping", get(feed::ping))
         .route("/v1/stream", get(stream::stream))
         .route("/firehose", get(firehose::firehose))
         .route("/cif/firehose", get(firehose::cif_firehose))

@@ -10,6 +10,7 @@ mod delivery;
 mod input;
 mod lifecycle;
 mod plans;
+mod recent;
 mod sessions;
 mod stream_cli;
 

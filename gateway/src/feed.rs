@@ -1,0 +1,190 @@
+//! Recent feeds: `GET /v1/indicators` (SPEC §8) and CIF's `GET /indicators` and `GET /ping`
+//! (COMPAT.md C). The log within the plan's replay window, filtered like a stream and by the
+//! plan's visibility, whitelisted indicators subtracted, deduplicated by indicator (highest
+//! confidence, then newest), newest first. JSON by default; CSV for `Accept: text/csv` (and
+//! `text/plain`, which CIF clients send). Bodies are whole strings, so `Content-Length` is always
+//! set (CIF clients fail on chunked responses).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use billing::Scope;
+use domain::export::Format;
+use domain::whitelist::Whitelist;
+use domain::{Filter, StreamId};
+use serde_json::{json, Value};
+
+use crate::enforcement::{replay_floor, stream_allowed, visible};
+use crate::error::ApiError;
+use crate::log::SharedEntry;
+use crate::AppState;
+
+/// Indicators returned when `limit` is not given, and at most.
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 10_000;
+/// Log entries a single request scans at most, so one request cannot read a whole day.
+const MAX_SCAN: usize = 200_000;
+const READ_BATCH: usize = 2_000;
+
+pub async fn recent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    feed(&state, &headers, &params).await
+}
+
+/// CIF's `GET /ping`.
+pub async fn ping() -> Json<Value> {
+    Json(json!({"status": "success", "data": chrono::Utc::now().timestamp()}))
+}
+
+async fn feed(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let mut access_token = None;
+    let mut limit = DEFAULT_LIMIT;
+    let mut since_ms = 0u64;
+    let mut exact = None;
+    let mut filters = Vec::new();
+    for (key, value) in params {
+        match key.as_str() {
+            "access_token" => access_token = Some(value.as_str()),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .map_err(|_| ApiError::BadRequest(format!("limit `{value}` is not a number")))?
+                    .clamp(1, MAX_LIMIT)
+            }
+            "since" => since_ms = parse_since(value)?,
+            // CIF's search: one exact indicator, no feed-mode whitelist subtraction.
+            "q" | "indicator" => exact = Some(value.trim().to_lowercase()),
+            // CIF clients send these; they have no meaning here.
+            "nolog" | "feed" | "days" => {}
+            _ => filters.push((key.as_str(), value.as_str())),
+        }
+    }
+    let principal = crate::auth::authenticate(state, headers, access_token, Scope::Read).await?;
+    let plan = &principal.plan;
+    if !stream_allowed(plan) {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan has no feed access: move the account to a plan with a firehose",
+            plan.name
+        )));
+    }
+    let filter =
+        Filter::from_pairs(filters).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let wants_whitelist = params
+        .iter()
+        .any(|(key, value)| key == "tags" && value.split(',').any(|tag| tag.trim() == "whitelist"));
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let floor = replay_floor(plan, now_ms).max(StreamId::new(since_ms, 0));
+
+    // Scan the window oldest first; keep per indicator the best entry.
+    let mut best: HashMap<String, SharedEntry> = HashMap::new();
+    let mut whitelist = Whitelist::default();
+    let mut position = StreamId::new(floor.ms.saturating_sub(1), u64::MAX);
+    let mut scanned = 0;
+    while scanned < MAX_SCAN {
+        let batch = state
+            .log
+            .read_after(position, READ_BATCH)
+            .await
+            .map_err(|error| {
+                state.metrics.backend_error("log");
+                ApiError::Unavailable(format!("{error}; retry shortly"))
+            })?;
+        scanned += batch.scanned;
+        for entry in &batch.entries {
+            let indicator = &entry.indicator;
+            if !visible(plan, indicator) {
+                continue;
+            }
+            if Whitelist::is_entry(indicator) && !wants_whitelist {
+                whitelist.add(indicator);
+                continue;
+            }
+            if !filter.matches(indicator) {
+                continue;
+            }
+            if exact.as_deref().is_some_and(|q| q != indicator.indicator()) {
+                continue;
+            }
+            let key = indicator.indicator().to_owned();
+            let better = best
+                .get(&key)
+                .is_none_or(|kept| indicator.confidence() >= kept.indicator.confidence());
+            if better {
+                best.insert(key, entry.clone());
+            }
+        }
+        match batch.read_through {
+            Some(through) if batch.scanned >= READ_BATCH => position = through,
+            _ => break,
+        }
+    }
+    let mut entries: Vec<SharedEntry> = best
+        .into_values()
+        .filter(|entry| exact.is_some() || !whitelist.covers(&entry.indicator))
+        .collect();
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.cursor.id()));
+    entries.truncate(limit);
+
+    let csv = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv") || accept.contains("text/plain"));
+    Ok(if csv {
+        let mut body = String::new();
+        for line in Format::Csv.header(0) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        for entry in &entries {
+            for line in Format::Csv.lines(&entry.indicator) {
+                body.push_str(&line);
+                body.push('\n');
+            }
+        }
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        response
+    } else {
+        let mut body = String::from("[");
+        for (n, entry) in entries.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(entry.json());
+        }
+        body.push(']');
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    })
+}
+
+/// `since`: RFC 3339, or Unix seconds (CIF style).
+fn parse_since(value: &str) -> Result<u64, ApiError> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Ok(seconds.saturating_mul(1000));
+    }
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|time| time.timestamp_millis().max(0) as u64)
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "since `{value}` is not an RFC 3339 time (2026-11-23T12:00:00Z) or Unix seconds"
+            ))
+        })
+}
