@@ -39,7 +39,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let mut output = Output::new(args.format, args.output.clone(), args.output_interval)?;
     let mut status = Status::new(args.url.clone());
     let mut backoff = Backoff::new(args.max_backoff);
-    let interrupted = tokio::signal::ctrl_c();
+    let interrupted = stop_signal();
     tokio::pin!(interrupted);
     let result = loop {
         let url = stream_url(&args, cursor.as_deref())?;
@@ -48,14 +48,18 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             _ = &mut interrupted => break Ok(()),
             session = session(&url, &token, &mut cursor, &mut output, &mut status, &args) => session,
         };
+        // The output first, then the cursor: the cursor never gets ahead of what is written.
+        output.finish()?;
         save_cursor(&args, cursor.as_deref())?;
         match session {
             Ended::Retry {
                 reason,
                 immediately,
             } => {
+                // A server restart (1001) closes every client at once: a little jitter spreads
+                // their return.
                 let delay = if immediately {
-                    Duration::ZERO
+                    Duration::from_millis(rand::random::<u64>() % 1000)
                 } else {
                     backoff.next()
                 };
@@ -69,8 +73,8 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             Ended::Fatal(error) => break Err(error),
         }
     };
-    save_cursor(&args, cursor.as_deref())?;
     output.finish()?;
+    save_cursor(&args, cursor.as_deref())?;
     status.finish();
     result
 }
@@ -116,7 +120,7 @@ async fn session(
             let body = response
                 .body()
                 .as_ref()
-                .map(|body| String::from_utf8_lossy(body).trim().to_owned())
+                .map(|body| status::printable(String::from_utf8_lossy(body).trim()))
                 .unwrap_or_default();
             return match code {
                 401 => Ended::Fatal(anyhow::anyhow!(
@@ -141,7 +145,7 @@ async fn session(
             }
         }
     };
-    let mut connected = false;
+    let mut connected_at: Option<tokio::time::Instant> = None;
     let mut saved_at = tokio::time::Instant::now();
     let mut last_heard = tokio::time::Instant::now();
     loop {
@@ -156,8 +160,8 @@ async fn session(
                 }
             }
             Err(_) => None,
-            Ok(None) => return ended(connected, "connection closed".into()),
-            Ok(Some(Err(error))) => return ended(connected, error.to_string()),
+            Ok(None) => return ended(connected_at, "connection closed".into()),
+            Ok(Some(Err(error))) => return ended(connected_at, error.to_string()),
             Ok(Some(Ok(message))) => {
                 last_heard = tokio::time::Instant::now();
                 Some(message)
@@ -179,27 +183,28 @@ async fn session(
                     reason: "the server is restarting (1001)".into(),
                     immediately: true,
                 },
-                _ => ended(connected, format!("closed by the server ({code} {reason})")),
+                _ => ended(connected_at, format!("closed by the server ({code} {reason})")),
             };
         }
         if let Some(Message::Text(text)) = &message {
             match handle_frame(text, cursor, output, status) {
                 Ok(Handled::Hello) => {
-                    connected = true;
-                    // Persist the starting position at once: a restart before the first
+                    connected_at = Some(tokio::time::Instant::now());
+                    // Persist the starting position soon: a restart before the first
                     // indicator must not skip what arrives meanwhile.
-                    if let Err(error) = save_cursor(args, cursor.as_deref()) {
-                        return Ended::Fatal(error);
-                    }
+                    saved_at = tokio::time::Instant::now() - CURSOR_SAVE_INTERVAL;
                 }
                 Ok(Handled::Other) => {}
                 Err(error) => return Ended::Fatal(error),
             }
         }
-        if let Err(error) = output.tick() {
-            return Ended::Fatal(error.context("cannot write the output"));
-        }
-        if saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
+        let durable = match output.tick() {
+            Ok(durable) => durable,
+            Err(error) => return Ended::Fatal(error.context("cannot write the output")),
+        };
+        // Saved only when the output has everything before it (a whole file is rewritten
+        // every --output-interval), so a restart never skips what the output lacks.
+        if durable && saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
             if let Err(error) = save_cursor(args, cursor.as_deref()) {
                 return Ended::Fatal(error);
             }
@@ -233,8 +238,12 @@ fn handle_frame(
     };
     match frame["type"].as_str() {
         Some("hello") => {
+            // Where this stream starts: kept unless we already hold a real position (a cursor
+            // has an epoch and a dot; `now` and `earliest` are only requests).
             if let Some(at) = frame["cursor"].as_str() {
-                cursor.get_or_insert_with(|| at.to_owned());
+                if cursor.as_deref().is_none_or(|c| !c.contains('.')) {
+                    *cursor = Some(at.to_owned());
+                }
             }
             status.connected(frame["plan"].as_str().unwrap_or("?"), &frame["limits"]);
             return Ok(Handled::Hello);
@@ -243,7 +252,9 @@ fn handle_frame(
             match Indicator::from_json(
                 frame["data"].clone(),
                 Provenance::Trusted,
-                chrono::Utc::now(),
+                // Validated as sent: the server already clamped its times; this clock's
+                // opinion must not change them.
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
             ) {
                 Ok(indicator) => {
                     output
@@ -282,8 +293,12 @@ fn handle_frame(
     Ok(Handled::Other)
 }
 
-fn ended(connected: bool, reason: String) -> Ended {
-    if connected {
+/// A connection that worked for a while resets the backoff; one that ends right after its
+/// `hello` (a proxy, a server in trouble) does not, so it is not hammered.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+fn ended(connected_at: Option<tokio::time::Instant>, reason: String) -> Ended {
+    if connected_at.is_some_and(|at| at.elapsed() >= HEALTHY_AFTER) {
         Ended::Connected
     } else {
         Ended::Retry {
@@ -387,6 +402,22 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
+}
+
+/// Ctrl-C, or SIGTERM (systemd, docker stop): either way the cursor is saved on the way out.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

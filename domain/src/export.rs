@@ -296,7 +296,9 @@ fn zeek_field(text: &str) -> String {
 
 fn rpz_lines(indicator: &Indicator) -> Vec<String> {
     match indicator.itype() {
-        Itype::Fqdn => {
+        // A name that, with `*.` and the zone's origin, could pass DNS's 255-octet limit would
+        // make BIND refuse the whole zone: such names are left out.
+        Itype::Fqdn if indicator.indicator().len() <= 200 => {
             let name = indicator.indicator();
             vec![format!("{name} CNAME ."), format!("*.{name} CNAME .")]
         }

@@ -25,7 +25,8 @@ use crate::AppState;
 /// Indicators returned when `limit` is not given, and at most.
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 10_000;
-/// Log entries a single request scans at most, so one request cannot read a whole day.
+/// Log entries a single request scans at most, so one request cannot read a whole day; the
+/// newest are scanned first. Whitelist entries older than what was scanned do not apply.
 const MAX_SCAN: usize = 200_000;
 const READ_BATCH: usize = 2_000;
 
@@ -63,7 +64,7 @@ async fn feed(
             }
             "since" => since_ms = parse_since(value)?,
             // CIF's search: one exact indicator, no feed-mode whitelist subtraction.
-            "q" | "indicator" => exact = Some(value.trim().to_lowercase()),
+            "q" | "indicator" => exact = Some(value.trim().to_owned()),
             // CIF clients send these; they have no meaning here.
             "nolog" | "feed" | "days" => {}
             _ => filters.push((key.as_str(), value.as_str())),
@@ -85,48 +86,51 @@ async fn feed(
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let floor = replay_floor(plan, now_ms).max(StreamId::new(since_ms, 0));
 
-    // Scan the window oldest first; keep per indicator the best entry.
+    // Scan backwards in time, in spans that double (1 min, 2 min, …) down to the floor, each
+    // span read forwards up to where the previous one began: the newest entries are always
+    // read, even when the window holds more than one request may scan.
     let mut best: HashMap<String, SharedEntry> = HashMap::new();
     let mut whitelist = Whitelist::default();
-    let mut position = StreamId::new(floor.ms.saturating_sub(1), u64::MAX);
     let mut scanned = 0;
-    while scanned < MAX_SCAN {
-        let batch = state
-            .log
-            .read_after(position, READ_BATCH)
-            .await
-            .map_err(|error| {
-                state.metrics.backend_error("log");
-                ApiError::Unavailable(format!("{error}; retry shortly"))
-            })?;
-        scanned += batch.scanned;
-        for entry in &batch.entries {
-            let indicator = &entry.indicator;
-            if !visible(plan, indicator) {
-                continue;
+    let mut end = StreamId::new(now_ms.saturating_add(1), 0);
+    let mut span_ms: u64 = 60_000;
+    loop {
+        let start = StreamId::new(end.ms.saturating_sub(span_ms).max(floor.ms), 0);
+        let mut position = StreamId::new(start.ms.saturating_sub(1), u64::MAX);
+        'span: while scanned < MAX_SCAN {
+            let batch = state
+                .log
+                .read_after(position, READ_BATCH)
+                .await
+                .map_err(|error| {
+                    state.metrics.backend_error("log");
+                    ApiError::Unavailable(format!("{error}; retry shortly"))
+                })?;
+            scanned += batch.scanned;
+            for entry in &batch.entries {
+                if entry.id() >= end {
+                    break 'span;
+                }
+                consider(
+                    entry,
+                    plan,
+                    &filter,
+                    exact.as_deref(),
+                    wants_whitelist,
+                    &mut whitelist,
+                    &mut best,
+                );
             }
-            if Whitelist::is_entry(indicator) && !wants_whitelist {
-                whitelist.add(indicator);
-                continue;
-            }
-            if !filter.matches(indicator) {
-                continue;
-            }
-            if exact.as_deref().is_some_and(|q| q != indicator.indicator()) {
-                continue;
-            }
-            let key = indicator.indicator().to_owned();
-            let better = best
-                .get(&key)
-                .is_none_or(|kept| indicator.confidence() >= kept.indicator.confidence());
-            if better {
-                best.insert(key, entry.clone());
+            match batch.read_through {
+                Some(through) if batch.scanned >= READ_BATCH && through < end => position = through,
+                _ => break,
             }
         }
-        match batch.read_through {
-            Some(through) if batch.scanned >= READ_BATCH => position = through,
-            _ => break,
+        if start.ms <= floor.ms || scanned >= MAX_SCAN || best.len() >= limit {
+            break;
         }
+        end = start;
+        span_ms = span_ms.saturating_mul(2);
     }
     let mut entries: Vec<SharedEntry> = best
         .into_values()
@@ -135,11 +139,15 @@ async fn feed(
     entries.sort_by_key(|entry| std::cmp::Reverse(entry.cursor.id()));
     entries.truncate(limit);
 
+    // CSV when asked for (CIF's clients ask with text/plain), unless JSON is acceptable too.
     let csv = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/csv") || accept.contains("text/plain"));
-    Ok(if csv {
+        .is_some_and(|accept| {
+            (accept.contains("text/csv") || accept.contains("text/plain"))
+                && !accept.contains("application/json")
+        });
+    let response = if csv {
         let mut body = String::new();
         for line in Format::Csv.header(0) {
             body.push_str(&line);
@@ -172,7 +180,53 @@ async fn feed(
             HeaderValue::from_static("application/json"),
         );
         response
-    })
+    };
+    // Metered like streams: what a feed returns counts as delivered to the account.
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    state
+        .usage
+        .add(principal.account_id, entries.len() as u64, 0, bytes);
+    Ok(response)
+}
+
+/// Adds one log entry to the feed being built (or to its whitelist).
+fn consider(
+    entry: &SharedEntry,
+    plan: &domain::PlanLimits,
+    filter: &Filter,
+    exact: Option<&str>,
+    wants_whitelist: bool,
+    whitelist: &mut Whitelist,
+    best: &mut HashMap<String, SharedEntry>,
+) {
+    let indicator = &entry.indicator;
+    if !visible(plan, indicator) {
+        return;
+    }
+    if Whitelist::is_entry(indicator) && !wants_whitelist {
+        whitelist.add(indicator);
+        return;
+    }
+    if !filter.matches(indicator) {
+        return;
+    }
+    if exact.is_some_and(|q| !q.eq_ignore_ascii_case(indicator.indicator())) {
+        return;
+    }
+    let key = indicator.indicator().to_owned();
+    // Spans are read newest first but each span oldest first: keep the highest confidence,
+    // and the newest among equals.
+    let better = best.get(&key).is_none_or(|kept| {
+        let (new, old) = (indicator.confidence(), kept.indicator.confidence());
+        new > old || (new == old && entry.id() > kept.id())
+    });
+    if better {
+        best.insert(key, entry.clone());
+    }
 }
 
 /// `since`: RFC 3339, or Unix seconds (CIF style).

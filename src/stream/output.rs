@@ -1,6 +1,8 @@
 //! Where `sluice stream` writes: stdout line by line, a file appended line by line, or — for
 //! formats consumed as whole files (Zeek intel, RPZ zones) — a file rewritten atomically with
-//! every indicator seen in the last day, at most every `--output-interval`.
+//! every line seen in the last day, at most every `--output-interval`. A whole file's existing
+//! lines are read back at start, so a restart (which resumes from the cursor) keeps them; and the
+//! cursor is saved only once a rewrite has them on disk, so nothing the file lacks is skipped.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,8 +13,10 @@ use anyhow::Context;
 use domain::export::Format;
 use domain::Indicator;
 
-/// How long an indicator stays in a whole-file output after it was last seen.
+/// How long a line stays in a whole-file output after it was last seen.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// Lines a whole-file output keeps at most (the least recently seen go first).
+const MAX_LINES: usize = 2_000_000;
 
 pub struct Output {
     format: Format,
@@ -24,8 +28,8 @@ enum Sink {
     WholeFile {
         path: PathBuf,
         interval: Duration,
-        /// indicator → (its lines, when last seen)
-        entries: BTreeMap<String, (Vec<String>, Instant)>,
+        /// line → when last seen
+        entries: BTreeMap<String, Instant>,
         dirty: bool,
         written: Option<Instant>,
     },
@@ -38,16 +42,13 @@ impl Output {
         interval: Duration,
     ) -> anyhow::Result<Output> {
         let sink = match path {
-            Some(path) if format.is_whole_file() => {
-                let sink = Sink::WholeFile {
-                    path,
-                    interval,
-                    entries: BTreeMap::new(),
-                    dirty: true,
-                    written: None,
-                };
-                return Ok(Output { format, sink });
-            }
+            Some(path) if format.is_whole_file() => Sink::WholeFile {
+                entries: read_back(&path, format)?,
+                path,
+                interval,
+                dirty: true,
+                written: None,
+            },
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
@@ -78,8 +79,9 @@ impl Output {
         match &mut self.sink {
             Sink::Lines(sink) => write_lines(sink, &lines),
             Sink::WholeFile { entries, dirty, .. } => {
-                if !lines.is_empty() {
-                    entries.insert(indicator.indicator().to_owned(), (lines, Instant::now()));
+                let now = Instant::now();
+                for line in lines {
+                    entries.insert(line, now);
                     *dirty = true;
                 }
                 Ok(())
@@ -87,20 +89,32 @@ impl Output {
         }
     }
 
-    /// Rewrites a whole-file output when it changed and the interval has passed.
-    pub fn tick(&mut self) -> anyhow::Result<()> {
-        if let Sink::WholeFile {
-            interval,
-            written,
-            dirty,
-            ..
-        } = &self.sink
-        {
-            if *dirty && written.is_none_or(|at| at.elapsed() >= *interval) {
-                self.rewrite()?;
+    /// Rewrites a whole-file output when it changed (or lines expired) and the interval has
+    /// passed. Returns whether everything written so far is on disk.
+    pub fn tick(&mut self) -> anyhow::Result<bool> {
+        let due = match &mut self.sink {
+            Sink::Lines(_) => return Ok(true),
+            Sink::WholeFile {
+                interval,
+                written,
+                dirty,
+                entries,
+                ..
+            } => {
+                if written.is_none_or(|at| at.elapsed() >= *interval) {
+                    let before = entries.len();
+                    entries.retain(|_, seen| seen.elapsed() < KEEP);
+                    *dirty |= entries.len() != before;
+                    *dirty
+                } else {
+                    return Ok(!*dirty);
+                }
             }
+        };
+        if due {
+            self.rewrite()?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Flushes everything (the whole file is rewritten if anything changed).
@@ -124,13 +138,19 @@ impl Output {
         else {
             return Ok(());
         };
-        entries.retain(|_, (_, seen)| seen.elapsed() < KEEP);
+        entries.retain(|_, seen| seen.elapsed() < KEEP);
+        if entries.len() > MAX_LINES {
+            let mut by_age: Vec<(Instant, String)> = entries
+                .iter()
+                .map(|(line, seen)| (*seen, line.clone()))
+                .collect();
+            by_age.sort();
+            for (_, line) in by_age.iter().take(entries.len() - MAX_LINES) {
+                entries.remove(line);
+            }
+        }
         let mut text = String::new();
-        for line in format
-            .header(serial())
-            .iter()
-            .chain(entries.values().flat_map(|(lines, _)| lines))
-        {
+        for line in format.header(serial()).iter().chain(entries.keys()) {
             text.push_str(line);
             text.push('\n');
         }
@@ -155,22 +175,45 @@ fn serial() -> u32 {
     u32::try_from(since_2020.max(1)).unwrap_or(u32::MAX)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: readers see
-/// the old file or the new one, never half of one.
+/// The lines of an existing whole-file output (its header left out), as seen now.
+fn read_back(path: &Path, format: Format) -> anyhow::Result<BTreeMap<String, Instant>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("--output {}: cannot read it back", path.display()))
+        }
+    };
+    let header = format.header(0);
+    // The RPZ serial changes from one rewrite to the next; every other header line is fixed.
+    let is_header = |line: &str| {
+        header
+            .iter()
+            .any(|h| h == line || (h.starts_with("@ IN SOA") && line.starts_with("@ IN SOA")))
+    };
+    let now = Instant::now();
+    Ok(text
+        .lines()
+        .filter(|line| !line.is_empty() && !is_header(line))
+        .map(|line| (line.to_owned(), now))
+        .collect())
+}
+
+/// Writes `bytes` to a fresh temporary file beside `path` (created exclusively, with the old
+/// file's permissions), then renames it over `path`: readers see the old file or the new one,
+/// never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let directory = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sluice".into());
-    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    file.write_all(bytes)?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        file.as_file().set_permissions(metadata.permissions())?;
     }
-    std::fs::rename(&temporary, path)
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
 }

@@ -112,7 +112,7 @@ impl Status {
         if self.terminal {
             // Clear the status line, print the event above it, draw the line again.
             eprint!("\r\x1b[2K");
-            eprintln!("{message}");
+            eprintln!("{}", printable(message));
             self.redraw();
         } else {
             self.line(message);
@@ -120,16 +120,40 @@ impl Status {
     }
 
     fn redraw(&self) {
-        eprint!("\r\x1b[2K{}", self.summary());
+        eprint!("\r\x1b[2K{}", printable(&self.summary()));
         let _ = std::io::stderr().flush();
     }
 
     fn line(&self, message: &str) {
         eprintln!(
-            "{} sluice stream: {message}",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            "{} sluice stream: {}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+            printable(message)
         );
     }
+}
+
+/// Text from the server or an indicator, made safe for a terminal: control characters
+/// (escape sequences, line breaks) and bidirectional overrides become `?`, and it is capped.
+pub fn printable(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let mut out: String = text
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| {
+            let bidi =
+                ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+            if c.is_control() || bidi {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().count() > MAX_CHARS {
+        out.push('…');
+    }
+    out
 }
 
 fn describe(limits: &Value) -> String {

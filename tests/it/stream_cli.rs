@@ -149,20 +149,22 @@ async fn zeek_output_is_a_whole_file_rewritten_atomically() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     let intel = dir.path().join("sluice.intel");
-    let consumer = Consumer::start(
-        &node,
-        &[
-            "--format",
-            "zeek",
-            "--output",
-            intel.to_str().unwrap(),
-            "--output-interval",
-            "100ms",
-            "--cursor",
-            "earliest",
-        ],
-    );
+    let cursor_file = state.path().join("zeek.cursor");
+    let args = [
+        "--format",
+        "zeek",
+        "--output",
+        intel.to_str().unwrap(),
+        "--output-interval",
+        "100ms",
+        "--cursor",
+        "earliest",
+        "--cursor-file",
+        cursor_file.to_str().unwrap(),
+    ];
+    let consumer = Consumer::start(&node, &args);
     node.publish_all(&[
         indicator(1),
         serde_json::json!({"indicator": "evil.example.com", "tags": "c2"}),
@@ -202,4 +204,28 @@ async fn zeek_output_is_a_whole_file_rewritten_atomically() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["sluice.intel"]);
+    let cursor = std::fs::read_to_string(&cursor_file).unwrap();
+    assert!(
+        cursor.trim().contains('.'),
+        "a real position, not `earliest`: {cursor:?}"
+    );
+
+    // A restart resumes from the cursor and keeps what the file already had.
+    let _consumer = Consumer::start(&node, &args);
+    node.publish_all(&[serde_json::json!({"indicator": "later.example.com", "tags": "c2"})])
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&intel).unwrap_or_default();
+        if text.contains("later.example.com") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new line: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(text.contains("evil.example.com\tIntel::DOMAIN"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
 }

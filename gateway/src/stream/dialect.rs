@@ -25,6 +25,11 @@ pub enum Dialect {
 
 /// The channel csirtg-firehose subscribes to.
 const CHANNEL: &str = "IndicatorsChannel";
+/// An identifier longer than this is refused: it is echoed in every frame.
+const MAX_IDENTIFIER_BYTES: usize = 1024;
+/// An ActionCable connection that has not subscribed by then is closed (1008): until it does,
+/// it holds a connection slot without receiving anything.
+pub const SUBSCRIBE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// One connection's side of its dialect.
 pub struct Speaker {
@@ -62,6 +67,9 @@ impl Speaker {
         }
         let command: Value = serde_json::from_str(text).ok()?;
         let identifier = command["identifier"].as_str()?.to_owned();
+        if identifier.len() > MAX_IDENTIFIER_BYTES {
+            return Some(json!({"identifier": "", "type": "reject_subscription"}).to_string());
+        }
         let channel = serde_json::from_str::<Value>(&identifier)
             .ok()
             .and_then(|value| value["channel"].as_str().map(str::to_owned));
@@ -98,6 +106,16 @@ impl Speaker {
             (Dialect::Cif, Output::Indicator(entry)) => Some(cif_indicator(entry.json())),
             (Dialect::Cif, _) => None,
         }
+    }
+
+    /// Whether the dialect sends keep-alive frames of its own.
+    pub fn has_keepalive(&self) -> bool {
+        self.dialect != Dialect::Native
+    }
+
+    /// Whether this connection still owes a subscription (ActionCable).
+    pub fn awaiting_subscription(&self) -> bool {
+        !self.ready()
     }
 
     /// The dialect's own keep-alive (besides WebSocket pings): its interval and frame.

@@ -14,7 +14,7 @@ use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 
-use super::dialect::{native_frame, Dialect, Speaker};
+use super::dialect::{native_frame, Dialect, Speaker, SUBSCRIBE_DEADLINE};
 use super::{Output, Session};
 use crate::metrics::{ReasonLabels, TransportLabels};
 use crate::wire::{self, close};
@@ -89,6 +89,7 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState, dialect
         .map_or(Duration::from_secs(3600), |(every, _)| every);
     let mut keepalives =
         tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
+    let started = Instant::now();
 
     let end = loop {
         tokio::select! {
@@ -123,7 +124,10 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState, dialect
                     Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
                 }
             }
-            _ = keepalives.tick(), if speaker.keepalive().is_some() => {
+            _ = keepalives.tick(), if speaker.has_keepalive() => {
+                if speaker.awaiting_subscription() && started.elapsed() >= SUBSCRIBE_DEADLINE {
+                    break End::Close(close_code::POLICY, "no subscription to IndicatorsChannel".into());
+                }
                 let Some((_, frame)) = speaker.keepalive() else { continue };
                 match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame.into()))).await {
                     Ok(Ok(())) => {}
