@@ -126,7 +126,7 @@ impl Format {
                 indicator.provider(),
                 &confidence(indicator),
                 indicator.tlp().as_str(),
-                &time(indicator.to_json().get("reporttime")),
+                &to_seconds(&time(indicator.to_json().get("reporttime"))),
                 &indicator.tags().join(","),
             )],
             Format::Zeek => zeek_line(indicator).into_iter().collect(),
@@ -153,6 +153,14 @@ fn confidence(indicator: &Indicator) -> String {
 
 fn time(value: Option<&Value>) -> String {
     value.and_then(Value::as_str).unwrap_or("").to_owned()
+}
+
+/// `2026-11-23T15:32:53.938012Z` → `2026-11-23T15:32:53Z`: a table shows whole seconds.
+fn to_seconds(time: &str) -> String {
+    match time.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => time.to_owned(),
+    }
 }
 
 fn csv_row(indicator: &Indicator) -> String {
