@@ -15,26 +15,32 @@ async fn stream_len(redis: &RedisServer) -> i64 {
         .unwrap()
 }
 
-/// Two gateway nodes on one Redis behave as one firehose: a raw upstream PUBLISH is stored once,
-/// clients on both nodes receive it once, and a cursor from one node resumes on the other.
-#[tokio::test]
-async fn two_nodes_are_one_firehose() {
-    let redis = RedisServer::start().unwrap();
-    let data_dir = tempfile::tempdir().unwrap();
+/// An `up` node and a further `gateway` node sharing `redis` and the SQLite in `data_dir`.
+async fn two_nodes(redis: &RedisServer, data_dir: &std::path::Path) -> (Node, Node) {
     let first = Node::start(NodeOptions {
         redis: Some(redis.url()),
-        data_dir: Some(data_dir.path().to_path_buf()),
+        data_dir: Some(data_dir.to_path_buf()),
         ..NodeOptions::default()
     })
     .await;
     let second = Node::start(NodeOptions {
         role: Some("gateway"),
         redis: Some(redis.url()),
-        data_dir: Some(data_dir.path().to_path_buf()),
+        data_dir: Some(data_dir.to_path_buf()),
         admin_token: Some(first.admin_token.clone()),
         ..NodeOptions::default()
     })
     .await;
+    (first, second)
+}
+
+/// Two gateway nodes on one Redis behave as one firehose: a raw upstream PUBLISH is stored once,
+/// clients on both nodes receive it once, and a cursor from one node resumes on the other.
+#[tokio::test]
+async fn two_nodes_are_one_firehose() {
+    let redis = RedisServer::start().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_nodes(&redis, data_dir.path()).await;
     let token = first.admin_token.clone();
     let mut on_first = ws_connect(&first.ws("/v1/stream"), Some(&token))
         .await
@@ -245,20 +251,7 @@ async fn publish_cli_into_redis() {
 async fn plan_change_reaches_every_node() {
     let redis = RedisServer::start().unwrap();
     let data_dir = tempfile::tempdir().unwrap();
-    let first = Node::start(NodeOptions {
-        redis: Some(redis.url()),
-        data_dir: Some(data_dir.path().to_path_buf()),
-        ..NodeOptions::default()
-    })
-    .await;
-    let second = Node::start(NodeOptions {
-        role: Some("gateway"),
-        redis: Some(redis.url()),
-        data_dir: Some(data_dir.path().to_path_buf()),
-        admin_token: Some(first.admin_token.clone()),
-        ..NodeOptions::default()
-    })
-    .await;
+    let (first, second) = two_nodes(&redis, data_dir.path()).await;
     first.create_account("shared", "hobby").await;
     let token = first.create_token("shared", "read").await;
     let mut on_first = ws_connect(&first.ws("/v1/stream"), Some(&token))

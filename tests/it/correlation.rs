@@ -38,11 +38,11 @@ async fn next_indicator(socket: &mut Ws) -> Value {
     frame["data"].clone()
 }
 
-#[tokio::test]
-async fn three_providers_through_redis_reach_a_correlated_subscriber() {
-    let redis = RedisServer::start().unwrap();
+/// A node correlating with [`FAST_RULE`] (on `redis`, or embedded) and an admin's WebSocket on
+/// the correlated stream, past its `hello`.
+async fn correlated_subscriber(redis: Option<String>) -> (Node, Ws) {
     let node = Node::start(NodeOptions {
-        redis: Some(redis.url()),
+        redis,
         args: vec!["--correlate".into(), FAST_RULE.into()],
         ..NodeOptions::default()
     })
@@ -54,6 +54,25 @@ async fn three_providers_through_redis_reach_a_correlated_subscriber() {
     .await
     .unwrap();
     assert_eq!(ws_frame(&mut socket).await["type"], "hello");
+    (node, socket)
+}
+
+/// A gateway that stores upstream reports but runs no correlator (the tests start their own).
+async fn upstream_gateway(redis: &RedisServer) -> Node {
+    let gateway = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    wait_upstream_subscribers(&redis.url(), 1).await;
+    gateway
+}
+
+#[tokio::test]
+async fn three_providers_through_redis_reach_a_correlated_subscriber() {
+    let redis = RedisServer::start().unwrap();
+    let (node, mut socket) = correlated_subscriber(Some(redis.url())).await;
     wait_upstream_subscribers(&redis.url(), 1).await;
 
     let now = Utc::now();
@@ -117,18 +136,7 @@ async fn three_providers_through_redis_reach_a_correlated_subscriber() {
 
 #[tokio::test]
 async fn provider_identity_on_http_is_the_account() {
-    let node = Node::start(NodeOptions {
-        args: vec!["--correlate".into(), FAST_RULE.into()],
-        ..NodeOptions::default()
-    })
-    .await;
-    let mut socket = ws_connect(
-        &node.ws("/v1/stream?correlated=true"),
-        Some(&node.admin_token),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ws_frame(&mut socket).await["type"], "hello");
+    let (node, mut socket) = correlated_subscriber(None).await;
     node.create_account("sensor", "pro").await;
     let now = Utc::now();
     // One account, three tokens, three claimed providers: one provider.
@@ -222,13 +230,7 @@ async fn wait_for_emissions(redis: &RedisServer, at_least: usize, log: &std::pat
 async fn kill_9_and_replicas_emit_every_correlation_exactly_once() {
     const SCANNERS: usize = 3000;
     let redis = RedisServer::start().unwrap();
-    let gateway = Node::start(NodeOptions {
-        redis: Some(redis.url()),
-        args: vec!["--no-correlator".into()],
-        ..NodeOptions::default()
-    })
-    .await;
-    wait_upstream_subscribers(&redis.url(), 1).await;
+    let gateway = upstream_gateway(&redis).await;
     let start = Utc::now() - TimeDelta::hours(20);
     let mut reports = Vec::new();
     for n in 0..SCANNERS {
@@ -293,13 +295,7 @@ async fn kill_9_and_replicas_emit_every_correlation_exactly_once() {
 #[tokio::test]
 async fn history_lost_to_retention_does_not_bring_an_early_second_emission() {
     let redis = RedisServer::start().unwrap();
-    let gateway = Node::start(NodeOptions {
-        redis: Some(redis.url()),
-        args: vec!["--no-correlator".into()],
-        ..NodeOptions::default()
-    })
-    .await;
-    wait_upstream_subscribers(&redis.url(), 1).await;
+    let gateway = upstream_gateway(&redis).await;
     let log = gateway.data_dir.join("correlator.log");
     let start = Utc::now() - TimeDelta::hours(30);
     let triple = |hours: i64| -> Vec<Value> {

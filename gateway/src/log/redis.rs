@@ -253,12 +253,7 @@ impl Log for RedisLog {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            let mut values = array(reply)?.into_iter();
-            let epoch = string(
-                values
-                    .next()
-                    .ok_or_else(|| protocol("empty append reply"))?,
-            )?;
+            let (epoch, values) = split_append_reply(reply)?;
             values.map(|id| cursor(&epoch, id)).collect()
         }
         .boxed()
@@ -290,12 +285,7 @@ impl Log for RedisLog {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            let mut values = array(reply)?.into_iter();
-            let epoch = string(
-                values
-                    .next()
-                    .ok_or_else(|| protocol("empty append reply"))?,
-            )?;
+            let (epoch, values) = split_append_reply(reply)?;
             values
                 .map(|id| match id {
                     Value::BulkString(bytes) if bytes.is_empty() => Ok(None),
@@ -339,12 +329,7 @@ impl Log for RedisLog {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            let mut values = array(reply)?.into_iter();
-            let epoch = string(
-                values
-                    .next()
-                    .ok_or_else(|| protocol("empty append reply"))?,
-            )?;
+            let (epoch, values) = split_append_reply(reply)?;
             values
                 .map(|reply| {
                     let text = string(reply)?;
@@ -479,6 +464,17 @@ fn predecessor(id: StreamId) -> StreamId {
         (ms, 0) => StreamId::new(ms - 1, u64::MAX),
         (ms, seq) => StreamId::new(ms, seq - 1),
     }
+}
+
+/// Every append script answers the epoch, then one value per item.
+fn split_append_reply(reply: Value) -> Result<(String, std::vec::IntoIter<Value>), LogError> {
+    let mut values = array(reply)?.into_iter();
+    let epoch = string(
+        values
+            .next()
+            .ok_or_else(|| protocol("empty append reply"))?,
+    )?;
+    Ok((epoch, values))
 }
 
 fn number(value: Value) -> Result<u64, LogError> {

@@ -113,11 +113,6 @@ impl Speaker {
         self.dialect != Dialect::Native
     }
 
-    /// Whether this connection still owes a subscription (ActionCable).
-    pub fn awaiting_subscription(&self) -> bool {
-        !self.ready()
-    }
-
     /// The dialect's own keep-alive (besides WebSocket pings): its interval and frame.
     pub fn keepalive(&self) -> Option<(Duration, String)> {
         match self.dialect {

@@ -125,7 +125,7 @@ async fn serve(socket: WebSocket, mut session: Session, state: AppState, dialect
                 }
             }
             _ = keepalives.tick(), if speaker.has_keepalive() => {
-                if speaker.awaiting_subscription() && started.elapsed() >= SUBSCRIBE_DEADLINE {
+                if !speaker.ready() && started.elapsed() >= SUBSCRIBE_DEADLINE {
                     break End::Close(close_code::POLICY, "no subscription to IndicatorsChannel".into());
                 }
                 let Some((_, frame)) = speaker.keepalive() else { continue };
