@@ -35,6 +35,9 @@ pub enum Command {
     Up(UpArgs),
     /// A further gateway node sharing Redis (required) and the account database.
     Gateway(GatewayArgs),
+    /// The web page and the account API alone (sign-up, plans, tokens, billing webhook), on
+    /// the cluster's account database; browsers stream from the gateways.
+    Web(WebArgs),
     /// The correlator as its own process, on the cluster's Redis (replicas never double-emit).
     Correlator(CorrelatorArgs),
     /// Apply database migrations.
@@ -130,6 +133,14 @@ pub struct NodeArgs {
     /// A send blocked this long closes a slow consumer (WebSocket 4009).
     #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub slow_consumer_timeout: Duration,
+    /// Origins of pages allowed to open the stream with a browser session's JWT, besides this
+    /// node's own (comma-separated), e.g. the `sluice web` origin `https://app.example.com`.
+    #[arg(
+        long = "allowed-origin",
+        env = "SLUICE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -145,6 +156,18 @@ pub struct UpArgs {
     /// Demo pace, indicators per second.
     #[arg(long, env = "SLUICE_DEMO_RATE", default_value_t = 5)]
     pub demo_rate: u32,
+    #[command(flatten)]
+    pub web: WebFlags,
+    #[command(flatten)]
+    pub correlate: CorrelateArgs,
+    /// Run no correlator in this process (e.g. when `sluice correlator` runs elsewhere).
+    #[arg(long, env = "SLUICE_NO_CORRELATOR")]
+    pub no_correlator: bool,
+}
+
+/// The web page's and account API's settings, shared by `up` and `web`.
+#[derive(Debug, Clone, Args)]
+pub struct WebFlags {
     /// Secret(s) verifying `POST /v1/billing/webhook` signatures (comma-separated while
     /// rotating). Unset: billing test mode, where accounts switch plans themselves.
     #[arg(
@@ -154,14 +177,14 @@ pub struct UpArgs {
         hide_env_values = true
     )]
     pub billing_webhook_secret: Vec<String>,
-    /// Session cookies without `Secure`, for plain-HTTP local use only.
+    /// The payment provider's checkout page: with a webhook secret, the page's subscribe
+    /// switch sends the user there with `?account=…&plan=…`.
+    #[arg(long, env = "SLUICE_BILLING_CHECKOUT_URL")]
+    pub billing_checkout_url: Option<String>,
+    /// Session cookies without `Secure`, for plain-HTTP use on another host than localhost
+    /// (browsers accept `Secure` cookies from http://localhost and 127.0.0.1).
     #[arg(long, env = "SLUICE_INSECURE_COOKIES")]
     pub insecure_cookies: bool,
-    #[command(flatten)]
-    pub correlate: CorrelateArgs,
-    /// Run no correlator in this process (e.g. when `sluice correlator` runs elsewhere).
-    #[arg(long, env = "SLUICE_NO_CORRELATOR")]
-    pub no_correlator: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,6 +209,25 @@ pub struct CorrelatorArgs {
     pub retention: Duration,
     #[command(flatten)]
     pub correlate: CorrelateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Key (≥ 32 bytes) of the stream JWTs handed to browsers; the gateways need the same one.
+    #[arg(long, env = "SLUICE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Where browsers open the stream (a gateway or the load balancer in front of them), e.g.
+    /// `https://stream.example.com`; those gateways need this page's origin in
+    /// `--allowed-origin`. Unset: this same origin (a proxy routes `/v1/stream` to gateways).
+    #[arg(long, env = "SLUICE_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    #[command(flatten)]
+    pub web: WebFlags,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Gateway(args) => serve::gateway(args).await,
+            Command::Web(args) => serve::web(args).await,
             Command::Correlator(args) => serve::correlator(args).await,
             Command::Migrate(args) => admin::migrate(args).await,
             Command::Accounts(command) => admin::accounts(command).await,

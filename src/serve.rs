@@ -16,19 +16,14 @@ use gateway::AppState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CorrelatorArgs, GatewayArgs, NodeArgs, UpArgs};
+use crate::cli::{CorrelatorArgs, GatewayArgs, NodeArgs, UpArgs, WebArgs, WebFlags};
 use crate::exit;
 
 /// Connection-cap leases on Redis expire this long after their node stops renewing them.
 const SLOT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let web_config = web::Config {
-        billing_webhook_secrets: args.billing_webhook_secret.clone(),
-        jwt_secret: args.node.jwt_secret.clone().map(web::Secret::new),
-        insecure_cookies: args.insecure_cookies,
-    };
-    web_config.validate().map_err(exit::config)?;
+    let web_config = web_config(&args.web, args.node.jwt_secret.clone(), None)?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     bootstrap_admin(&store, &args.node.store.data_dir).await?;
     let jwt_key = JwtKey(web_config.stream_jwt_secret().into());
@@ -55,14 +50,74 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             .tracker
             .spawn(crate::demo::run(log, args.demo_rate, shutdown));
     }
-    if web_config.test_mode() {
-        tracing::info!("billing test mode: no --billing-webhook-secret, so accounts may switch plans themselves");
-    }
     let web = web::router(web::AppState {
         store: node.state.store.clone(),
         config: Arc::new(web_config),
     });
     node.serve(Some(web)).await
+}
+
+/// `sluice web`: the page and the account API on their own, on the cluster's account database.
+pub async fn web(args: WebArgs) -> anyhow::Result<()> {
+    let config = web_config(
+        &args.web,
+        Some(args.jwt_secret.clone()),
+        args.gateway_url.clone(),
+    )?;
+    let store = open_store(&args.store.database, &args.store.data_dir).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| exit::config(format!("cannot listen on {}: {error}", args.listen)))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    let app = web::router(web::AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+    })
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(gateway::request_span));
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        storage.database = store.backend_name(),
+        "sluice web is up: open http://{}/",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+/// The account API's settings from the command line, checked (exit 64 naming the flag).
+fn web_config(
+    flags: &WebFlags,
+    jwt_secret: Option<String>,
+    gateway_url: Option<String>,
+) -> anyhow::Result<web::Config> {
+    let config = web::Config {
+        billing_webhook_secrets: flags.billing_webhook_secret.clone(),
+        billing_checkout_url: flags.billing_checkout_url.clone(),
+        jwt_secret: jwt_secret.map(web::Secret::new),
+        insecure_cookies: flags.insecure_cookies,
+        gateway_url,
+    };
+    config.validate().map_err(exit::config)?;
+    if config.test_mode() {
+        tracing::info!("billing test mode: no --billing-webhook-secret, so accounts may switch plans themselves");
+    } else if config.billing_checkout_url.is_none() {
+        tracing::warn!(
+            "--billing-webhook-secret without --billing-checkout-url: the page cannot send users \
+             to pay, so only the provider and admins change plans"
+        );
+    }
+    Ok(config)
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
@@ -296,6 +351,7 @@ impl Node {
             usage_flush_interval: args.usage_flush_interval,
             stream_jwt_key,
             token_cache_ttl: args.token_cache_ttl,
+            allowed_origins: args.allowed_origins.clone(),
             ..gateway::Config::default()
         };
         let state = AppState::new(config, log, slots, store, CancellationToken::new());

@@ -6,12 +6,14 @@
 //! `tokens`, authentication in `auth`, the change log live connections follow in `changes`,
 //! billing-provider events in `subscriptions`, usage metering in `usage`, browser users in
 //! `users` and their sessions in `sessions`. The token text
-//! format, the webhook signature and the stream JWT are pure and live in `token`,
-//! [`webhook_signature`] and [`stream_jwt`], so they can be checked without a database.
+//! format, the webhook signature, the stream JWT and the browser `Origin` rule are pure and
+//! live in `token`, [`webhook_signature`], [`stream_jwt`] and [`origin`], so they can be
+//! checked without a database.
 
 mod accounts;
 mod auth;
 mod changes;
+pub mod origin;
 mod plans;
 mod sessions;
 mod store;

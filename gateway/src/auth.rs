@@ -50,6 +50,7 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = presented_token(headers, query_token).ok_or(ApiError::Unauthorized)?;
     let principal = if looks_like_jwt(token) {
+        check_origin(state, headers)?;
         jwt_principal(state, token).await?
     } else if let Some(principal) = state.tokens.get(token) {
         principal
@@ -81,6 +82,32 @@ pub async fn authenticate(
 /// API tokens start with `slc_`; a browser's stream token is a JWT (three dot-separated parts).
 fn looks_like_jwt(token: &str) -> bool {
     !token.starts_with(billing::TOKEN_PREFIX) && token.matches('.').count() == 2
+}
+
+/// A stream JWT is a browser session's credential: a page of another site must not use one
+/// it got hold of. A request with an `Origin` must come from this node's own origin or one in
+/// `Config::allowed_origins` (403 otherwise); without one it is not a browser (see
+/// `billing::origin::origin_allowed`).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("null");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    if billing::origin::same_origin(origin, host)
+        || billing::origin::origin_allowed(Some(origin), &state.config.allowed_origins)
+    {
+        return Ok(());
+    }
+    tracing::info!(origin = ?origin, "refused a stream JWT from another site's page");
+    Err(ApiError::Forbidden(
+        "this page's origin may not open the stream with a browser session; the operator can \
+         allow it with --allowed-origin"
+            .into(),
+    ))
 }
 
 /// A browser's short-lived stream JWT (issued by the web role to a signed-in session): read

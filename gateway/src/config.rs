@@ -50,6 +50,9 @@ pub struct Config {
     /// How long an authenticated API token is cached (default 60 s; zero: every request asks
     /// the database). Changes in the change log evict entries at once.
     pub token_cache_ttl: Duration,
+    /// Origins (besides the node's own) whose pages may open the stream with a stream JWT
+    /// (`--allowed-origin`): where `sluice web` is served from.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             usage_flush_interval: Duration::from_secs(10),
             stream_jwt_key: None,
             token_cache_ttl: Duration::from_secs(60),
+            allowed_origins: Vec::new(),
         }
     }
 }

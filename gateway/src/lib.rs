@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
 
 /// One span per request, naming the path only: query strings may carry `access_token`, and
 /// secrets never reach the logs.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
         http.method = %request.method(),

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod browser;
 mod cluster;
 mod compat;
 mod correlation;
@@ -13,6 +14,7 @@ mod plans;
 mod recent;
 mod sessions;
 mod stream_cli;
+mod webdriver;
 
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;

@@ -69,3 +69,87 @@ async fn signed_in_browser_streams_with_a_short_lived_jwt() {
     assert!(!logs.contains(jwt) && !logs.contains("correct horse battery"));
     assert!(!logs.contains(cookie.trim_start_matches("sluice_session=")));
 }
+
+/// Signs up `email` (test mode, insecure cookies) and returns a stream JWT of its session.
+async fn stream_jwt_for(node: &Node, email: &str) -> String {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(node.http("/v1/session/signup"))
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session: Value = response.json().await.unwrap();
+    let issued: Value = client
+        .post(node.http("/v1/session/stream-token"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", session["csrf_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    issued["token"].as_str().unwrap().to_owned()
+}
+
+/// Opens the stream with `?access_token=` and an `Origin` header: the handshake's status.
+async fn handshake_from(url: &str, origin: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn a_session_jwt_opens_the_stream_only_from_allowed_origins() {
+    let (node, _redis) = start(
+        Backend::Memory,
+        &[
+            "--insecure-cookies",
+            "--allowed-origin",
+            "https://app.example.com",
+        ],
+    )
+    .await;
+    let jwt = stream_jwt_for(&node, "origin@example.org").await;
+    let url = node.ws(&format!("/v1/stream?access_token={jwt}"));
+    let own = format!("http://{}", node.addr);
+    assert_eq!(
+        handshake_from(&url, Some(&own)).await,
+        101,
+        "the node's own page"
+    );
+    assert_eq!(
+        handshake_from(&url, Some("https://app.example.com")).await,
+        101,
+        "allowed"
+    );
+    assert_eq!(handshake_from(&url, None).await, 101, "not a browser");
+    for foreign in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        assert_eq!(handshake_from(&url, Some(foreign)).await, 403, "{foreign}");
+    }
+    // API tokens are not browser credentials: any page may use one it was given.
+    let token = node.create_token("admin", "read").await;
+    let url = node.ws(&format!("/v1/stream?access_token={token}"));
+    assert_eq!(
+        handshake_from(&url, Some("https://evil.example")).await,
+        101
+    );
+}

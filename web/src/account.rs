@@ -2,10 +2,14 @@
 //! page's toggle) and `GET /v1/account/usage`.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{Days, NaiveDate, Utc};
 
-use crate::api::{AccountView, PlanChoice, UsageQuery, UsageView};
+use crate::api::{
+    AccountView, CheckoutView, PlanChoice, PlanList, PlanView, SubscriptionAnswer, UsageQuery,
+    UsageView,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
@@ -22,13 +26,15 @@ pub(crate) async fn show(caller: Caller) -> Json<AccountView> {
 }
 
 /// `PUT /v1/account/subscription` `{"plan": …}`: in test mode (no webhook secret) moves the
-/// account at once; otherwise the billing provider owns subscriptions and this is a 409.
+/// account at once (200, the account); with a payment provider, answers where to pay (202,
+/// [`CheckoutView`]) when `--billing-checkout-url` is set, and 409 when it is not.
 pub(crate) async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(choice): JsonBody<PlanChoice>,
-) -> Result<Json<AccountView>, ApiError> {
-    if !state.config.test_mode() {
+) -> Result<(StatusCode, Json<SubscriptionAnswer>), ApiError> {
+    let checkout = state.config.billing_checkout_url.as_deref();
+    if !state.config.test_mode() && checkout.is_none() {
         return Err(ApiError::Conflict(
             "subscriptions are managed by the billing provider; change the plan through its \
              checkout or customer portal (an admin can still use PUT /v1/admin/accounts/{name}/plan)"
@@ -48,9 +54,38 @@ pub(crate) async fn subscribe(
             plan.name
         )));
     }
+    if let Some(checkout) = checkout.filter(|_| !state.config.test_mode()) {
+        // The provider takes payment, then tells us through the signed webhook.
+        let mut url = url::Url::parse(checkout).map_err(|error| {
+            ApiError::NotConfigured(format!("--billing-checkout-url is not a URL ({error})"))
+        })?;
+        url.query_pairs_mut()
+            .append_pair("account", &caller.account)
+            .append_pair("plan", &plan.name);
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(SubscriptionAnswer::Checkout(CheckoutView {
+                status: "checkout",
+                checkout_url: url.into(),
+            })),
+        ));
+    }
     let account = state.store.set_plan(&caller.account, &plan.name).await?;
     tracing::info!(account.id = account.id, plan = %plan.name, "account changed its own plan (test mode)");
-    Ok(Json(AccountView::of(&account, &plan)))
+    Ok((
+        StatusCode::OK,
+        Json(SubscriptionAnswer::Changed(AccountView::of(
+            &account, &plan,
+        ))),
+    ))
+}
+
+/// `GET /v1/plans` (anyone): every plan with its price and limits, cheapest first.
+pub(crate) async fn plans(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
+    let plans = state.store.plans().await?;
+    Ok(Json(PlanList {
+        plans: plans.iter().map(PlanView::from).collect(),
+    }))
 }
 
 /// `GET /v1/account/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`.

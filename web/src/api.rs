@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use billing::{Account, UsageDay};
+use billing::{Account, TokenRecord, UsageDay};
 use domain::{PlanLimits, Tlp};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -291,8 +291,11 @@ pub struct SignUpRequest {
     pub email: String,
     /// At least 12 characters; hashed with argon2id, never stored or logged as is.
     pub password: String,
-    /// The new account's name (the account naming rule applies).
-    pub account: String,
+    /// The new account's name (the account naming rule applies). Optional: without one, a
+    /// name is made from the email address (`alice@example.com` → `alice`, or `alice-x7k2`
+    /// when taken).
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// `POST /v1/session/signin`.
@@ -346,4 +349,86 @@ pub struct StreamTokenView {
     pub token: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+}
+
+/// One API token as the Tokens page lists it: everything but its value.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    /// Public id (`tok_…`), what revocation takes.
+    pub id: String,
+    /// `read` or `write` (`admin` for operators' tokens).
+    pub scope: &'static str,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC; `null`: never expires.
+    pub expires_at: Option<String>,
+    /// RFC 3339, UTC; `null`: live.
+    pub revoked_at: Option<String>,
+    /// RFC 3339, UTC, to about a minute; `null`: never used.
+    pub last_used_at: Option<String>,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(record: &TokenRecord) -> Self {
+        let time = |time: chrono::DateTime<chrono::Utc>| {
+            time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        TokenView {
+            id: record.id.clone(),
+            scope: record.scope.as_str(),
+            created_at: time(record.created_at),
+            expires_at: record.expires_at.map(time),
+            revoked_at: record.revoked_at.map(time),
+            last_used_at: record.last_used_at.map(time),
+        }
+    }
+}
+
+/// `GET /v1/account/tokens`.
+#[derive(Debug, Serialize)]
+pub struct TokenList {
+    /// Newest first.
+    pub tokens: Vec<TokenView>,
+}
+
+/// `POST /v1/account/tokens`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// `read` (default) or `write`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Days until the token stops working, 1 to 730; absent or `null`: never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The answer to `POST /v1/account/tokens`: the only time the token's value is shown.
+#[derive(Debug, Serialize)]
+pub struct NewTokenView {
+    /// The token (`slc_…`). Not stored: copy it now.
+    pub token: String,
+    /// Its public record.
+    #[serde(flatten)]
+    pub record: TokenView,
+}
+
+/// `PUT /v1/account/subscription` when a payment provider owns subscriptions (202): where to
+/// send the user to pay; the provider's signed webhook then changes the plan.
+#[derive(Debug, Serialize)]
+pub struct CheckoutView {
+    /// Always `checkout`.
+    pub status: &'static str,
+    /// The provider's checkout page for this account and plan.
+    pub checkout_url: String,
+}
+
+/// The answer to `PUT /v1/account/subscription`: the changed account, or where to pay.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SubscriptionAnswer {
+    /// Test mode: the plan changed (200).
+    Changed(AccountView),
+    /// A payment provider is configured: go to its checkout (202).
+    Checkout(CheckoutView),
 }

@@ -8,7 +8,9 @@
 //! | endpoint | who |
 //! |---|---|
 //! | `POST /v1/billing/webhook` | the billing provider (signed, see `billing::webhook_signature`) |
+//! | `GET /v1/plans` | anyone |
 //! | `GET /v1/account`, `PUT /v1/account/subscription`, `GET /v1/account/usage` | any token, or the session cookie (+ `X-CSRF-Token` for `PUT`) |
+//! | `GET`, `POST /v1/account/tokens`, `DELETE /v1/account/tokens/{id}` | the session cookie (+ `X-CSRF-Token` to change) |
 //! | `POST /v1/session/signup`, `POST /v1/session/signin` | anyone (sets the session cookie) |
 //! | `GET /v1/session` | the session cookie |
 //! | `POST /v1/session/signout`, `POST /v1/session/stream-token` | the session cookie + `X-CSRF-Token` |
@@ -20,24 +22,26 @@ pub mod api;
 mod auth;
 mod error;
 mod extract;
-mod origin;
+mod page;
 mod session;
+mod tokens;
 mod webhook;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use billing::Store;
 
 pub use auth::{
     bearer_token, session_cookie, AdminCaller, Caller, SessionCaller, CSRF_HEADER, SESSION_COOKIE,
 };
+pub use billing::origin::origin_allowed;
 pub use error::{
     ApiError, CSRF_MESSAGE, NO_SESSION_MESSAGE, SIGN_IN_FAILED_MESSAGE, UNAUTHORIZED_MESSAGE,
 };
-pub use origin::origin_allowed;
+pub use page::content_security_policy;
 pub use session::SESSION_TTL;
 pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};
 
@@ -59,6 +63,14 @@ pub struct Config {
     /// development only: the cookie then travels in clear). Default `false`. CLI flag and
     /// `SLUICE_…` variable: added by the binary.
     pub insecure_cookies: bool,
+    /// The payment provider's checkout page (`--billing-checkout-url`): with a webhook secret
+    /// set, the plans page's toggle sends the user there with `?account=…&plan=…`, and the
+    /// provider's signed webhook changes the plan. `None`: the toggle answers 409 outside test
+    /// mode.
+    pub billing_checkout_url: Option<String>,
+    /// Where the page's stream connects (`--gateway-url`, e.g. `https://stream.example.com`);
+    /// `None`: this same origin (`sluice up`, or a proxy routing `/v1/stream` to gateways).
+    pub gateway_url: Option<String>,
 }
 
 /// Fewest bytes a configured JWT secret may have (HS256's key size).
@@ -113,6 +125,20 @@ impl Config {
                 ));
             }
         }
+        for (flag, value) in [
+            ("--billing-checkout-url", &self.billing_checkout_url),
+            ("--gateway-url", &self.gateway_url),
+        ] {
+            if let Some(value) = value {
+                let parsed = url::Url::parse(value)
+                    .map_err(|error| format!("{flag} `{value}` is not a URL ({error})"))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(format!(
+                        "{flag} `{value}` must be an http:// or https:// URL"
+                    ));
+                }
+            }
+        }
         if self
             .billing_webhook_secrets
             .iter()
@@ -138,6 +164,8 @@ impl fmt::Debug for Config {
             )
             .field("jwt_secret", &self.jwt_secret)
             .field("insecure_cookies", &self.insecure_cookies)
+            .field("billing_checkout_url", &self.billing_checkout_url)
+            .field("gateway_url", &self.gateway_url)
             .finish()
     }
 }
@@ -170,6 +198,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/account", get(account::show))
         .route("/v1/account/subscription", put(account::subscribe))
         .route("/v1/account/usage", get(account::usage))
+        .route("/v1/account/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/account/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/plans", get(account::plans))
         .route("/v1/session", get(session::show))
         .route("/v1/session/signup", post(session::sign_up))
         .route("/v1/session/signin", post(session::sign_in))
@@ -182,7 +213,8 @@ pub fn router(state: AppState) -> Router {
             put(admin::set_account_plan),
         )
         .route("/v1/admin/accounts/{name}/usage", get(admin::account_usage))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(page::router(state))
 }
 
 #[cfg(test)]

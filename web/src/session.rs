@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use billing::{stream_jwt, User};
+use billing::{stream_jwt, StoreError, User};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::api::{SessionView, SignInRequest, SignUpRequest, StreamTokenView};
@@ -28,10 +28,15 @@ pub(crate) async fn sign_up(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignUpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = state
-        .store
-        .sign_up(&request.email, &request.password, &request.account)
-        .await?;
+    let user = match request.account.as_deref().map(str::trim) {
+        Some(account) if !account.is_empty() => {
+            state
+                .store
+                .sign_up(&request.email, &request.password, account)
+                .await?
+        }
+        _ => sign_up_with_a_made_name(&state, &request).await?,
+    };
     let (headers, view) = start_session(&state, &user).await?;
     Ok((StatusCode::CREATED, headers, Json(view)))
 }
@@ -91,6 +96,61 @@ pub(crate) async fn stream_token(
     }))
 }
 
+/// Signs up under a name made from the email address: its local part, or that plus a random
+/// suffix when the name is taken (a few tries, for the race with another sign-up).
+async fn sign_up_with_a_made_name(
+    state: &AppState,
+    request: &SignUpRequest,
+) -> Result<User, ApiError> {
+    let base = account_name_from_email(&request.email);
+    let mut candidate = base.clone();
+    for _ in 0..5 {
+        if state.store.account(&candidate).await?.is_none() {
+            match state
+                .store
+                .sign_up(&request.email, &request.password, &candidate)
+                .await
+            {
+                Err(StoreError::AccountExists(_)) => {}
+                result => return Ok(result?),
+            }
+        }
+        candidate = format!("{base}-{}", random_suffix());
+    }
+    Err(ApiError::Conflict(
+        "could not find a free account name; choose one in the `account` field".into(),
+    ))
+}
+
+/// An account name from an email address's local part: lower-cased, characters outside the
+/// naming rule as `-`, starting with a letter or digit, at most 48 characters; `user` if
+/// nothing is left.
+fn account_name_from_email(email: &str) -> String {
+    let local = email.split('@').next().unwrap_or_default().to_lowercase();
+    let name: String = local
+        .chars()
+        .map(|character| match character {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => character,
+            _ => '-',
+        })
+        .skip_while(|character| !character.is_ascii_alphanumeric())
+        .take(48)
+        .collect();
+    if name.is_empty() {
+        "user".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Four random characters of `[a-z0-9]`.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..4)
+        .map(|_| char::from(ALPHABET[rand::random::<usize>() % ALPHABET.len()]))
+        .collect()
+}
+
 /// Starts a session for `user`: the `Set-Cookie` header and the body to answer.
 async fn start_session(
     state: &AppState,
@@ -128,4 +188,29 @@ fn cookie_header(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
 
 fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_from_email_addresses() {
+        for (email, expected) in [
+            ("alice@example.com", "alice"),
+            ("Alice.Smith+sluice@example.com", "alice.smith-sluice"),
+            ("_ops@example.com", "ops"),
+            ("..@example.com", "user"),
+            ("ünïcode@example.com", "n-code"),
+        ] {
+            let name = account_name_from_email(email);
+            assert_eq!(name, expected, "{email}");
+            billing::Account::validate_name(&name).unwrap();
+        }
+        let long = format!("{}@example.com", "a".repeat(100));
+        assert_eq!(account_name_from_email(&long).len(), 48);
+        let suffix = random_suffix();
+        assert_eq!(suffix.len(), 4);
+        billing::Account::validate_name(&format!("alice-{suffix}")).unwrap();
+    }
 }

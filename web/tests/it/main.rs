@@ -27,7 +27,9 @@ macro_rules! on_both_backends {
 
 mod account;
 mod admin;
+mod page;
 mod session;
+mod tokens;
 mod webhook;
 
 use std::sync::Arc;

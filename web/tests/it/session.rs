@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::{send, Answer, TestApp};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const JWT_SECRET: &str = "jwt-secret-for-tests-jwt-secret-";
 
 on_both_backends!(
@@ -24,7 +24,7 @@ on_both_backends!(
 );
 
 /// A router in test mode (no webhook secret), with a JWT secret and `Secure` cookies.
-fn router(app: &TestApp) -> Router {
+pub(crate) fn router(app: &TestApp) -> Router {
     app.router_with_config(web::Config {
         jwt_secret: Some(web::Secret::new(JWT_SECRET)),
         ..web::Config::default()
@@ -32,7 +32,7 @@ fn router(app: &TestApp) -> Router {
 }
 
 /// Sends a JSON request with the session cookie and `X-CSRF-Token`, when given.
-async fn call(
+pub(crate) async fn call(
     router: &Router,
     method: Method,
     uri: &str,
@@ -73,7 +73,7 @@ fn cookie_of(answer: &Answer) -> String {
 }
 
 /// Signs up `ada@example.com` with account `acme`: (cookie, csrf token).
-async fn sign_up(router: &Router) -> (String, String) {
+pub(crate) async fn sign_up(router: &Router) -> (String, String) {
     let answer = call(
         router,
         Method::POST,
@@ -179,8 +179,8 @@ async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
             StatusCode::CONFLICT,
         ),
         (
-            json!({"email": "bob@example.com", "password": PASSWORD}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"email": "bob@example.com", "password": PASSWORD, "account": "Bob!"}),
+            StatusCode::BAD_REQUEST,
         ),
     ] {
         let answer = call(
@@ -195,6 +195,27 @@ async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
         assert_eq!(answer.status, status, "{:?}", answer.body);
         assert!(answer.headers.get(header::SET_COOKIE).is_none());
         assert!(!answer.error().contains(PASSWORD));
+    }
+
+    // Without an account name, one is made from the email address, unique if taken.
+    for (email, expected) in [("bob@example.com", "bob"), ("bob@example.net", "bob-")] {
+        let body = json!({"email": email, "password": PASSWORD});
+        let answer = call(
+            &router,
+            Method::POST,
+            "/v1/session/signup",
+            None,
+            None,
+            Some(body),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        let account = answer.body["account"].as_str().unwrap();
+        assert!(account.starts_with(expected), "{account}");
+        assert!(
+            account == "bob" || account.len() == "bob-".len() + 4,
+            "{account}"
+        );
     }
 }
 

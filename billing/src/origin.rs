@@ -1,5 +1,5 @@
-//! [`origin_allowed`]: the `Origin` check for browser requests (cookie- or JWT-authenticated
-//! streams and pages), pure so the gateway and this API share one rule.
+//! [`origin_allowed`] and [`same_origin`]: the `Origin` checks for browser credentials (the
+//! page's stream JWT), pure so the gateway and the web API share one rule.
 
 /// Whether a request with this `Origin` header may proceed, given the operator's allowlist of
 /// origins (`https://app.example.com`, `http://localhost:8080`).
@@ -26,6 +26,19 @@ pub fn origin_allowed(origin: Option<&str>, allowlist: &[String]) -> bool {
         let entry = entry.strip_suffix('/').unwrap_or(entry);
         parse_origin(entry).as_ref() == Some(&origin)
     })
+}
+
+/// Whether `origin` is the server's own, given the request's `Host` header: the same host and
+/// port (a `Host` without a port means the origin scheme's default). Schemes are not compared:
+/// behind a TLS-terminating proxy the server cannot see the one the browser used.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, origin_host, origin_port)) = parse_origin(origin) else {
+        return false;
+    };
+    match parse_origin(&format!("{scheme}://{host}")) {
+        Some((_, host, port)) => host == origin_host && port == origin_port,
+        None => false,
+    }
 }
 
 /// `(scheme, host, port)` of a serialized origin, lower-cased, with the default port filled in.
@@ -127,6 +140,32 @@ mod tests {
         check(None, &[], true);
         check(None, &["https://app.example.com"], true);
         check(Some("https://app.example.com"), &[], false);
+    }
+
+    #[test]
+    fn same_origin_compares_host_and_port() {
+        assert!(same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same_origin(
+            "https://Sluice.example.com",
+            "sluice.example.com"
+        ));
+        assert!(same_origin(
+            "https://sluice.example.com",
+            "sluice.example.com:443"
+        ));
+        assert!(same_origin("http://[::1]:8080", "[::1]:8080"));
+        assert!(!same_origin("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!same_origin("https://evil.example", "sluice.example.com"));
+        assert!(!same_origin(
+            "http://sluice.example.com",
+            "sluice.example.com:8080"
+        ));
+        assert!(!same_origin("null", "sluice.example.com"));
+        assert!(!same_origin(
+            "https://sluice.example.com",
+            "sluice.example.com/x"
+        ));
+        assert!(!same_origin("https://sluice.example.com", ""));
     }
 
     #[test]

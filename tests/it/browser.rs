@@ -1,0 +1,183 @@
+//! The web page in a real browser (headless chromium): a newcomer's whole journey, the
+//! escaping of hostile indicators, live plan changes, and no console errors on any page.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+use crate::webdriver::Browser;
+use crate::{start, Backend};
+
+const HOSTILE_URL: &str = "http://phish.example/<script>document.title='pwned'</script>";
+const HOSTILE_TAG: &str = "<img src=x onerror=document.title='pwned'>";
+
+#[tokio::test]
+async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
+    // Default settings: the session cookie is `Secure`, which browsers accept from 127.0.0.1.
+    let (node, _redis) = start(Backend::Memory, &["--usage-flush-interval", "1s"]).await;
+    let browser = Browser::start("journey").await;
+    let web = &browser.client;
+
+    // Sign up with only an email and a password; the account name is made from the email.
+    web.goto(&node.http("/")).await.unwrap();
+    browser.screenshot("welcome").await;
+    browser
+        .type_into("signup-email", "newcomer@example.org")
+        .await;
+    browser
+        .type_into("signup-password", "correct horse battery staple")
+        .await;
+    browser.click("signup-submit").await;
+    browser.wait_path("/plans").await;
+    browser
+        .wait_text("plan-current", |text| text == "free")
+        .await;
+    assert_eq!(browser.all("plan-select-free").await.len(), 1);
+    assert_eq!(browser.all("plan-select-pro").await.len(), 1);
+
+    // Flick the hobby switch: test mode applies it at once.
+    browser.click("plan-select-hobby").await;
+    browser
+        .wait_text("plan-current", |text| text == "hobby")
+        .await;
+    let switch = browser.testid("plan-select-hobby").await;
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    browser.screenshot("plans").await;
+
+    // A token, shown once, streams from outside the browser with the account's new plan.
+    browser.click("nav-tokens").await;
+    browser.wait_path("/tokens").await;
+    browser.click("token-create").await;
+    let token = browser
+        .wait_text("token-value", |text| text.starts_with("slc_"))
+        .await;
+    browser.wait_count("token-row", 1).await;
+    browser.screenshot("tokens").await;
+    let mut outside = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    let hello = ws_frame(&mut outside).await;
+    assert_eq!(hello["plan"], "hobby", "{hello}");
+
+    // The viewer: published indicators appear as rows, hostile text as text.
+    browser.click("nav-firehose").await;
+    browser.wait_path("/live").await;
+    browser
+        .wait_text("stream-state", |text| text == "live")
+        .await;
+    assert_eq!(browser.text("stream-plan").await, "hobby");
+    let mut batch: Vec<Value> = (0..5).map(indicator).collect();
+    batch
+        .push(json!({"indicator": HOSTILE_URL, "itype": "url", "tags": ["phishing", HOSTILE_TAG]}));
+    node.publish_all(&batch).await;
+    let rows = browser.wait_count("stream-row", batch.len()).await;
+    assert_eq!(
+        browser.text("stream-received").await,
+        batch.len().to_string()
+    );
+    assert_eq!(browser.text("stream-dropped").await, "0");
+    assert_eq!(
+        ws_indicators(&mut outside, batch.len()).await.len(),
+        batch.len()
+    );
+    let newest = rows[0].text().await.unwrap();
+    assert!(
+        newest.contains(HOSTILE_URL),
+        "the hostile URL shows as text: {newest}"
+    );
+    assert!(
+        newest.contains(HOSTILE_TAG),
+        "the hostile tag shows as text: {newest}"
+    );
+    let injected = web
+        .execute(
+            "return document.querySelectorAll('main script, main img').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(0), "indicator text became markup");
+    assert_ne!(web.title().await.unwrap(), "pwned");
+    let wscat = browser.text("copy-wscat-command").await;
+    assert!(wscat.contains(&node.ws("/v1/stream")), "{wscat}");
+    assert!(
+        !wscat.contains("access_token"),
+        "the page's JWT is not in the command: {wscat}"
+    );
+    browser.screenshot("firehose").await;
+
+    // A plan change elsewhere (an admin here) reaches the open viewer and the outside stream.
+    set_plan(&node, "newcomer", "pro").await;
+    browser.wait_text("stream-plan", |text| text == "pro").await;
+    let limits = browser.text("stream-limits").await;
+    assert!(limits.contains("2,000/s per stream"), "{limits}");
+    let plan = next_frame_of_type(&mut outside, "plan").await;
+    assert_eq!(plan["plan"], "pro", "{plan}");
+
+    // Pause stops the viewer; what arrives meanwhile is shown on resume, from the cursor.
+    browser.click("stream-pause").await;
+    browser
+        .wait_text("stream-state", |text| text == "paused")
+        .await;
+    node.publish_all(&[indicator(100), indicator(101)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        browser.text("stream-received").await,
+        batch.len().to_string()
+    );
+    browser.click("stream-pause").await;
+    browser
+        .wait_text("stream-received", |text| {
+            text == (batch.len() + 2).to_string()
+        })
+        .await;
+
+    // The plans page shows the change too, and usage has a chart.
+    browser.click("nav-plans").await;
+    browser
+        .wait_text("plan-current", |text| text == "pro")
+        .await;
+    browser.click("nav-usage").await;
+    browser.wait_path("/usage").await;
+    let rows = browser.wait_count("usage-row", 1).await;
+    let today = rows[0].text().await.unwrap();
+    assert!(
+        today.contains(&chrono::Utc::now().format("%Y-%m-%d").to_string()),
+        "{today}"
+    );
+    browser.screenshot("usage").await;
+
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // Signing out ends the session: the pages send the browser back to sign in.
+    browser.click("signout").await;
+    browser.wait_path("/signin").await;
+    web.goto(&node.http("/live")).await.unwrap();
+    browser.wait_path("/signin").await;
+    browser.close().await;
+}
+
+/// Moves `account` to `plan` through the admin API.
+async fn set_plan(node: &Node, account: &str, plan: &str) {
+    let response = reqwest::Client::new()
+        .put(node.http(&format!("/v1/admin/accounts/{account}/plan")))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"plan": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Skips frames until one of `kind` arrives.
+async fn next_frame_of_type(socket: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = ws_frame(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}

@@ -1,0 +1,244 @@
+// The live viewer: one WebSocket to /v1/stream authenticated by a short-lived JWT from the
+// session, resumed from the last cursor whenever it closes (the JWT expires, a node restarts,
+// the viewer pauses). Every field of an indicator is attacker-controlled text: it reaches the
+// page through `el`, as text, only.
+import { api, copy, count, describeLimits, el } from "./common.js";
+import { line } from "./chart.js";
+
+const MAX_ROWS = 200;
+const CHART_SECONDS = 60;
+const CORRELATOR = "sluice/correlator";
+
+const gateway = (document.querySelector('meta[name="sluice-gateway"]')?.content || location.origin).replace(/\/+$/, "");
+const websocketBase = gateway.replace(/^http/, "ws");
+
+const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+const form = document.getElementById("filters");
+const liveRows = document.querySelector("#live tbody");
+const correlatedRows = document.querySelector("#correlated tbody");
+const pauseButton = $("stream-pause");
+const chart = document.getElementById("rate-chart");
+
+let socket = null;
+let cursor = null;
+let paused = false;
+let received = 0;
+let dropped = 0;
+let thisSecond = 0;
+const perSecond = new Array(CHART_SECONDS).fill(0);
+let retryDelay = 1000;
+let retryTimer = null;
+let includesCorrelated = true;
+
+/// The filters of the form, as the stream's query parameters.
+function filters() {
+  const params = new URLSearchParams();
+  const data = new FormData(form);
+  for (const name of ["itype", "tags", "confidence", "tlp", "profile"]) {
+    const value = String(data.get(name) ?? "").trim().replace(/\s*,\s*/g, ",");
+    if (value) params.set(name, value);
+  }
+  return params;
+}
+
+function showCommands() {
+  const query = filters().toString();
+  const path = `/v1/stream${query ? `?${query}` : ""}`;
+  $("copy-wscat-command").textContent = `wscat -H "Authorization: Bearer $SLUICE_TOKEN" -c '${websocketBase}${path}'`;
+  $("copy-curl-command").textContent = `curl -N -H "Authorization: Bearer $SLUICE_TOKEN" '${gateway}${path}'`;
+}
+
+function setState(text) {
+  $("stream-state").textContent = text;
+}
+
+function notice(text) {
+  const target = $("stream-notice");
+  target.textContent = text ?? "";
+  target.hidden = !text;
+}
+
+function setPlan(plan, limits) {
+  $("stream-plan").textContent = plan;
+  $("stream-limits").textContent = limits ? `(${describeLimits(limits)})` : "";
+  includesCorrelated = Boolean(limits?.correlated);
+  document.getElementById("correlated-hint").textContent = includesCorrelated
+    ? "Three distinct providers reporting the same scanner within 24 hours."
+    : "Your plan does not include the correlated stream; see Plans.";
+}
+
+function time(text) {
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? String(text ?? "") : date.toLocaleTimeString("en-GB");
+}
+
+function tags(data) {
+  return Array.isArray(data.tags) ? data.tags.join(", ") : "";
+}
+
+function prepend(body, row) {
+  body.prepend(row);
+  while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
+}
+
+function show(id, data) {
+  const correlated = data.provider === CORRELATOR;
+  const indicator = el("td", { className: "indicator", title: String(data.indicator ?? "") }, data.indicator);
+  if (correlated) {
+    prepend(
+      correlatedRows,
+      el(
+        "tr",
+        { "data-testid": "stream-row", "data-cursor": id },
+        el("td", {}, time(data.reporttime)),
+        indicator,
+        el("td", { className: "num" }, data.count ?? ""),
+        el("td", {}, tags(data)),
+      ),
+    );
+    return;
+  }
+  prepend(
+    liveRows,
+    el(
+      "tr",
+      { "data-testid": "stream-row", "data-cursor": id },
+      el("td", {}, time(data.reporttime)),
+      el("td", {}, data.itype),
+      indicator,
+      el("td", {}, data.provider),
+      el("td", {}, tags(data)),
+      el("td", { className: "num" }, data.confidence ?? ""),
+      el("td", {}, data.tlp ?? ""),
+    ),
+  );
+}
+
+function receive(frame) {
+  switch (frame.type) {
+    case "hello":
+      setPlan(frame.plan, frame.limits);
+      cursor ??= frame.cursor;
+      retryDelay = 1000;
+      setState("live");
+      break;
+    case "indicator":
+      cursor = frame.id;
+      received += 1;
+      thisSecond += 1;
+      $("stream-received").textContent = count(received);
+      show(frame.id, frame.data ?? {});
+      break;
+    case "dropped":
+      dropped += frame.count ?? 0;
+      cursor = frame.last_id ?? cursor;
+      $("stream-dropped").textContent = count(dropped);
+      break;
+    case "reset":
+      cursor = frame.cursor ?? null;
+      notice(`Part of the stream is no longer available (${frame.reason}); continuing from the oldest your plan can see.`);
+      break;
+    case "plan":
+      setPlan(frame.plan, frame.limits);
+      notice(`Your plan is now ${frame.plan}; this stream follows its limits.`);
+      break;
+  }
+}
+
+async function connect() {
+  clearTimeout(retryTimer);
+  if (paused) return;
+  setState("connecting…");
+  let token;
+  try {
+    ({ token } = await api("POST", "/v1/session/stream-token"));
+  } catch (error) {
+    setState(`could not get a stream token: ${error.message}`);
+    retry();
+    return;
+  }
+  if (paused || socket) return;
+  const params = filters();
+  params.set("access_token", token);
+  if (cursor) params.set("cursor", cursor);
+  const mine = new WebSocket(`${websocketBase}/v1/stream?${params}`);
+  socket = mine;
+  mine.addEventListener("message", (event) => {
+    try {
+      receive(JSON.parse(event.data));
+    } catch {
+      // Not JSON: nothing this viewer can show.
+    }
+  });
+  mine.addEventListener("close", (event) => {
+    if (socket !== mine) return;
+    socket = null;
+    if (paused) return;
+    if (event.code === 4010) {
+      setState("closed");
+      notice("Your plan no longer allows this stream. See Plans.");
+      return;
+    }
+    if (event.code === 1008) {
+      setState("closed");
+      notice(event.reason || "The server refused these filters.");
+      return;
+    }
+    setState(event.code === 1006 ? "disconnected (is the stream cap of your plan in use?)" : "reconnecting…");
+    retry();
+  });
+}
+
+function retry() {
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(connect, retryDelay);
+  retryDelay = Math.min(retryDelay * 2, 30000);
+}
+
+function disconnect() {
+  const open = socket;
+  socket = null;
+  open?.close(1000, "viewer paused");
+}
+
+pauseButton.addEventListener("click", () => {
+  paused = !paused;
+  pauseButton.textContent = paused ? "Resume" : "Pause";
+  pauseButton.setAttribute("aria-pressed", String(paused));
+  if (paused) {
+    clearTimeout(retryTimer);
+    disconnect();
+    setState("paused");
+  } else {
+    connect();
+  }
+});
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  showCommands();
+  disconnect();
+  cursor = null;
+  liveRows.replaceChildren();
+  correlatedRows.replaceChildren();
+  notice(null);
+  connect();
+});
+form.addEventListener("input", showCommands);
+
+for (const name of ["wscat", "curl"]) {
+  $(`copy-${name}`).addEventListener("click", (event) => copy($(`copy-${name}-command`).textContent, event.currentTarget));
+}
+
+setInterval(() => {
+  perSecond.push(thisSecond);
+  perSecond.shift();
+  thisSecond = 0;
+  const recent = perSecond.slice(-10);
+  const rate = recent.reduce((a, b) => a + b, 0) / recent.length;
+  $("stream-rate").textContent = `${rate.toFixed(rate < 10 ? 1 : 0)}/s`;
+  line(chart, perSecond);
+}, 1000);
+
+showCommands();
+connect();

@@ -1,0 +1,43 @@
+// The sign-up and sign-in forms.
+import { showError } from "./common.js";
+
+async function submit(form, path, body, next) {
+  showError(null, form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (response.ok) {
+      location.assign(next);
+      return;
+    }
+    const answer = await response.json().catch(() => ({}));
+    showError(new Error(answer.error ?? `the server answered ${response.status}`), form);
+  } catch (error) {
+    showError(new Error(`could not reach Sluice: ${error.message}`), form);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const signup = document.getElementById("signup");
+signup.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const data = new FormData(signup);
+  const body = { email: data.get("email"), password: data.get("password") };
+  const name = String(data.get("account") ?? "").trim();
+  if (name) body.account = name;
+  submit(signup, "/v1/session/signup", body, "/plans");
+});
+
+const signin = document.getElementById("signin");
+signin.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const data = new FormData(signin);
+  submit(signin, "/v1/session/signin", { email: data.get("email"), password: data.get("password") }, "/live");
+});

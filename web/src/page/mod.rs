@@ -1,0 +1,178 @@
+//! The web page (SPEC §6): a handful of server-composed HTML pages, each with one ES module,
+//! every asset compiled into the binary (no CDN, no build step, works offline).
+//!
+//! Why no front-end framework: five small pages whose dynamic parts are a few lists and one
+//! live table. Plain modules keep the binary self-contained and the escaping rule simple: the
+//! server fills only values it made itself ([`assets::attribute`] escapes them anyway), and the
+//! scripts put every value from the API or the stream into the page with `textContent` or DOM
+//! properties, never as markup. The Content-Security-Policy ([`headers`]) forbids inline script,
+//! so a string that slipped into markup still could not run.
+//!
+//! | path | who |
+//! |---|---|
+//! | `/`, `/signin`, `/signup` | anyone (signed in: redirected to `/live`) |
+//! | `/plans`, `/tokens`, `/live` (the firehose viewer; `/firehose` is csirtg.io's stream), `/usage` | the session cookie (else redirected to `/signin`) |
+//! | `/assets/…` | anyone |
+
+mod assets;
+mod headers;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use billing::{SessionInfo, SessionSecret};
+
+use crate::auth::session_cookie;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub use headers::content_security_policy;
+
+/// A page behind the sign-in: its path, the nav label, and its main content and script.
+struct AppPage {
+    path: &'static str,
+    label: &'static str,
+    name: &'static str,
+    main: &'static str,
+}
+
+/// The signed-in pages, in nav order.
+static APP_PAGES: [AppPage; 4] = [
+    AppPage {
+        path: "/live",
+        label: "Firehose",
+        name: "firehose",
+        main: include_str!("../../assets/pages/firehose.html"),
+    },
+    AppPage {
+        path: "/plans",
+        label: "Plans",
+        name: "plans",
+        main: include_str!("../../assets/pages/plans.html"),
+    },
+    AppPage {
+        path: "/tokens",
+        label: "Tokens",
+        name: "tokens",
+        main: include_str!("../../assets/pages/tokens.html"),
+    },
+    AppPage {
+        path: "/usage",
+        label: "Usage",
+        name: "usage",
+        main: include_str!("../../assets/pages/usage.html"),
+    },
+];
+
+/// The page routes, with their security headers; merge into the node's router.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/", get(welcome))
+        .route("/signin", get(welcome))
+        .route("/signup", get(welcome))
+        .route("/assets/{*file}", get(asset));
+    for page in &APP_PAGES {
+        router = router.route(
+            page.path,
+            get(move |state: State<AppState>, headers: HeaderMap| app_page(state, headers, page)),
+        );
+    }
+    router
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, headers::secure))
+}
+
+/// `/`, `/signin`, `/signup`: the sign-in and sign-up forms; a signed-in visitor goes to the
+/// firehose instead.
+async fn welcome(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if live_session(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to("/live").into_response());
+    }
+    Ok(html(assets::render(&assets::Fill {
+        title: "Sign in",
+        page: "welcome",
+        main: include_str!("../../assets/pages/welcome.html"),
+        nav: String::new(),
+        account: "",
+        csrf: "",
+        gateway: "",
+    })))
+}
+
+/// A signed-in page; without a live session, a redirect to `/signin`.
+async fn app_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    page: &'static AppPage,
+) -> Result<Response, ApiError> {
+    let Some(session) = live_session(&state, &headers).await? else {
+        return Ok(Redirect::to("/signin").into_response());
+    };
+    Ok(html(assets::render(&assets::Fill {
+        title: page.label,
+        page: page.name,
+        main: page.main,
+        nav: nav(page.path),
+        account: &session.account,
+        csrf: &session.csrf_token,
+        gateway: state.config.gateway_url.as_deref().unwrap_or_default(),
+    })))
+}
+
+/// The links of the top navigation, the current one marked for assistive technology.
+fn nav(current: &str) -> String {
+    APP_PAGES
+        .iter()
+        .map(|page| {
+            let marker = if page.path == current {
+                r#" aria-current="page""#
+            } else {
+                ""
+            };
+            format!(
+                r#"<a href="{}" data-testid="nav-{}"{marker}>{}</a>"#,
+                page.path, page.name, page.label
+            )
+        })
+        .collect()
+}
+
+/// The session behind the request's cookie, if it is live.
+async fn live_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SessionInfo>, ApiError> {
+    let Some(secret) = session_cookie(headers).and_then(SessionSecret::parse) else {
+        return Ok(None);
+    };
+    Ok(state.store.session(secret.expose()).await?)
+}
+
+/// An HTML page that is never cached (it carries the session's CSRF token).
+fn html(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `/assets/{file}`: a compiled-in stylesheet, script or icon.
+async fn asset(Path(file): Path<String>) -> Response {
+    match assets::file(&file) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
+}

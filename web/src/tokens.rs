@@ -1,0 +1,99 @@
+//! The signed-in user's own API tokens (the Tokens page): `GET /v1/account/tokens`,
+//! `POST /v1/account/tokens` and `DELETE /v1/account/tokens/{id}`.
+//!
+//! Browser sessions only ([`SessionCaller`]): an API token must not mint other tokens, or a
+//! leaked `read` token could make itself a `write` one. Operators use `sluice tokens`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use billing::Scope;
+
+use crate::api::{NewTokenRequest, NewTokenView, TokenList, TokenView};
+use crate::auth::SessionCaller;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+use crate::AppState;
+
+/// Longest expiry a token made on the page may have: two years.
+pub const MAX_TOKEN_DAYS: u32 = 730;
+
+/// `GET /v1/account/tokens`: every token of the account, revoked and expired ones included,
+/// newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+) -> Result<Json<TokenList>, ApiError> {
+    let mut tokens = state.store.tokens(&caller.session.account).await?;
+    tokens.reverse();
+    Ok(Json(TokenList {
+        tokens: tokens.iter().map(TokenView::from).collect(),
+    }))
+}
+
+/// `POST /v1/account/tokens` `{scope, expires_in_days}`: a new token of the account; the
+/// answer is the only time its value is shown. 201.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+    JsonBody(request): JsonBody<NewTokenRequest>,
+) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
+    let scope: Scope = request
+        .scope
+        .as_deref()
+        .unwrap_or("read")
+        .parse()
+        .map_err(|error: billing::UnknownScope| ApiError::Unprocessable(error.to_string()))?;
+    if scope == Scope::Admin {
+        return Err(ApiError::Forbidden(
+            "`admin` tokens administer every account; an operator creates them with \
+             `sluice tokens create --scope admin`"
+                .into(),
+        ));
+    }
+    let expires_in = match request.expires_in_days {
+        None => None,
+        Some(days @ 1..=MAX_TOKEN_DAYS) => Some(Duration::from_secs(u64::from(days) * 86_400)),
+        Some(days) => {
+            return Err(ApiError::Unprocessable(format!(
+                "`expires_in_days` must be from 1 to {MAX_TOKEN_DAYS} (got {days}); leave it \
+                 out for a token that does not expire"
+            )))
+        }
+    };
+    let (record, token) = state
+        .store
+        .create_token(&caller.session.account, scope, expires_in)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewTokenView {
+            token: token.expose().to_owned(),
+            record: TokenView::from(&record),
+        }),
+    ))
+}
+
+/// `DELETE /v1/account/tokens/{id}`: revokes one of the account's tokens (live streams using
+/// it close with 4001 within seconds). 204; 404 for another account's or an unknown id.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let owned = state
+        .store
+        .tokens(&caller.session.account)
+        .await?
+        .into_iter()
+        .any(|token| token.id == id);
+    if !owned {
+        return Err(ApiError::NotFound(format!(
+            "this account has no token `{id}` (GET /v1/account/tokens lists them)"
+        )));
+    }
+    state.store.revoke_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
