@@ -77,10 +77,19 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    let ready_store = store.clone();
     let app = web::router(web::AppState {
         store: store.clone(),
         config: Arc::new(config),
     })
+    .route(
+        "/healthz",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    )
+    .route(
+        "/readyz",
+        axum::routing::get(move || web_readiness(ready_store.clone())),
+    )
     .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(gateway::request_span));
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -93,6 +102,26 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         .await?;
     store.close().await;
     Ok(())
+}
+
+/// `sluice web`'s `/readyz`: 200 when the account database answers within 2 s, 503 otherwise.
+async fn web_readiness(store: Store) -> impl axum::response::IntoResponse {
+    let database = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(error)) => format!("{error:#}"),
+        Err(_) => "timed out".to_owned(),
+    };
+    let ready = database == "ok";
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "degraded" },
+        "database": { "backend": store.backend_name(), "status": database },
+    });
+    (status, axum::Json(body))
 }
 
 /// The account API's settings from the command line, checked (exit 64 naming the flag).
