@@ -181,3 +181,61 @@ async fn next_frame_of_type(socket: &mut Ws, kind: &str) -> Value {
         }
     }
 }
+
+#[tokio::test]
+async fn the_page_on_its_own_origin_streams_from_a_gateway() {
+    // `sluice web` on one port, the gateway (`up`) on another: one account database, one key.
+    let secret = "split-origin-test-jwt-secret-0123456789";
+    let data = tempfile::tempdir().unwrap();
+    let (gateway_port, web_port) = (free_port(), free_port());
+    let web_origin = format!("http://127.0.0.1:{web_port}");
+    let gateway_origin = format!("http://127.0.0.1:{gateway_port}");
+    let gateway = Node::start(NodeOptions {
+        data_dir: Some(data.path().to_owned()),
+        port: Some(gateway_port),
+        args: ["--jwt-secret", secret, "--allowed-origin", &web_origin]
+            .map(String::from)
+            .to_vec(),
+        ..NodeOptions::default()
+    })
+    .await;
+    let web_node = Node::start(NodeOptions {
+        role: Some("web"),
+        data_dir: Some(data.path().to_owned()),
+        port: Some(web_port),
+        args: ["--jwt-secret", secret, "--gateway-url", &gateway_origin]
+            .map(String::from)
+            .to_vec(),
+        ..NodeOptions::default()
+    })
+    .await;
+
+    let page = reqwest::get(web_node.http("/")).await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        policy.contains(&format!("connect-src 'self' {gateway_origin} ws://127.0.0.1:{gateway_port};")),
+        "{policy}"
+    );
+
+    let browser = Browser::start("split-origin").await;
+    browser.client.goto(&web_node.http("/signup")).await.unwrap();
+    browser.type_into("signup-email", "split@example.org").await;
+    browser.type_into("signup-password", "correct horse battery staple").await;
+    browser.type_into("signup-account", "split").await;
+    browser.click("signup-submit").await;
+    browser.wait_path("/plans").await;
+    browser.click("plan-select-hobby").await;
+    browser.wait_text("plan-current", |text| text == "hobby").await;
+    browser.click("nav-firehose").await;
+    browser.wait_text("stream-state", |text| text == "live").await;
+    gateway.publish_all(&[indicator(1), indicator(2)]).await;
+    let rows = browser.wait_count("stream-row", 2).await;
+    assert!(rows[0].text().await.unwrap().contains(&ip(2)));
+    let curl = browser.text("copy-curl-command").await;
+    assert!(curl.contains(&format!("{gateway_origin}/v1/stream")), "{curl}");
+    browser.screenshot("firehose").await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+    drop(web_node);
+}

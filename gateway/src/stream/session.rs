@@ -130,6 +130,9 @@ impl Session {
             tokio::select! {
                 biased;
                 control = self.control.recv(), if self.control_open => match control {
+                    // A change this stream already started under (it was applied to the
+                    // database before the stream registered) is no news to the client.
+                    Some(Control::Plan(plan)) if plan == self.principal.plan => {}
                     Some(Control::Plan(plan)) => return Some(self.adopt(plan)),
                     Some(Control::Revoked) => return Some(Output::Close {
                         code: close::TOKEN_REVOKED,

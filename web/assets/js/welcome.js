@@ -25,6 +25,19 @@ async function submit(form, path, body, next) {
   }
 }
 
+// Session cookies are `Secure`: over plain HTTP a browser keeps them only for localhost.
+const local = ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname);
+const secure = document.querySelector('meta[name="sluice-cookies"]')?.content !== "insecure";
+if (secure && location.protocol === "http:" && !local) {
+  const warning = document.createElement("p");
+  warning.className = "notice";
+  warning.setAttribute("role", "status");
+  warning.textContent =
+    "This page is served over plain HTTP, so your browser will not keep the sign-in cookie. " +
+    "Use HTTPS, or start Sluice with --insecure-cookies for a trial on a private network.";
+  document.querySelector("main").prepend(warning);
+}
+
 const signup = document.getElementById("signup");
 signup.addEventListener("submit", (event) => {
   event.preventDefault();

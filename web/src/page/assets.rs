@@ -1,7 +1,8 @@
 //! The page's compiled-in files and the one layout every page is composed into.
 
-/// What a page's layout is filled with. `title`, `page`, `main` and `nav` are the server's own
-/// constant text; `account`, `csrf` and `gateway` are values, escaped as attributes.
+/// What a page's layout is filled with. `title`, `page`, `main`, `nav` and `cookies` are the
+/// server's own constant text; `account`, `csrf` and `gateway` are values, escaped as
+/// attributes.
 pub(super) struct Fill<'a> {
     pub title: &'a str,
     pub page: &'a str,
@@ -10,6 +11,8 @@ pub(super) struct Fill<'a> {
     pub account: &'a str,
     pub csrf: &'a str,
     pub gateway: &'a str,
+    /// `secure` or `insecure` (`--insecure-cookies`), for the sign-in page's plain-HTTP warning.
+    pub cookies: &'static str,
 }
 
 const LAYOUT: &str = include_str!("../../assets/layout.html");
@@ -70,6 +73,7 @@ pub(super) fn render(fill: &Fill<'_>) -> String {
         .replace("{{account}}", &attribute(fill.account))
         .replace("{{csrf}}", &attribute(fill.csrf))
         .replace("{{gateway}}", &attribute(fill.gateway))
+        .replace("{{cookies}}", fill.cookies)
         // Last: the main content is constant, but must not be searched for placeholders.
         .replace("{{main}}", fill.main)
 }
@@ -117,6 +121,7 @@ mod tests {
             account: "alice",
             csrf: "\"x",
             gateway: "",
+            cookies: "secure",
         });
         assert!(page.contains(r#"src="/assets/js/plans.js""#), "{page}");
         assert!(page.contains("&quot;x"), "{page}");

@@ -98,6 +98,7 @@ async fn welcome(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         account: "",
         csrf: "",
         gateway: "",
+        cookies: cookie_mode(&state),
     })))
 }
 
@@ -118,7 +119,16 @@ async fn app_page(
         account: &session.account,
         csrf: &session.csrf_token,
         gateway: state.config.gateway_url.as_deref().unwrap_or_default(),
+        cookies: cookie_mode(&state),
     })))
+}
+
+fn cookie_mode(state: &AppState) -> &'static str {
+    if state.config.insecure_cookies {
+        "insecure"
+    } else {
+        "secure"
+    }
 }
 
 /// The links of the top navigation, the current one marked for assistive technology.
