@@ -157,6 +157,21 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     browser.wait_path("/signin").await;
     web.goto(&node.http("/live")).await.unwrap();
     browser.wait_path("/signin").await;
+
+    // A wrong password says so; the right one signs back in, to the viewer.
+    browser.type_into("signin-email", "newcomer@example.org").await;
+    browser.type_into("signin-password", "not the password").await;
+    browser.click("signin-submit").await;
+    let alert = web
+        .wait()
+        .for_element(fantoccini::Locator::Css("#signin .error:not([hidden])"))
+        .await
+        .unwrap();
+    assert!(alert.text().await.unwrap().contains("wrong email or password"));
+    browser.type_into("signin-password", "correct horse battery staple").await;
+    browser.click("signin-submit").await;
+    browser.wait_path("/live").await;
+    browser.wait_text("stream-plan", |text| text == "pro").await;
     browser.close().await;
 }
 

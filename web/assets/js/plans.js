@@ -12,7 +12,7 @@ let busy = false;
 
 function price(plan) {
   if (plan.price_cents === null) return "contract";
-  if (plan.price_cents === 0) return "free";
+  if (plan.price_cents === 0) return "$0";
   return `$${(plan.price_cents / 100).toFixed(plan.price_cents % 100 ? 2 : 0)}/month`;
 }
 
