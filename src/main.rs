@@ -6,6 +6,7 @@ mod bench_correlator;
 mod cli;
 mod demo;
 mod exit;
+mod openapi;
 mod publish;
 mod serve;
 mod stream;

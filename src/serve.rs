@@ -77,20 +77,10 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let ready_store = store.clone();
-    let app = web::router(web::AppState {
+    let app = web_app(web::AppState {
         store: store.clone(),
         config: Arc::new(config),
-    })
-    .route(
-        "/healthz",
-        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-    )
-    .route(
-        "/readyz",
-        axum::routing::get(move || web_readiness(ready_store.clone())),
-    )
-    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(gateway::request_span));
+    });
     tracing::info!(
         listen = %listener.local_addr()?,
         storage.database = store.backend_name(),
@@ -102,6 +92,34 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         .await?;
     store.close().await;
     Ok(())
+}
+
+/// What `sluice web` serves: the page and the account API, `/healthz` and `/readyz`, and the
+/// API's description.
+pub(crate) fn web_app(state: web::AppState) -> axum::Router {
+    let ready_store = state.store.clone();
+    web::router(state)
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || web_readiness(ready_store.clone())),
+        )
+        .merge(crate::openapi::router())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(gateway::request_span))
+}
+
+/// What a node (`sluice up`, `sluice gateway`) serves: the gateway's API and the API's
+/// description (`/openapi.json`, `/docs`), plus `extra` routes (the account and billing API on
+/// `up`).
+pub(crate) fn node_app(state: AppState, extra: Option<axum::Router>) -> axum::Router {
+    let mut app = gateway::router(state).merge(crate::openapi::router());
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    app
 }
 
 /// `sluice web`'s `/readyz`: 200 when the account database answers within 2 s, 503 otherwise.
@@ -400,7 +418,7 @@ impl Node {
         Ok(Node { state, listener })
     }
 
-    /// Serves the gateway's API, plus `extra` routes (the account and billing API on `up`).
+    /// Serves [`node_app`] until shutdown.
     async fn serve(self, extra: Option<axum::Router>) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
@@ -408,10 +426,7 @@ impl Node {
             tracing::info!("shutting down: closing streams with 1001 and draining");
             shutdown.cancel();
         });
-        let mut app = gateway::router(self.state.clone());
-        if let Some(extra) = extra {
-            app = app.merge(extra);
-        }
+        let app = node_app(self.state.clone(), extra);
         gateway::serve(self.listener, app, self.state).await
     }
 }

@@ -33,6 +33,7 @@ pub struct UsageDelta {
 
 /// An account's usage on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageDay {
     /// The day, `YYYY-MM-DD` (UTC).
     pub day: String,

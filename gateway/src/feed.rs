@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use crate::enforcement::{replay_floor, stream_allowed, visible};
 use crate::error::ApiError;
 use crate::log::SharedEntry;
+use crate::wire::ErrorBody;
 use crate::AppState;
 
 /// Indicators returned when `limit` is not given, and at most.
@@ -30,6 +31,35 @@ const MAX_LIMIT: usize = 10_000;
 const MAX_SCAN: usize = 200_000;
 const READ_BATCH: usize = 2_000;
 
+/// Recent indicators.
+///
+/// The log within the plan's replay window, filtered like a stream and by the plan's
+/// visibility, whitelisted indicators subtracted, one entry per indicator (the highest
+/// confidence, then the newest), newest first. JSON by default; CSV for `Accept: text/csv` or
+/// `text/plain` unless JSON is acceptable too. Counted as delivered in the account's usage.
+#[utoipa::path(
+    get,
+    path = "/v1/indicators",
+    tag = "indicators",
+    params(
+        crate::openapi::FeedParams,
+        crate::openapi::FilterParams,
+        ("Accept" = Option<String>, Header, description = "`text/csv` or `text/plain` for CSV \
+            (a header line, then one line per indicator); JSON otherwise."),
+    ),
+    responses(
+        (status = 200, description = "The indicators, newest first.", content(
+            (Vec<crate::openapi::Indicator> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A filter, `limit` or `since` is not valid.", body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
+        (status = 403, description = "The plan has no feed access.", body = ErrorBody),
+        (status = 503, description = "The log backend is unavailable; retry (`Retry-After`).",
+            body = ErrorBody),
+    ),
+    security(("api_token" = []), ("access_token" = [])),
+)]
 pub async fn recent(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -38,7 +68,55 @@ pub async fn recent(
     feed(&state, &headers, &params).await
 }
 
-/// CIF's `GET /ping`.
+/// CIF's indicator search and feed.
+///
+/// `GET /v1/indicators` under the path CIF clients use: the same answer, and CIF's `nolog`,
+/// `feed` and `days` are accepted and ignored. CIF clients ask for `text/plain`, so they get CSV.
+#[utoipa::path(
+    get,
+    path = "/indicators",
+    tag = "cif",
+    params(
+        crate::openapi::FeedParams,
+        crate::openapi::FilterParams,
+        crate::openapi::CifIgnoredParams,
+        ("Accept" = Option<String>, Header, description = "`text/csv` or `text/plain` for CSV; \
+            JSON otherwise."),
+    ),
+    responses(
+        (status = 200, description = "The indicators, newest first.", content(
+            (Vec<crate::openapi::Indicator> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A filter, `limit` or `since` is not valid.", body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
+        (status = 403, description = "The plan has no feed access.", body = ErrorBody),
+        (status = 503, description = "The log backend is unavailable; retry (`Retry-After`).",
+            body = ErrorBody),
+    ),
+    security(("api_token" = []), ("access_token" = [])),
+)]
+pub async fn cif_indicators(
+    state: State<AppState>,
+    headers: HeaderMap,
+    params: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    recent(state, headers, params).await
+}
+
+/// CIF's liveness check.
+///
+/// Answers without looking at the token, as CIF servers do: `{"status": "success", "data":
+/// <Unix seconds>}`.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    tag = "cif",
+    responses(
+        (status = 200, description = "The server is up.", body = inline(PingAnswer),
+            example = json!({"status": "success", "data": 1795435200})),
+    ),
+)]
 pub async fn ping() -> Json<Value> {
     Json(json!({"status": "success", "data": chrono::Utc::now().timestamp()}))
 }
@@ -241,4 +319,15 @@ fn parse_since(value: &str) -> Result<u64, ApiError> {
                 "since `{value}` is not an RFC 3339 time (2026-11-23T12:00:00Z) or Unix seconds"
             ))
         })
+}
+
+// Documentation only: `ping` writes it with `json!`.
+/// The body of `GET /ping`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+struct PingAnswer {
+    /// Always `success`.
+    status: String,
+    /// The server's time, Unix seconds.
+    data: i64,
 }

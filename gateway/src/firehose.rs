@@ -17,8 +17,34 @@ use axum::response::Response;
 use crate::error::ApiError;
 use crate::stream::dialect::Dialect;
 use crate::stream::{prepare, ws};
+use crate::wire::ErrorBody;
 use crate::AppState;
 
+/// csirtg.io's firehose (and CIFv4's), WebSocket only.
+///
+/// For `csirtg-firehose`, which is fixed to this path: with `Authorization: Token token=…` (or
+/// `Bearer`, or `access_token`) the stream speaks csirtg.io's ActionCable channel; with CIFv4's
+/// bare `Authorization: <token>` it speaks CIFv4's frames. The plan and the query's filters
+/// apply as on `/v1/stream`, and refusals are HTTP statuses before the upgrade.
+#[utoipa::path(
+    get,
+    path = "/firehose",
+    tag = "stream",
+    params(("access_token" = Option<String>, Query, description = "An API token, when the \
+        client cannot set `Authorization`."), crate::openapi::FilterParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade, or a filter is not valid.",
+            body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
+        (status = 403, description = "The plan has no firehose.", body = ErrorBody),
+        (status = 429, description = "The account already has its plan's concurrent streams \
+            open.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "A backend is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = []), ("access_token" = [])),
+)]
 pub async fn firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
@@ -30,6 +56,29 @@ pub async fn firehose(
     Ok(ws::upgrade(upgrade, session, state, dialect))
 }
 
+/// CIFv4's firehose, WebSocket only.
+///
+/// For `cif-firehose`, which takes any URL and sends the bare token (`Authorization: <token>`):
+/// always CIFv4's frames, whatever the `Authorization` scheme. Otherwise as `/firehose`.
+#[utoipa::path(
+    get,
+    path = "/cif/firehose",
+    tag = "stream",
+    params(("access_token" = Option<String>, Query, description = "An API token, when the \
+        client cannot set `Authorization`."), crate::openapi::FilterParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade, or a filter is not valid.",
+            body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
+        (status = 403, description = "The plan has no firehose.", body = ErrorBody),
+        (status = 429, description = "The account already has its plan's concurrent streams \
+            open.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "A backend is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = []), ("access_token" = [])),
+)]
 pub async fn cif_firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,

@@ -12,12 +12,37 @@ use crate::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Liveness.
+///
+/// 200 while the process serves HTTP, whatever its backends do.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is up.",
+        body = inline(HealthAnswer), example = json!({"status": "ok"}))),
+)]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness.
+///
 /// 200 when the log backend and the account database answer, 503 ("degraded") otherwise. The
-/// process keeps running either way and recovers by itself when the backend returns.
+/// process keeps running either way and recovers by itself when the backend returns. (`sluice
+/// web` answers the same for its account database alone.)
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Both backends answer.", body = inline(ReadyAnswer),
+            example = json!({"status": "ready", "log": {"backend": "memory", "status": "ok"},
+                "database": {"backend": "sqlite", "status": "ok"}})),
+        (status = 503, description = "A backend does not answer; its `status` says why.",
+            body = inline(ReadyAnswer)),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let log = match tokio::time::timeout(CHECK_TIMEOUT, state.log.ping()).await {
         Ok(Ok(())) => "ok".to_owned(),
@@ -43,6 +68,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// Prometheus metrics.
+///
+/// The node's counters and gauges in the OpenMetrics text format: ingest, delivery, drops,
+/// connections, backend errors, the correlator's work.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text.",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -51,4 +87,35 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+// Documentation only: `healthz` writes it with `json!`.
+/// The body of `GET /healthz`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+struct HealthAnswer {
+    /// Always `ok`.
+    status: String,
+}
+
+// Documentation only: `readyz` writes it with `json!`.
+/// The body of `GET /readyz`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+struct ReadyAnswer {
+    /// `ready` or `degraded`.
+    status: String,
+    /// The log backend (`memory` or `redis`) and `ok` or what is wrong with it; absent on
+    /// `sluice web`, which has no log.
+    log: Option<BackendState>,
+    /// The account database (`sqlite` or `postgres`) and `ok` or what is wrong with it.
+    database: BackendState,
+}
+
+/// One backend's state in `GET /readyz`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+struct BackendState {
+    backend: String,
+    status: String,
 }

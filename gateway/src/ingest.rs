@@ -14,12 +14,41 @@ use domain::{Indicator, Provenance, Rejection};
 
 use crate::error::ApiError;
 use crate::metrics::SourceLabels;
-use crate::wire::{IngestResponse, RejectedItem};
+use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
 use crate::AppState;
 
 /// Request bodies above this are refused with 413 (SPEC §3).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// Publish indicators.
+///
+/// One JSON object, a JSON array of objects, or NDJSON (`Content-Type: application/x-ndjson`,
+/// one object per line), at most 1 MiB. Every item gets its own verdict: a bad item never costs
+/// the good ones, which are stored and streamed at once. The provider is the authenticated
+/// account, never the payload. Needs a `write` token.
+#[utoipa::path(
+    post,
+    path = "/v1/indicators",
+    tag = "indicators",
+    request_body(
+        description = "One indicator, an array of them, or NDJSON.",
+        content(
+            (crate::openapi::PublishBody = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Stored what was valid; `rejected` lists the rest with \
+            their reasons.", body = IngestResponse),
+        (status = 400, description = "The body is neither JSON nor NDJSON.", body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
+        (status = 403, description = "The token lacks the `write` scope.", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB: split it.", body = ErrorBody),
+        (status = 503, description = "The log backend is unavailable; nothing was stored, retry \
+            (`Retry-After`).", body = ErrorBody),
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod ingest;
 pub mod log;
 pub mod metrics;
+pub mod openapi;
 pub mod slots;
 pub mod stream;
 pub mod subscription;
@@ -41,6 +42,7 @@ use control::Registry;
 use hub::Hub;
 use log::Log;
 use metrics::Metrics;
+pub use openapi::ApiDoc;
 use slots::ConnectionSlots;
 use upstream::UpstreamConfig;
 use usage::UsageMeter;
@@ -92,7 +94,8 @@ impl AppState {
     }
 }
 
-/// The gateway's HTTP API.
+/// The gateway's HTTP API. Every route here is described in [`ApiDoc`] (a test of the binary
+/// holds the two together).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -101,7 +104,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(ingest::BODY_LIMIT))
                 .get(feed::recent),
         )
-        .route("/indicators", get(feed::recent))
+        .route("/indicators", get(feed::cif_indicators))
         .route("/ping", get(feed::ping))
         .route("/v1/stream", get(stream::stream))
         .route("/firehose", get(firehose::firehose))

@@ -21,6 +21,7 @@ use domain::{Filter, LogPosition};
 use crate::enforcement::{replay_floor, stream_allowed};
 use crate::error::ApiError;
 use crate::subscription::Subscription;
+use crate::wire::ErrorBody;
 use crate::AppState;
 pub use session::{Output, Session};
 
@@ -44,6 +45,52 @@ fn check_plan(plan: &domain::PlanLimits, wants_correlated: bool) -> Result<(), A
     Ok(())
 }
 
+/// The live firehose: WebSocket or Server-Sent Events.
+///
+/// One path, two transports: a WebSocket upgrade request gets a WebSocket, any other request an
+/// SSE stream (`text/event-stream`). Both start with a `hello` frame (`{"type": "hello", "plan",
+/// "limits", "cursor"}`), then send `indicator` frames (`{"type": "indicator", "id": <cursor>,
+/// "data": <indicator>}`), and, when they happen, `plan` (the account's plan changed), `dropped`
+/// (`count` indicators over the plan's rate were not sent) and `reset` (the cursor is gone: the
+/// stream restarts at the given `cursor`). Over SSE each is an event of that name whose `id:`
+/// is the cursor, so `Last-Event-ID` resumes exactly; over WebSocket every close (1001 on
+/// shutdown, 4001 token revoked, 4009 slow consumer, 4010 the plan no longer allows the
+/// stream) carries the last delivered cursor in its reason.
+///
+/// Everything that can fail is checked before the upgrade, so refusals are plain HTTP statuses.
+/// Browsers authenticate with a short-lived JWT from `POST /v1/session/stream-token` in
+/// `access_token` (EventSource and WebSocket cannot set headers).
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "stream",
+    params(
+        crate::openapi::StreamParams,
+        crate::openapi::FilterParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "SSE: the `id` of the last \
+            event received (an `EventSource` sends it when it reconnects); wins over `cursor`."),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol (the request was a \
+            WebSocket upgrade)."),
+        (status = 200, description = "The SSE stream: `hello`, then `indicator` events (and \
+            `plan`, `dropped`, `reset`), with a comment line every 15 s.",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "A filter or the cursor is not valid, or the WebSocket \
+            handshake is malformed.", body = ErrorBody),
+        (status = 401, description = "No token, or not a valid one.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The plan has no firehose (or no correlated stream, for \
+            `correlated=true`), or a stream JWT from an origin that is not allowed.",
+            body = ErrorBody),
+        (status = 429, description = "The account already has its plan's concurrent streams \
+            open.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "A backend is unavailable; retry.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    ),
+    security(("api_token" = []), ("access_token" = [])),
+)]
 pub async fn stream(
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

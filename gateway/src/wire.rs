@@ -92,22 +92,29 @@ fn split_lines(text: &str) -> Vec<&str> {
 }
 
 /// The answer to `POST /v1/indicators`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
+    /// How many items were stored.
     pub accepted: usize,
+    /// The cursors of the stored items, in the order they were sent.
     pub ids: Vec<String>,
+    /// The items refused, each with its reason; the others were stored all the same.
     pub rejected: Vec<RejectedItem>,
 }
 
-#[derive(Debug, Serialize)]
+/// One refused item of a publish request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RejectedItem {
+    /// Its position in the request (0-based; NDJSON: among the non-blank lines).
     pub index: usize,
+    /// Which field was wrong and why.
     pub error: String,
 }
 
 /// Every error body: `{"error": "..."}` with a message that says what to do.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
+    /// What went wrong and what to do about it.
     pub error: &'a str,
 }
 

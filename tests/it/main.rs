@@ -10,6 +10,7 @@ mod database;
 mod delivery;
 mod input;
 mod lifecycle;
+mod openapi;
 mod plans;
 mod recent;
 mod sessions;

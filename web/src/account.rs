@@ -7,8 +7,8 @@ use axum::Json;
 use chrono::{Days, NaiveDate, Utc};
 
 use crate::api::{
-    AccountView, CheckoutView, PlanChoice, PlanList, PlanView, SubscriptionAnswer, UsageQuery,
-    UsageView,
+    AccountView, CheckoutView, ErrorBody, PlanChoice, PlanList, PlanView, SubscriptionAnswer,
+    UsageQuery, UsageView,
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,14 +20,50 @@ const DEFAULT_USAGE_DAYS: u64 = 30;
 /// Longest usage range one request may ask for: a year and a day, enough for any invoice.
 const MAX_USAGE_DAYS: i64 = 366;
 
+/// The caller's account.
+///
 /// `GET /v1/account`: the caller's account, plan and limits.
+#[utoipa::path(
+    get,
+    path = "/v1/account",
+    tag = "account",
+    responses(
+        (status = 200, description = "The account, its plan and limits.", body = AccountView),
+        (status = 401, description = "No valid token or session.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = []), ("session_cookie" = [])),
+)]
 pub(crate) async fn show(caller: Caller) -> Json<AccountView> {
     Json(AccountView::new(&caller.account, &caller.plan))
 }
 
+/// Change the account's plan.
+///
 /// `PUT /v1/account/subscription` `{"plan": …}`: in test mode (no webhook secret) moves the
 /// account at once (200, the account); with a payment provider, answers where to pay (202,
-/// [`CheckoutView`]) when `--billing-checkout-url` is set, and 409 when it is not.
+/// [`CheckoutView`]) when `--billing-checkout-url` is set, and 409 when it is not. Contract
+/// plans (no price) are moved to by an admin only.
+#[utoipa::path(
+    put,
+    path = "/v1/account/subscription",
+    tag = "account",
+    request_body = PlanChoice,
+    responses(
+        (status = 200, description = "Test mode: the plan changed; the account as it is now.",
+            body = AccountView),
+        (status = 202, description = "A payment provider owns subscriptions: send the user to \
+            `checkout_url`; its signed webhook changes the plan.", body = CheckoutView),
+        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 401, description = "No valid token or session.", body = ErrorBody),
+        (status = 403, description = "Session without the right `X-CSRF-Token`.", body = ErrorBody),
+        (status = 409, description = "A payment provider owns subscriptions and no checkout is \
+            configured.", body = ErrorBody),
+        (status = 422, description = "No such plan, or a contract plan.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+)]
 pub(crate) async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,7 +116,18 @@ pub(crate) async fn subscribe(
     ))
 }
 
+/// The plans.
+///
 /// `GET /v1/plans` (anyone): every plan with its price and limits, cheapest first.
+#[utoipa::path(
+    get,
+    path = "/v1/plans",
+    tag = "plans",
+    responses(
+        (status = 200, description = "Every plan, cheapest first.", body = PlanList),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn plans(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
     let plans = state.store.plans().await?;
     Ok(Json(PlanList {
@@ -88,7 +135,24 @@ pub(crate) async fn plans(State(state): State<AppState>) -> Result<Json<PlanList
     }))
 }
 
-/// `GET /v1/account/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`.
+/// The account's usage.
+///
+/// `GET /v1/account/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`: per UTC day, what the account's
+/// streams and feeds delivered, dropped and sent, and its connections.
+#[utoipa::path(
+    get,
+    path = "/v1/account/usage",
+    tag = "account",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The days with usage in the range.", body = UsageView),
+        (status = 400, description = "A date is not `YYYY-MM-DD`, `from` is after `to`, or the \
+            range is over 366 days.", body = ErrorBody),
+        (status = 401, description = "No valid token or session.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = []), ("session_cookie" = [])),
+)]
 pub(crate) async fn usage(
     State(state): State<AppState>,
     caller: Caller,

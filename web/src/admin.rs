@@ -5,13 +5,29 @@ use axum::Json;
 use billing::StoreError;
 
 use crate::account::usage_of;
-use crate::api::{AccountView, PlanChoice, PlanEdit, PlanList, PlanView, UsageQuery, UsageView};
+use crate::api::{
+    AccountView, ErrorBody, PlanChoice, PlanEdit, PlanList, PlanView, UsageQuery, UsageView,
+};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::AppState;
 
+/// Every plan (admin).
+///
 /// `GET /v1/admin/plans`: every plan with its price and limits.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/plans",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every plan, cheapest first.", body = PlanList),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = [])),
+)]
 pub(crate) async fn list_plans(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -22,8 +38,28 @@ pub(crate) async fn list_plans(
     }))
 }
 
+/// Replace a plan's limits (admin).
+///
 /// `PUT /v1/admin/plans/{name}`: replaces a plan's limits (the complete set). Accounts on the
 /// plan carry the new limits at once; live connections adopt them via the change log.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/plans/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The plan's name.", example = "pro")),
+    request_body = PlanEdit,
+    responses(
+        (status = 200, description = "The plan as it is now.", body = PlanView),
+        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 404, description = "No such plan.", body = ErrorBody),
+        (status = 422, description = "A field is missing or out of range (the message names \
+            it).", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = [])),
+)]
 pub(crate) async fn edit_plan(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
@@ -45,8 +81,27 @@ pub(crate) async fn edit_plan(
     Ok(Json(PlanView::from(&limits)))
 }
 
+/// Move an account to a plan (admin).
+///
 /// `PUT /v1/admin/accounts/{name}/plan` `{"plan": …}`: moves any account to any plan,
 /// contract plans included, whatever the billing mode.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/accounts/{name}/plan",
+    tag = "admin",
+    params(("name" = String, Path, description = "The account's name.")),
+    request_body = PlanChoice,
+    responses(
+        (status = 200, description = "The account on its new plan.", body = AccountView),
+        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 404, description = "No such account.", body = ErrorBody),
+        (status = 422, description = "No such plan.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = [])),
+)]
 pub(crate) async fn set_account_plan(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
@@ -68,7 +123,26 @@ pub(crate) async fn set_account_plan(
     Ok(Json(AccountView::of(&account, &plan)))
 }
 
-/// `GET /v1/admin/accounts/{name}/usage?from=…&to=…`.
+/// Any account's usage (admin).
+///
+/// `GET /v1/admin/accounts/{name}/usage?from=…&to=…`: as `GET /v1/account/usage`, for the named
+/// account.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/accounts/{name}/usage",
+    tag = "admin",
+    params(("name" = String, Path, description = "The account's name."), UsageQuery),
+    responses(
+        (status = 200, description = "The days with usage in the range.", body = UsageView),
+        (status = 400, description = "A date is not `YYYY-MM-DD`, `from` is after `to`, or the \
+            range is over 366 days.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 404, description = "No such account.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("api_token" = [])),
+)]
 pub(crate) async fn account_usage(
     State(state): State<AppState>,
     _admin: AdminCaller,

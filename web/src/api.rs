@@ -6,11 +6,12 @@ use std::time::Duration;
 use billing::{Account, TokenRecord, UsageDay};
 use domain::{PlanLimits, Tlp};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 
 /// Every error body: `{"error": "<what to do>"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody<'a> {
     /// What went wrong and what to do about it.
     pub error: &'a str,
@@ -18,7 +19,7 @@ pub struct ErrorBody<'a> {
 
 /// A plan's limits, in the shape the gateway's `hello` and `plan` frames use (`null` =
 /// unlimited), so a client reads one format everywhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Limits {
     /// Full firehose (false: a sample of `sample_per_second`).
     pub firehose: bool,
@@ -32,7 +33,8 @@ pub struct Limits {
     pub burst: Option<u32>,
     /// How far back a cursor may reach, seconds.
     pub replay_window_seconds: u64,
-    /// Least shareable TLP level visible.
+    /// Least shareable TLP level visible: `white`, `green`, `amber` or `red`.
+    #[schema(example = "amber")]
     pub max_tlp: &'static str,
     /// Whether the correlated stream is included.
     pub correlated: bool,
@@ -54,7 +56,7 @@ impl From<&PlanLimits> for Limits {
 }
 
 /// `GET /v1/account` and the answer to a plan change: the account, its plan and its limits.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
     /// Account name.
     pub account: String,
@@ -84,7 +86,7 @@ impl AccountView {
 }
 
 /// A plan as the admin API lists it: name, price and limits side by side.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlanView {
     /// Plan name.
     pub name: String,
@@ -106,14 +108,14 @@ impl From<&PlanLimits> for PlanView {
 }
 
 /// `GET /v1/admin/plans`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlanList {
     /// Every plan, cheapest first.
     pub plans: Vec<PlanView>,
 }
 
 /// `{"plan": "<name>"}`: the body of both plan-choosing endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanChoice {
     /// The plan to move to.
@@ -123,7 +125,7 @@ pub struct PlanChoice {
 /// `PUT /v1/admin/plans/{name}`: a plan's complete limits. Every field is required, nullable
 /// ones included (`null` = unlimited / contract price): a forgotten field must be an error, not
 /// silently "unlimited". Numbers are read wide and checked here, so errors name the field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanEdit {
     /// Optional; when present it must equal the name in the path (plans are not renamed here).
@@ -131,23 +133,28 @@ pub struct PlanEdit {
     pub name: Option<String>,
     /// US cents per month, ≥ 0; `null` for contract pricing.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true)]
     pub price_cents: Option<i64>,
     /// Full firehose (false: a sample).
     pub firehose: bool,
     /// Indicators per second of the sample; `null` when not a sample plan.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true)]
     pub sample_per_second: Option<i64>,
     /// Concurrent connections per account, 0 to 2³²−1.
     pub max_connections: i64,
     /// Per-connection rate, 0 to 2³²−1; `null` = unlimited.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true)]
     pub rate_per_second: Option<i64>,
     /// Per-connection burst, 0 to 2³²−1; `null` = unlimited.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true)]
     pub burst: Option<i64>,
     /// How far back a cursor may reach, seconds, ≥ 0.
     pub replay_window_seconds: i64,
     /// `white`, `green`, `amber` or `red`.
+    #[schema(example = "amber")]
     pub max_tlp: String,
     /// Whether the correlated stream is included.
     pub correlated: bool,
@@ -216,17 +223,21 @@ impl PlanEdit {
 }
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD` of the usage endpoints (both optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// First day, inclusive (default: 29 days before `to`).
+    /// First day, inclusive (default: 29 days before `to`), as `YYYY-MM-DD`. At most 366 days
+    /// from `to`.
+    #[param(format = Date, example = "2026-11-01")]
     pub from: Option<String>,
-    /// Last day, inclusive (default: today, UTC).
+    /// Last day, inclusive (default: today, UTC), as `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-11-30")]
     pub to: Option<String>,
 }
 
 /// An account's usage over a range of days.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageView {
     /// Account name.
     pub account: String,
@@ -240,7 +251,7 @@ pub struct UsageView {
 
 /// A billing provider's event, as far as it is read before its `type` is known: only `id` and
 /// `type` are required, so events this API ignores need no other field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookEvent {
     /// The provider's event id (`evt_…`).
     pub id: String,
@@ -277,19 +288,22 @@ impl WebhookEvent {
 }
 
 /// The webhook's 200 answer: `applied`, `duplicate`, `stale` or `ignored`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAnswer {
-    /// What became of the event.
+    /// What became of the event: `applied`, `duplicate`, `stale` or `ignored`.
+    #[schema(example = "applied")]
     pub status: &'static str,
 }
 
 /// `POST /v1/session/signup`: a new account (plan `free`) and its first user.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
     /// The user's email address (stored lower-cased).
+    #[schema(format = Email)]
     pub email: String,
     /// At least 12 characters; hashed with argon2id, never stored or logged as is.
+    #[schema(format = Password)]
     pub password: String,
     /// The new account's name (the account naming rule applies). Optional: without one, a
     /// name is made from the email address (`alice@example.com` → `alice`, or `alice-x7k2`
@@ -299,12 +313,14 @@ pub struct SignUpRequest {
 }
 
 /// `POST /v1/session/signin`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     /// The user's email address (any case).
+    #[schema(format = Email)]
     pub email: String,
     /// The user's password.
+    #[schema(format = Password)]
     pub password: String,
 }
 
@@ -332,18 +348,19 @@ impl std::fmt::Debug for SignInRequest {
 /// The current session: the answer to sign-up, sign-in and `GET /v1/session`. The session id
 /// itself is only in the `HttpOnly` cookie; the page reads `csrf_token` from here and sends it
 /// back as `X-CSRF-Token`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     /// The signed-in account's name.
     pub account: String,
     /// What `X-CSRF-Token` must carry on state-changing requests of this session.
     pub csrf_token: String,
     /// When the session ends (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
 /// `POST /v1/session/stream-token`: a short-lived JWT for `GET /v1/stream?access_token=`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StreamTokenView {
     /// The JWT (HS256; see `billing::stream_jwt`).
     pub token: String,
@@ -352,19 +369,24 @@ pub struct StreamTokenView {
 }
 
 /// One API token as the Tokens page lists it: everything but its value.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     /// Public id (`tok_…`), what revocation takes.
     pub id: String,
     /// `read` or `write` (`admin` for operators' tokens).
+    #[schema(example = "read")]
     pub scope: &'static str,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, UTC; `null`: never expires.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// RFC 3339, UTC; `null`: live.
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
     /// RFC 3339, UTC, to about a minute; `null`: never used.
+    #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
 }
 
@@ -385,26 +407,28 @@ impl From<&TokenRecord> for TokenView {
 }
 
 /// `GET /v1/account/tokens`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     /// Newest first.
     pub tokens: Vec<TokenView>,
 }
 
 /// `POST /v1/account/tokens`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
     /// `read` (default) or `write`.
     #[serde(default)]
+    #[schema(example = "read")]
     pub scope: Option<String>,
     /// Days until the token stops working, 1 to 730; absent or `null`: never.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 730)]
     pub expires_in_days: Option<u32>,
 }
 
 /// The answer to `POST /v1/account/tokens`: the only time the token's value is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NewTokenView {
     /// The token (`slc_…`). Not stored: copy it now.
     pub token: String,
@@ -415,16 +439,17 @@ pub struct NewTokenView {
 
 /// `PUT /v1/account/subscription` when a payment provider owns subscriptions (202): where to
 /// send the user to pay; the provider's signed webhook then changes the plan.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckoutView {
     /// Always `checkout`.
+    #[schema(example = "checkout")]
     pub status: &'static str,
     /// The provider's checkout page for this account and plan.
     pub checkout_url: String,
 }
 
 /// The answer to `PUT /v1/account/subscription`: the changed account, or where to pay.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum SubscriptionAnswer {
     /// Test mode: the plan changed (200).

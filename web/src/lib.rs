@@ -4,6 +4,7 @@
 //! Shape: [`Config`] (what the operator set), [`AppState`] (cheap to clone, handles inside),
 //! [`router`] (merged into the node's router by the binary; tested in process with `oneshot`).
 //! Wire types are in [`api`]; every error answers `{"error": "<what to do>"}` ([`ApiError`]).
+//! [`ApiDoc`] is the OpenAPI description of every route here, pages included.
 //!
 //! | endpoint | who |
 //! |---|---|
@@ -22,6 +23,7 @@ pub mod api;
 mod auth;
 mod error;
 mod extract;
+mod openapi;
 mod page;
 mod session;
 mod tokens;
@@ -41,6 +43,7 @@ pub use billing::origin::origin_allowed;
 pub use error::{
     ApiError, CSRF_MESSAGE, NO_SESSION_MESSAGE, SIGN_IN_FAILED_MESSAGE, UNAUTHORIZED_MESSAGE,
 };
+pub use openapi::ApiDoc;
 pub use page::content_security_policy;
 pub use session::SESSION_TTL;
 pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};

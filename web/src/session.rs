@@ -13,7 +13,7 @@ use axum::Json;
 use billing::{stream_jwt, StoreError, User};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::api::{SessionView, SignInRequest, SignUpRequest, StreamTokenView};
+use crate::api::{ErrorBody, SessionView, SignInRequest, SignUpRequest, StreamTokenView};
 use crate::auth::{SessionCaller, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -22,8 +22,27 @@ use crate::AppState;
 /// How long a browser session lasts after sign-in: 7 days.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Sign up.
+///
 /// `POST /v1/session/signup` `{email, password, account}`: creates the account (plan `free`)
 /// and its user, signs in, 201.
+#[utoipa::path(
+    post,
+    path = "/v1/session/signup",
+    tag = "session",
+    request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "Signed up and in; the cookie is set.", body = SessionView,
+            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800[; Secure]`"))),
+        (status = 400, description = "The body is not the expected JSON, or the account name \
+            breaks the naming rule.", body = ErrorBody),
+        (status = 409, description = "The email address or the account name is taken.",
+            body = ErrorBody),
+        (status = 422, description = "The email address or the password is not acceptable.",
+            body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignUpRequest>,
@@ -41,8 +60,23 @@ pub(crate) async fn sign_up(
     Ok((StatusCode::CREATED, headers, Json(view)))
 }
 
+/// Sign in.
+///
 /// `POST /v1/session/signin` `{email, password}`: signs in, or 401 with one body whether the
 /// email is unknown or the password wrong.
+#[utoipa::path(
+    post,
+    path = "/v1/session/signin",
+    tag = "session",
+    request_body = SignInRequest,
+    responses(
+        (status = 200, description = "Signed in; the cookie is set.", body = SessionView,
+            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800[; Secure]`"))),
+        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 401, description = "Wrong email or password.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignInRequest>,
@@ -56,7 +90,22 @@ pub(crate) async fn sign_in(
     Ok((StatusCode::OK, headers, Json(view)))
 }
 
+/// Sign out.
+///
 /// `POST /v1/session/signout` (cookie + CSRF): ends the session and clears the cookie, 204.
+#[utoipa::path(
+    post,
+    path = "/v1/session/signout",
+    tag = "session",
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared.",
+            headers(("Set-Cookie" = String, description = "`sluice_session=; …; Max-Age=0`"))),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "Missing or wrong `X-CSRF-Token`.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [], "csrf_token" = [])),
+)]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     caller: SessionCaller,
@@ -68,7 +117,21 @@ pub(crate) async fn sign_out(
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
-/// `GET /v1/session` (cookie): the current session, or 401.
+/// The current session.
+///
+/// `GET /v1/session` (cookie): the current session, or 401. The page reads its `csrf_token`
+/// here.
+#[utoipa::path(
+    get,
+    path = "/v1/session",
+    tag = "session",
+    responses(
+        (status = 200, description = "The session.", body = SessionView),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub(crate) async fn show(caller: SessionCaller) -> Json<SessionView> {
     Json(SessionView {
         account: caller.session.account,
@@ -77,8 +140,22 @@ pub(crate) async fn show(caller: SessionCaller) -> Json<SessionView> {
     })
 }
 
+/// A token for the page's stream.
+///
 /// `POST /v1/session/stream-token` (cookie + CSRF): a JWT for the page's stream, valid for
-/// `billing::stream_jwt::TTL_SECONDS`.
+/// `billing::stream_jwt::TTL_SECONDS` (5 minutes): `GET /v1/stream?access_token=<token>`.
+#[utoipa::path(
+    post,
+    path = "/v1/session/stream-token",
+    tag = "session",
+    responses(
+        (status = 200, description = "The JWT and its lifetime.", body = StreamTokenView),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "Missing or wrong `X-CSRF-Token`.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [], "csrf_token" = [])),
+)]
 pub(crate) async fn stream_token(
     State(state): State<AppState>,
     caller: SessionCaller,

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use billing::Scope;
 
-use crate::api::{NewTokenRequest, NewTokenView, TokenList, TokenView};
+use crate::api::{ErrorBody, NewTokenRequest, NewTokenView, TokenList, TokenView};
 use crate::auth::SessionCaller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
@@ -20,8 +20,21 @@ use crate::AppState;
 /// Longest expiry a token made on the page may have: two years.
 pub const MAX_TOKEN_DAYS: u32 = 730;
 
+/// The account's API tokens.
+///
 /// `GET /v1/account/tokens`: every token of the account, revoked and expired ones included,
-/// newest first.
+/// newest first. Never their values.
+#[utoipa::path(
+    get,
+    path = "/v1/account/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The tokens, newest first.", body = TokenList),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: SessionCaller,
@@ -33,8 +46,28 @@ pub(crate) async fn list(
     }))
 }
 
+/// Create an API token.
+///
 /// `POST /v1/account/tokens` `{scope, expires_in_days}`: a new token of the account; the
 /// answer is the only time its value is shown. 201.
+#[utoipa::path(
+    post,
+    path = "/v1/account/tokens",
+    tag = "tokens",
+    request_body = NewTokenRequest,
+    responses(
+        (status = 201, description = "The new token, with its value: copy it now.",
+            body = NewTokenView),
+        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "Missing or wrong `X-CSRF-Token`, or scope `admin`.",
+            body = ErrorBody),
+        (status = 422, description = "An unknown scope, or `expires_in_days` out of range.",
+            body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [], "csrf_token" = [])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: SessionCaller,
@@ -76,8 +109,24 @@ pub(crate) async fn create(
     ))
 }
 
+/// Revoke an API token.
+///
 /// `DELETE /v1/account/tokens/{id}`: revokes one of the account's tokens (live streams using
 /// it close with 4001 within seconds). 204; 404 for another account's or an unknown id.
+#[utoipa::path(
+    delete,
+    path = "/v1/account/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's public id (`tok_…`).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "Missing or wrong `X-CSRF-Token`.", body = ErrorBody),
+        (status = 404, description = "The account has no such token.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+    ),
+    security(("session_cookie" = [], "csrf_token" = [])),
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: SessionCaller,

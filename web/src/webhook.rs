@@ -14,7 +14,7 @@ use axum::Json;
 use billing::webhook_signature::{self, SIGNATURE_HEADER};
 use billing::{StoreError, SubscriptionEvent};
 
-use crate::api::{WebhookAnswer, WebhookEvent};
+use crate::api::{ErrorBody, WebhookAnswer, WebhookEvent};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -25,7 +25,35 @@ pub const MAX_WEBHOOK_BODY_BYTES: usize = 64 * 1024;
 pub const NOT_CONFIGURED_MESSAGE: &str =
     "billing webhook is not configured: set --billing-webhook-secret";
 
-/// `POST /v1/billing/webhook`.
+/// Receive a billing event.
+///
+/// `POST /v1/billing/webhook`: the billing provider's signed subscription events
+/// (`subscription.updated` moves the account to `plan`, `subscription.deleted` back to `free`;
+/// other types are acknowledged and ignored). The signature is checked over the raw body before
+/// anything else. Redeliveries and stale events answer 200, so the provider stops retrying; an
+/// unknown account or plan answers 4xx, so its retry applies once an operator has fixed it.
+#[utoipa::path(
+    post,
+    path = "/v1/billing/webhook",
+    tag = "billing",
+    request_body(content = WebhookEvent, description = "The event, at most 64 KiB; signed as \
+        it is sent."),
+    responses(
+        (status = 200, description = "Done with the event: `applied`, `duplicate`, `stale` or \
+            `ignored`.", body = WebhookAnswer),
+        (status = 400, description = "Not the expected JSON, or a field the event type needs \
+            is missing.", body = ErrorBody),
+        (status = 401, description = "The signature is missing, malformed, stale or wrong.",
+            body = ErrorBody),
+        (status = 404, description = "No such account (retried later, it applies).",
+            body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 422, description = "No such plan.", body = ErrorBody),
+        (status = 503, description = "No webhook secret is configured (test mode), or the \
+            account database is unavailable.", body = ErrorBody),
+    ),
+    security(("webhook_signature" = [])),
+)]
 pub(crate) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -66,13 +66,15 @@ static APP_PAGES: [AppPage; 4] = [
     },
 ];
 
+/// The pages anyone may open: the sign-in and sign-up forms.
+const WELCOME_PATHS: [&str; 3] = ["/", "/signin", "/signup"];
+
 /// The page routes, with their security headers; merge into the node's router.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/", get(welcome))
-        .route("/signin", get(welcome))
-        .route("/signup", get(welcome))
-        .route("/assets/{*file}", get(asset));
+    let mut router = Router::new().route("/assets/{*file}", get(asset));
+    for path in WELCOME_PATHS {
+        router = router.route(path, get(welcome));
+    }
     for page in &APP_PAGES {
         router = router.route(
             page.path,
@@ -84,8 +86,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state, headers::secure))
 }
 
-/// `/`, `/signin`, `/signup`: the sign-in and sign-up forms; a signed-in visitor goes to the
-/// firehose instead.
+/// `/`, `/signin`, `/signup` ([`WELCOME_PATHS`]): the sign-in and sign-up forms; a signed-in
+/// visitor goes to the firehose instead.
 async fn welcome(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if live_session(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/live").into_response());
@@ -185,4 +187,77 @@ async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
+}
+
+/// Adds the pages to an OpenAPI description, from the same tables the router is built from:
+/// `GET`, `text/html`, tag `pages`.
+pub(crate) fn describe(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{Object, Type};
+    use utoipa::openapi::{Content, Required, ResponseBuilder};
+
+    let response = |description: &str| ResponseBuilder::new().description(description);
+
+    let text = || Some(Object::with_type(Type::String));
+    let html = |summary: &str, description: &str| {
+        OperationBuilder::new()
+            .tag("pages")
+            .summary(Some(summary))
+            .description(Some(description))
+            .response(
+                "200",
+                response("The page.").content("text/html", Content::new(text())),
+            )
+    };
+    let signed_in = |operation: OperationBuilder| {
+        operation.response("303", response("No live session: to `/signin`."))
+    };
+    for path in WELCOME_PATHS {
+        let operation = html(
+            "Sign-in and sign-up page",
+            "The sign-in and sign-up forms; a visitor with a live session is redirected to `/live`.",
+        )
+        .response("303", response("A live session: to `/live`."));
+        openapi
+            .paths
+            .add_path_operation(path, vec![HttpMethod::Get], operation);
+    }
+    for page in &APP_PAGES {
+        let operation = signed_in(html(
+            &format!("{} page", page.label),
+            &format!(
+                "The signed-in page `{}` (session cookie). Its script and stylesheet come from \
+                 `/assets`; its Content-Security-Policy allows no inline script.",
+                page.name
+            ),
+        ));
+        openapi
+            .paths
+            .add_path_operation(page.path, vec![HttpMethod::Get], operation);
+    }
+    let asset = OperationBuilder::new()
+        .tag("pages")
+        .summary(Some("A page asset"))
+        .description(Some(
+            "A stylesheet, script or icon compiled into the binary (`no-cache`).",
+        ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("file")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("The asset's path under `/assets/`."))
+                .schema(text()),
+        )
+        .response(
+            "200",
+            response("The file, with its content type.")
+                .content("text/css", Content::new(text()))
+                .content("text/javascript", Content::new(text()))
+                .content("image/svg+xml", Content::new(text())),
+        )
+        .response("404", response("No such asset."));
+    openapi
+        .paths
+        .add_path_operation("/assets/{file}", vec![HttpMethod::Get], asset);
 }

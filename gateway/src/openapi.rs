@@ -1,0 +1,277 @@
+//! The gateway's OpenAPI description ([`ApiDoc`]): every route of [`crate::router`], from the
+//! `#[utoipa::path]` attributes on the handlers, plus the shapes the handlers write by hand (the
+//! indicator object, the query filters) and the ways a token may be presented.
+//!
+//! The types below marked *documentation only* are never built: the indicator JSON comes from
+//! `domain::Indicator` and the filters are parsed by `domain::Filter::from_pairs`. They exist so
+//! the description can name each field; change them with the code they describe.
+
+#![allow(dead_code)]
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
+
+/// Security scheme: an API token in `Authorization` (also what the web API calls it).
+pub const API_TOKEN: &str = "api_token";
+/// Security scheme: a token in the `access_token` query parameter.
+pub const ACCESS_TOKEN: &str = "access_token";
+
+/// The gateway's routes: ingest, recent feeds, streams, CIF and csirtg compatibility, operations.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::ingest::publish,
+        crate::feed::recent,
+        crate::feed::cif_indicators,
+        crate::feed::ping,
+        crate::stream::stream,
+        crate::firehose::firehose,
+        crate::firehose::cif_firehose,
+        crate::health::healthz,
+        crate::health::readyz,
+        crate::health::metrics,
+    ),
+    components(schemas(
+        Indicator,
+        NewIndicator,
+        PublishBody,
+        Itype,
+        Tlp,
+        IngestResponse,
+        RejectedItem,
+        ErrorBody,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "indicators", description = "Publishing indicators and reading the recent ones."),
+        (name = "stream", description = "The live firehose over WebSocket or Server-Sent Events, \
+            and the endpoints csirtg.io's and CIFv4's firehose clients connect to unmodified."),
+        (name = "cif", description = "CIF's REST API, as far as CIF clients need it."),
+        (name = "operations", description = "Liveness, readiness and metrics."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the gateway's security schemes.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(API_TOKEN, api_token_scheme());
+        components.add_security_scheme(
+            ACCESS_TOKEN,
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "access_token",
+                "An API token, or a stream JWT from `POST /v1/session/stream-token`, in the \
+                 query string: for clients that cannot set headers (a browser's `EventSource` \
+                 and `WebSocket`). A header token wins over it.",
+            ))),
+        );
+    }
+}
+
+/// `Authorization: Bearer slc_…`, shared with the web API's description.
+pub fn api_token_scheme() -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("slc_…")
+            .description(Some(
+                "An API token (`slc_…`), made with `sluice tokens create` or on the Tokens page: \
+                 `Authorization: Bearer slc_…`. The gateway also takes csirtg.io's \
+                 `Authorization: Token token=slc_…` and CIF's bare `Authorization: slc_…`. \
+                 Scopes: `read` streams and reads feeds, `write` also publishes, `admin` also \
+                 administers every account.",
+            ))
+            .build(),
+    )
+}
+
+/// The indicator type, detected from `indicator` (a given `itype` must agree with it).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Itype {
+    Url,
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+    Ipv4,
+    Cidr,
+    Ipv6,
+    Email,
+    Fqdn,
+    Asn,
+}
+
+/// Traffic Light Protocol level, from most shareable (`white`) to least (`red`).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tlp {
+    White,
+    Green,
+    Amber,
+    Red,
+}
+
+/// One indicator of compromise as Sluice delivers it (feeds, and the `data` of stream frames).
+/// Field names are CIF v1's and csirtg.io's; fields Sluice does not know are the provider's own
+/// and come through verbatim.
+#[derive(ToSchema)]
+pub struct Indicator {
+    /// The normalised indicator: `10.1.2.3`, `1.2.3.0/24`, `example.com`, `http://example.com/Path`,
+    /// a hash, an email address, or `AS13335`.
+    #[schema(example = "185.220.101.7")]
+    pub indicator: String,
+    pub itype: Itype,
+    /// Who reported it: the publishing account (or `sluice/correlator` for derived indicators).
+    pub provider: String,
+    /// Lower-cased, de-duplicated, in first-seen order.
+    #[schema(example = json!(["scanner", "tor"]))]
+    pub tags: Vec<String>,
+    /// 0 to 10, two decimals (5 when the provider gave none).
+    #[schema(minimum = 0, maximum = 10, example = 8)]
+    pub confidence: f64,
+    pub tlp: Tlp,
+    /// When the provider reported it (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub reporttime: String,
+    /// First seen (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub firsttime: Option<String>,
+    /// Last seen (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub lasttime: Option<String>,
+    pub description: Option<String>,
+    /// A port or a list of ports, as the provider wrote it (string or number).
+    pub portlist: Option<String>,
+    /// `tcp`, `udp`, … (string or number).
+    pub protocol: Option<String>,
+    /// Country code.
+    pub cc: Option<String>,
+    /// Autonomous system number (string or number).
+    pub asn: Option<String>,
+    pub asn_desc: Option<String>,
+    /// Resolved data: a string or an array of strings.
+    pub rdata: Option<Vec<String>>,
+    /// How often it was seen.
+    pub count: Option<u64>,
+}
+
+/// One indicator to publish. Only `indicator` is required. The provider is always the
+/// authenticated account (a `provider` field is ignored); unknown fields are kept and delivered
+/// as sent. At most 64 KiB of JSON per indicator.
+#[derive(ToSchema)]
+pub struct NewIndicator {
+    /// The indicator itself; its type is detected (private and reserved addresses are refused).
+    #[schema(example = "185.220.101.7")]
+    pub indicator: String,
+    /// Optional; must agree with the detected type.
+    pub itype: Option<Itype>,
+    /// An array of strings, or one comma-separated string.
+    #[schema(example = json!(["scanner"]))]
+    pub tags: Option<Vec<String>>,
+    /// 0 to 10 (a numeric string such as `"7"` is accepted too); default 5.
+    #[schema(minimum = 0, maximum = 10, example = 8)]
+    pub confidence: Option<f64>,
+    /// Default `amber`.
+    pub tlp: Option<Tlp>,
+    /// When it was observed; default: now. RFC 3339, or the other usual spellings of a time.
+    pub reporttime: Option<String>,
+    pub firsttime: Option<String>,
+    pub lasttime: Option<String>,
+    pub description: Option<String>,
+    pub portlist: Option<String>,
+    pub protocol: Option<String>,
+    pub cc: Option<String>,
+    pub asn: Option<String>,
+    pub asn_desc: Option<String>,
+    pub rdata: Option<Vec<String>>,
+    pub count: Option<u64>,
+}
+
+/// A publish request's JSON body: one indicator, or an array of them.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum PublishBody {
+    One(Box<NewIndicator>),
+    Many(Vec<NewIndicator>),
+}
+
+/// The filters of streams and feeds (SPEC §4). Every key is optional and they combine with AND;
+/// a key's comma-separated values combine with OR; an empty value is the same as none.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilterParams {
+    /// Indicator types, comma-separated: `url`, `md5`, `sha1`, `sha256`, `sha512`, `ipv4`,
+    /// `cidr`, `ipv6`, `email`, `fqdn`, `asn`.
+    #[param(example = "ipv4,ipv6")]
+    pub itype: Option<String>,
+    /// Tags, comma-separated (any of them matches). `whitelist` also asks feeds for the
+    /// whitelist entries themselves.
+    #[param(example = "scanner")]
+    pub tags: Option<String>,
+    /// Least confidence, 0 to 10.
+    #[param(minimum = 0, maximum = 10)]
+    pub confidence: Option<f64>,
+    /// TLP ceiling, `white`, `green`, `amber` or `red`: indicators at that level or more
+    /// shareable (the plan's own ceiling applies too).
+    pub tlp: Option<String>,
+    /// Providers (account names), comma-separated.
+    pub provider: Option<String>,
+    /// IP addresses or networks, comma-separated: addresses and networks within them match.
+    #[param(example = "185.220.101.0/24")]
+    pub cidr: Option<String>,
+    /// A device preset: `firewall` (ipv4, ipv6, cidr; confidence ≥ 8), `sinkhole` (fqdn;
+    /// confidence ≥ 8) or `zeek` (addresses, domains, URLs, hashes, email; confidence ≥ 7).
+    pub profile: Option<String>,
+    /// `true`: only the correlator's derived indicators (plans with the correlated stream);
+    /// `false`: none of them.
+    pub correlated: Option<bool>,
+}
+
+/// Where a stream starts, and the query-string credential.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// An API token or a stream JWT, for clients that cannot set `Authorization`.
+    pub access_token: Option<String>,
+    /// Where to start: `now` (default), `earliest` (as far back as the plan's replay window
+    /// reaches), or the `id` of a frame already received, to resume just after it.
+    #[param(example = "now")]
+    pub cursor: Option<String>,
+}
+
+/// The recent feed's own parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// An API token, for clients that cannot set `Authorization`.
+    pub access_token: Option<String>,
+    /// Most indicators to return, 1 to 10000 (default 500).
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<u32>,
+    /// Only indicators reported since this time: RFC 3339, or Unix seconds (CIF style). The
+    /// plan's replay window is the earliest anyway.
+    #[param(example = "2026-11-23T12:00:00Z")]
+    pub since: Option<String>,
+    /// One exact indicator to look up (CIF's search); the whitelist is not subtracted.
+    pub q: Option<String>,
+    /// The same as `q`.
+    pub indicator: Option<String>,
+}
+
+/// Query keys CIF clients send that mean nothing here; accepted and ignored.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CifIgnoredParams {
+    /// Ignored.
+    pub nolog: Option<String>,
+    /// Ignored.
+    pub feed: Option<String>,
+    /// Ignored (use `since`).
+    pub days: Option<String>,
+}
