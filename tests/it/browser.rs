@@ -159,16 +159,26 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     browser.wait_path("/signin").await;
 
     // A wrong password says so; the right one signs back in, to the viewer.
-    browser.type_into("signin-email", "newcomer@example.org").await;
-    browser.type_into("signin-password", "not the password").await;
+    browser
+        .type_into("signin-email", "newcomer@example.org")
+        .await;
+    browser
+        .type_into("signin-password", "not the password")
+        .await;
     browser.click("signin-submit").await;
     let alert = web
         .wait()
         .for_element(fantoccini::Locator::Css("#signin .error:not([hidden])"))
         .await
         .unwrap();
-    assert!(alert.text().await.unwrap().contains("wrong email or password"));
-    browser.type_into("signin-password", "correct horse battery staple").await;
+    assert!(alert
+        .text()
+        .await
+        .unwrap()
+        .contains("wrong email or password"));
+    browser
+        .type_into("signin-password", "correct horse battery staple")
+        .await;
     browser.click("signin-submit").await;
     browser.wait_path("/live").await;
     browser.wait_text("stream-plan", |text| text == "pro").await;
@@ -226,28 +236,46 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     .await;
 
     let page = reqwest::get(web_node.http("/")).await.unwrap();
-    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        policy.contains(&format!("connect-src 'self' {gateway_origin} ws://127.0.0.1:{gateway_port};")),
+        policy.contains(&format!(
+            "connect-src 'self' {gateway_origin} ws://127.0.0.1:{gateway_port};"
+        )),
         "{policy}"
     );
 
     let browser = Browser::start("split-origin").await;
-    browser.client.goto(&web_node.http("/signup")).await.unwrap();
+    browser
+        .client
+        .goto(&web_node.http("/signup"))
+        .await
+        .unwrap();
     browser.type_into("signup-email", "split@example.org").await;
-    browser.type_into("signup-password", "correct horse battery staple").await;
+    browser
+        .type_into("signup-password", "correct horse battery staple")
+        .await;
     browser.type_into("signup-account", "split").await;
     browser.click("signup-submit").await;
     browser.wait_path("/plans").await;
     browser.click("plan-select-hobby").await;
-    browser.wait_text("plan-current", |text| text == "hobby").await;
+    browser
+        .wait_text("plan-current", |text| text == "hobby")
+        .await;
     browser.click("nav-firehose").await;
-    browser.wait_text("stream-state", |text| text == "live").await;
+    browser
+        .wait_text("stream-state", |text| text == "live")
+        .await;
     gateway.publish_all(&[indicator(1), indicator(2)]).await;
     let rows = browser.wait_count("stream-row", 2).await;
     assert!(rows[0].text().await.unwrap().contains(&ip(2)));
     let curl = browser.text("copy-curl-command").await;
-    assert!(curl.contains(&format!("{gateway_origin}/v1/stream")), "{curl}");
+    assert!(
+        curl.contains(&format!("{gateway_origin}/v1/stream")),
+        "{curl}"
+    );
     browser.screenshot("firehose").await;
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
