@@ -50,10 +50,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             .tracker
             .spawn(crate::demo::run(log, args.demo_rate, shutdown));
     }
+    log_billing_mode(&web_config);
     let web = web::router(web::AppState {
         store: node.state.store.clone(),
         config: Arc::new(web_config),
     });
+    let address = node.listener.local_addr()?;
+    tracing::info!(
+        "web page at http://{address}/ (sign up there), API docs at http://{address}/docs"
+    );
     node.serve(Some(web)).await
 }
 
@@ -77,6 +82,7 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    log_billing_mode(&config);
     let app = web_app(web::AppState {
         store: store.clone(),
         config: Arc::new(config),
@@ -156,6 +162,12 @@ fn web_config(
         gateway_url,
     };
     config.validate().map_err(exit::config)?;
+    Ok(config)
+}
+
+/// Says how plans change on this deployment (once it is up: a configuration error must stay
+/// the only line printed).
+fn log_billing_mode(config: &web::Config) {
     if config.test_mode() {
         tracing::info!("billing test mode: no --billing-webhook-secret, so accounts may switch plans themselves");
     } else if config.billing_checkout_url.is_none() {
@@ -164,7 +176,6 @@ fn web_config(
              to pay, so only the provider and admins change plans"
         );
     }
-    Ok(config)
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
