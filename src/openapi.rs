@@ -290,10 +290,7 @@ mod tests {
             store.clone(),
             tokio_util::sync::CancellationToken::new(),
         );
-        let web = web::AppState {
-            store,
-            config: Arc::new(web::Config::default()),
-        };
+        let web = web::AppState::new(store, web::Config::default());
         (gateway, web)
     }
 

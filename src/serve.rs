@@ -51,10 +51,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             .spawn(crate::demo::run(log, args.demo_rate, shutdown));
     }
     log_billing_mode(&web_config);
-    let web = web::router(web::AppState {
-        store: node.state.store.clone(),
-        config: Arc::new(web_config),
-    });
+    let web = web::router(web::AppState::new(node.state.store.clone(), web_config));
     let address = node.listener.local_addr()?;
     tracing::info!(
         "web page at http://{address}/ (sign up there), API docs at http://{address}/docs"
@@ -83,10 +80,7 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         }
     });
     log_billing_mode(&config);
-    let app = web_app(web::AppState {
-        store: store.clone(),
-        config: Arc::new(config),
-    });
+    let app = web_app(web::AppState::new(store.clone(), config));
     tracing::info!(
         listen = %listener.local_addr()?,
         storage.database = store.backend_name(),

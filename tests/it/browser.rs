@@ -185,6 +185,19 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     browser.close().await;
 }
 
+/// The exact number behind a counter (`data-count`; the text has thousands separators).
+async fn count_of(browser: &Browser, testid: &str) -> u64 {
+    let counter = browser.testid(testid).await;
+    let value = counter
+        .attr("data-count")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{testid} counts {value:?}"))
+}
+
 /// Moves `account` to `plan` through the admin API.
 async fn set_plan(node: &Node, account: &str, plan: &str) {
     let response = reqwest::Client::new()
@@ -260,6 +273,40 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     browser.type_into("signup-account", "split").await;
     browser.click("signup-submit").await;
     browser.wait_path("/plans").await;
+
+    // On `free` (1/s, burst 10) a burst of 20 is cut, and the viewer counts what was dropped.
+    browser.click("nav-firehose").await;
+    browser
+        .wait_text("stream-state", |text| text == "live")
+        .await;
+    let burst: Vec<Value> = (100..120)
+        .map(|n| {
+            let mut item = indicator(n);
+            item["tlp"] = json!("green");
+            item
+        })
+        .collect();
+    gateway.publish_all(&burst).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (received, dropped) = loop {
+        let received = count_of(&browser, "stream-received").await;
+        let dropped = count_of(&browser, "stream-dropped").await;
+        if received + dropped == burst.len() as u64 {
+            break (received, dropped);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{received} + {dropped}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        dropped >= 5 && received >= 10,
+        "{received} received, {dropped} dropped"
+    );
+    assert_eq!(browser.all("stream-row").await.len() as u64, received);
+
+    browser.click("nav-plans").await;
     browser.click("plan-select-hobby").await;
     browser
         .wait_text("plan-current", |text| text == "hobby")

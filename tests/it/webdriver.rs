@@ -90,12 +90,26 @@ impl Browser {
             .join("target/test-artifacts/browser")
             .join(name);
         std::fs::create_dir_all(&artifacts).unwrap();
-        Browser {
+        let browser = Browser {
             client,
             driver,
             _profile: profile,
             artifacts,
-        }
+        };
+        // The console check must be able to see an error at all: log one and expect it back.
+        browser
+            .client
+            .execute("console.error('sluice console probe')", vec![])
+            .await
+            .unwrap();
+        let probe = browser.console_errors().await;
+        assert!(
+            probe
+                .iter()
+                .any(|message| message.contains("sluice console probe")),
+            "chromedriver's log does not show console errors: {probe:?}"
+        );
+        browser
     }
 
     /// The element with `data-testid="<id>"`, waiting for it to exist.
@@ -190,8 +204,8 @@ impl Browser {
         let entries = self.client.issue_cmd(BrowserLog).await.unwrap();
         entries
             .as_array()
-            .into_iter()
-            .flatten()
+            .unwrap_or_else(|| panic!("the browser log is not a list: {entries}"))
+            .iter()
             .filter(|entry| entry["level"] == "SEVERE")
             .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
             .collect()

@@ -6,8 +6,10 @@
 //! CSRF: a browser attaches the cookie to any request to this site, including ones another
 //! site's page triggers, so every state-changing request (any method but GET, HEAD, OPTIONS)
 //! authenticated by the cookie must also carry [`CSRF_HEADER`] equal to the session's CSRF
-//! token, which only a page of this origin can read. `SameSite=Strict` is a second line, not
-//! the only one. API-token requests need no CSRF token: a browser never adds `Authorization`
+//! token, which only a page of this origin can read. `SameSite=Lax` (other sites' pages send
+//! no cookie with their POSTs) is a second line, not the only one; `Lax` rather than `Strict`
+//! so that arriving from another site by a link (the payment provider's return, an email)
+//! finds the user still signed in, which only ever means GETs, and GETs change nothing. API-token requests need no CSRF token: a browser never adds `Authorization`
 //! on its own, so a cross-site request cannot carry one.
 
 use axum::extract::FromRequestParts;
@@ -19,7 +21,7 @@ use domain::PlanLimits;
 use crate::error::{ApiError, CSRF_MESSAGE};
 use crate::AppState;
 
-/// Name of the session cookie (`HttpOnly; SameSite=Strict; Path=/`, `Secure` unless
+/// Name of the session cookie (`HttpOnly; SameSite=Lax; Path=/`, `Secure` unless
 /// `Config::insecure_cookies`).
 pub const SESSION_COOKIE: &str = "sluice_session";
 /// The header carrying the session's CSRF token on state-changing cookie requests.

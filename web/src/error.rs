@@ -63,6 +63,12 @@ pub enum ApiError {
     /// The body is larger than the endpoint accepts (413).
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many attempts; try again after the given seconds (429 with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// The endpoint is not configured on this deployment (503, no retry hint).
     #[error("{0}")]
     NotConfigured(String),
@@ -88,6 +94,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotConfigured(_) | ApiError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Rejected(status, _) => *status,
         }
@@ -112,6 +119,14 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
             }
             _ => {}
         }

@@ -26,6 +26,7 @@ mod extract;
 mod openapi;
 mod page;
 mod session;
+mod throttle;
 mod tokens;
 mod webhook;
 
@@ -192,6 +193,19 @@ pub struct AppState {
     pub store: Store,
     /// The operator's settings.
     pub config: Arc<Config>,
+    /// Limits on password attempts (sign-up, sign-in).
+    pub throttle: Arc<throttle::Throttle>,
+}
+
+impl AppState {
+    /// The state of a router over `store` with `config`, with fresh limiters.
+    pub fn new(store: Store, config: Config) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            throttle: Arc::default(),
+        }
+    }
 }
 
 /// The API's routes, with their state; merge into the node's router.

@@ -99,7 +99,7 @@ impl Modify for SecuritySchemes {
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::SESSION_COOKIE,
-                "The browser session set by sign-up and sign-in (`HttpOnly; SameSite=Strict`, \
+                "The browser session set by sign-up and sign-in (`HttpOnly; SameSite=Lax`, \
                  7 days). State-changing requests with it also need `X-CSRF-Token`.",
             ))),
         );

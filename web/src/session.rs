@@ -33,13 +33,15 @@ pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
     request_body = SignUpRequest,
     responses(
         (status = 201, description = "Signed up and in; the cookie is set.", body = SessionView,
-            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800[; Secure]`"))),
+            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800[; Secure]`"))),
         (status = 400, description = "The body is not the expected JSON, or the account name \
             breaks the naming rule.", body = ErrorBody),
         (status = 409, description = "The email address or the account name is taken.",
             body = ErrorBody),
         (status = 422, description = "The email address or the password is not acceptable.",
             body = ErrorBody),
+        (status = 429, description = "Too many sign-ups and sign-ins at the moment; \
+            `Retry-After` says when to retry.", body = ErrorBody),
         (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
     ),
 )]
@@ -47,6 +49,7 @@ pub(crate) async fn sign_up(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignUpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.throttle.sign_up()?;
     let user = match request.account.as_deref().map(str::trim) {
         Some(account) if !account.is_empty() => {
             state
@@ -71,9 +74,12 @@ pub(crate) async fn sign_up(
     request_body = SignInRequest,
     responses(
         (status = 200, description = "Signed in; the cookie is set.", body = SessionView,
-            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800[; Secure]`"))),
+            headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800[; Secure]`"))),
         (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
         (status = 401, description = "Wrong email or password.", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this email address (10 a minute \
+            after a burst of 10), or for the whole process; `Retry-After` says when to retry.",
+            body = ErrorBody),
         (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
     ),
 )]
@@ -81,6 +87,7 @@ pub(crate) async fn sign_in(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignInRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.throttle.sign_in(&request.email)?;
     let user = state
         .store
         .sign_in(&request.email, &request.password)
@@ -250,7 +257,7 @@ async fn start_session(
     ))
 }
 
-/// `sluice_session=<value>; HttpOnly; SameSite=Strict; Path=/; Max-Age=<seconds>[; Secure]`.
+/// `sluice_session=<value>; HttpOnly; SameSite=Lax; Path=/; Max-Age=<seconds>[; Secure]`.
 fn cookie_header(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.config.insecure_cookies {
         ""
@@ -258,7 +265,7 @@ fn cookie_header(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
         "; Secure"
     };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}"
     ))
     .expect("hex digits and ASCII attributes make a valid header value")
 }

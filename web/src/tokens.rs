@@ -60,7 +60,9 @@ pub(crate) async fn list(
             body = NewTokenView),
         (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
         (status = 401, description = "Not signed in.", body = ErrorBody),
-        (status = 403, description = "Missing or wrong `X-CSRF-Token`, or scope `admin`.",
+        (status = 403, description = "Missing or wrong `X-CSRF-Token`; scope `admin`; or scope \
+            `write` for an account no operator has made a publisher (it holds no live `write` \
+            token).",
             body = ErrorBody),
         (status = 422, description = "An unknown scope, or `expires_in_days` out of range.",
             body = ErrorBody),
@@ -83,6 +85,14 @@ pub(crate) async fn create(
         return Err(ApiError::Forbidden(
             "`admin` tokens administer every account; an operator creates them with \
              `sluice tokens create --scope admin`"
+                .into(),
+        ));
+    }
+    if scope == Scope::Write && !is_publisher(&state, &caller.session.account).await? {
+        return Err(ApiError::Forbidden(
+            "this account does not publish yet: anyone can sign up, so publishing (and counting \
+             as a provider for the correlator) starts when an operator issues the account's \
+             first `write` token with `sluice tokens create --account NAME --scope write`"
                 .into(),
         ));
     }
@@ -145,4 +155,16 @@ pub(crate) async fn revoke(
     }
     state.store.revoke_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `account` holds a live token that may publish: an operator made it a publisher. A
+/// signed-up account must not mint `write` tokens on its own, or a handful of sign-ups could
+/// pose as independent providers and make the correlator vouch for any address.
+async fn is_publisher(state: &AppState, account: &str) -> Result<bool, ApiError> {
+    let now = chrono::Utc::now();
+    Ok(state.store.tokens(account).await?.iter().any(|token| {
+        token.scope.allows(Scope::Write)
+            && token.revoked_at.is_none()
+            && token.expires_at.is_none_or(|expires| expires > now)
+    }))
 }

@@ -44,7 +44,7 @@ export function el(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (name === "dataset") Object.assign(element.dataset, value);
-    else if (name.includes("-")) element.setAttribute(name, value);
+    else if (name.includes("-") || name === "role") element.setAttribute(name, value);
     else element[name] = value;
   }
   for (const child of children) {
@@ -64,7 +64,8 @@ export function showError(error, scope = document) {
 
 /// Copies `text`, and says so on `button` for a moment.
 export async function copy(text, button) {
-  const label = button.textContent;
+  button.dataset.label ??= button.textContent;
+  const label = button.dataset.label;
   try {
     await navigator.clipboard.writeText(text);
     button.textContent = "Copied";

@@ -29,6 +29,12 @@ const perSecond = new Array(CHART_SECONDS).fill(0);
 let retryDelay = 1000;
 let retryTimer = null;
 let includesCorrelated = true;
+// Connections that closed before their `hello`: the gateway refused the handshake (bad
+// filters, the plan's stream cap, …), which a browser only sees as close code 1006.
+let refusals = 0;
+const MAX_REFUSALS = 5;
+// Whether the plan keeps history to resume from (free keeps none: resuming would only `reset`).
+let replays = true;
 
 /// The filters of the form, as the stream's query parameters.
 function filters() {
@@ -58,7 +64,14 @@ function notice(text) {
   target.hidden = !text;
 }
 
+function setCount(testid, value) {
+  const target = $(testid);
+  target.textContent = count(value);
+  target.dataset.count = String(value);
+}
+
 function setPlan(plan, limits) {
+  replays = Boolean(limits?.replay_window_seconds);
   $("stream-plan").textContent = plan;
   $("stream-limits").textContent = limits ? `(${describeLimits(limits)})` : "";
   includesCorrelated = Boolean(limits?.correlated);
@@ -120,23 +133,26 @@ function receive(frame) {
       setPlan(frame.plan, frame.limits);
       cursor ??= frame.cursor;
       retryDelay = 1000;
+      refusals = 0;
       setState("live");
       break;
     case "indicator":
       cursor = frame.id;
       received += 1;
       thisSecond += 1;
-      $("stream-received").textContent = count(received);
+      setCount("stream-received", received);
       show(frame.id, frame.data ?? {});
       break;
     case "dropped":
       dropped += frame.count ?? 0;
       cursor = frame.last_id ?? cursor;
-      $("stream-dropped").textContent = count(dropped);
+      setCount("stream-dropped", dropped);
       break;
     case "reset":
       cursor = frame.cursor ?? null;
       notice(`Part of the stream is no longer available (${frame.reason}); continuing from the oldest your plan can see.`);
+      break;
+    default:
       break;
     case "plan":
       setPlan(frame.plan, frame.limits);
@@ -160,15 +176,19 @@ async function connect() {
   if (paused || socket) return;
   const params = filters();
   params.set("access_token", token);
-  if (cursor) params.set("cursor", cursor);
+  if (cursor && replays) params.set("cursor", cursor);
   const mine = new WebSocket(`${websocketBase}/v1/stream?${params}`);
   socket = mine;
+  let greeted = false;
   mine.addEventListener("message", (event) => {
+    let frame;
     try {
-      receive(JSON.parse(event.data));
+      frame = JSON.parse(event.data);
     } catch {
-      // Not JSON: nothing this viewer can show.
+      return; // Not JSON: nothing this viewer can show.
     }
+    greeted = true;
+    receive(frame);
   });
   mine.addEventListener("close", (event) => {
     if (socket !== mine) return;
@@ -179,12 +199,24 @@ async function connect() {
       notice("Your plan no longer allows this stream. See Plans.");
       return;
     }
-    if (event.code === 1008) {
-      setState("closed");
-      notice(event.reason || "The server refused these filters.");
+    if (event.code === 4001) {
+      // The page's stream token expired: a new one at once, from the cursor.
+      setState("renewing the stream token…");
+      connect();
       return;
     }
-    setState(event.code === 1006 ? "disconnected (is the stream cap of your plan in use?)" : "reconnecting…");
+    if (!greeted) {
+      refusals += 1;
+      if (refusals >= MAX_REFUSALS) {
+        setState("not connected");
+        notice(
+          "The stream refused this viewer. Check the filters, or whether your plan's streams are all in use " +
+            "(a terminal streaming with a token counts too), then press Apply.",
+        );
+        return;
+      }
+    }
+    setState("reconnecting…");
     retry();
   });
 }
@@ -198,13 +230,18 @@ function retry() {
 function disconnect() {
   const open = socket;
   socket = null;
-  open?.close(1000, "viewer paused");
+  if (!open) return;
+  // Closing a socket still connecting makes the browser log an error: close it once open.
+  if (open.readyState === WebSocket.CONNECTING) {
+    open.addEventListener("open", () => open.close(1000, "viewer paused"));
+  } else {
+    open.close(1000, "viewer paused");
+  }
 }
 
 pauseButton.addEventListener("click", () => {
   paused = !paused;
   pauseButton.textContent = paused ? "Resume" : "Pause";
-  pauseButton.setAttribute("aria-pressed", String(paused));
   if (paused) {
     clearTimeout(retryTimer);
     disconnect();
@@ -219,6 +256,13 @@ form.addEventListener("submit", (event) => {
   showCommands();
   disconnect();
   cursor = null;
+  refusals = 0;
+  retryDelay = 1000;
+  received = 0;
+  dropped = 0;
+  perSecond.fill(0);
+  setCount("stream-received", 0);
+  setCount("stream-dropped", 0);
   liveRows.replaceChildren();
   correlatedRows.replaceChildren();
   notice(null);

@@ -9,6 +9,8 @@ const list = document.getElementById("plans");
 let plans = [];
 let mine = null;
 let busy = false;
+// Bumped by every choice, so a poll answered after a choice cannot bring back the old plan.
+let choices = 0;
 
 function price(plan) {
   if (plan.price_cents === null) return "contract";
@@ -48,12 +50,12 @@ function render() {
           className: "switch",
           role: "switch",
           "aria-checked": String(on),
-          "aria-label": `Subscribe to ${plan.name}`,
           "data-testid": `plan-select-${plan.name}`,
           disabled: !switchable,
         },
         el("span", { className: "knob" }),
         on ? "Subscribed" : contract ? "Contact us" : "Subscribe",
+        el("span", { className: "visually-hidden" }, ` to ${plan.name}`),
       );
       toggle.addEventListener("click", () => choose(on ? "free" : plan.name));
       return el(
@@ -69,6 +71,7 @@ function render() {
 }
 
 async function choose(name) {
+  choices += 1;
   busy = true;
   render();
   showError(null);
@@ -103,9 +106,10 @@ load();
 // A plan changed elsewhere (the billing provider, an admin) shows up here within seconds.
 setInterval(() => {
   if (!busy && document.visibilityState === "visible") {
+    const asked = choices;
     api("GET", "/v1/account")
       .then((account) => {
-        if (account.plan !== mine?.plan) {
+        if (asked === choices && !busy && account.plan !== mine?.plan) {
           mine = account;
           render();
         }

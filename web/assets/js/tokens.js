@@ -14,7 +14,11 @@ function status(token) {
 
 function row(token) {
   const state = status(token);
-  const revoke = el("button", { type: "button", className: "link danger", "data-testid": "token-revoke" }, "Revoke");
+  const revoke = el(
+    "button",
+    { type: "button", className: "link danger", "data-testid": "token-revoke", "aria-label": `Revoke ${token.id}` },
+    "Revoke",
+  );
   revoke.addEventListener("click", async () => {
     revoke.disabled = true;
     try {
@@ -42,6 +46,11 @@ async function load() {
   try {
     const { tokens } = await api("GET", "/v1/account/tokens");
     body.replaceChildren(...tokens.map(row));
+    // Publishing tokens only for accounts an operator made publishers (they hold a live one).
+    const publisher = tokens.some((token) => token.scope !== "read" && status(token) === "active");
+    const write = form.querySelector('option[value="write"]');
+    write.disabled = !publisher;
+    write.textContent = publisher ? "write (stream and publish)" : "write (ask an operator to make this account a publisher)";
     if (!tokens.length) {
       body.append(el("tr", {}, el("td", { colSpan: 7, className: "empty" }, "No tokens yet.")));
     }

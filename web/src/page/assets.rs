@@ -64,18 +64,33 @@ pub(super) fn file(name: &str) -> Option<(&'static str, &'static str)> {
         .map(|(_, content_type, body)| (*content_type, *body))
 }
 
-/// The layout with `fill`'s parts in place.
+/// The layout with `fill`'s parts in place, in one pass over the layout: what was filled in
+/// is never searched for placeholders, so no value can smuggle one in.
 pub(super) fn render(fill: &Fill<'_>) -> String {
-    LAYOUT
-        .replace("{{title}}", fill.title)
-        .replace("{{page}}", fill.page)
-        .replace("{{nav}}", &fill.nav)
-        .replace("{{account}}", &attribute(fill.account))
-        .replace("{{csrf}}", &attribute(fill.csrf))
-        .replace("{{gateway}}", &attribute(fill.gateway))
-        .replace("{{cookies}}", fill.cookies)
-        // Last: the main content is constant, but must not be searched for placeholders.
-        .replace("{{main}}", fill.main)
+    let mut page = String::with_capacity(LAYOUT.len() + fill.main.len() + 512);
+    let mut rest = LAYOUT;
+    while let Some(start) = rest.find("{{") {
+        page.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
+        match &after[..end] {
+            "title" => page.push_str(fill.title),
+            "page" => page.push_str(fill.page),
+            "nav" => page.push_str(&fill.nav),
+            "main" => page.push_str(fill.main),
+            "cookies" => page.push_str(fill.cookies),
+            "account" => page.push_str(&attribute(fill.account)),
+            "csrf" => page.push_str(&attribute(fill.csrf)),
+            "gateway" => page.push_str(&attribute(fill.gateway)),
+            unknown => panic!("layout.html names no placeholder `{unknown}`"),
+        }
+        rest = &after[end + 2..];
+    }
+    page.push_str(rest);
+    page
 }
 
 /// `text` safe inside a double-quoted HTML attribute (and as element text).
@@ -120,7 +135,7 @@ mod tests {
             nav: String::new(),
             account: "alice",
             csrf: "\"x",
-            gateway: "",
+            gateway: "https://x/{{main}}",
             cookies: "secure",
         });
         assert!(page.contains(r#"src="/assets/js/plans.js""#), "{page}");

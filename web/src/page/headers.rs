@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use crate::AppState;
 
-/// The page's Content-Security-Policy: scripts, styles, images and fonts only from this origin
+/// The page's Content-Security-Policy: scripts, styles and images only from this origin
 /// (no inline script or style, no `eval`), connections to this origin and, when the stream is
 /// elsewhere (`gateway_url`), to that origin over HTTP(S) and WebSocket; no framing, no plugins,
 /// forms only to this origin.
@@ -21,7 +21,7 @@ pub fn content_security_policy(gateway_url: Option<&str>) -> String {
         connect = format!("'self' {origin} {websocket}");
     }
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
          connect-src {connect}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 }

@@ -101,21 +101,18 @@ impl TestApp {
     }
 
     fn router_for(store: &Store, secrets: &[&str]) -> Router {
-        web::router(web::AppState {
-            store: store.clone(),
-            config: Arc::new(web::Config {
+        web::router(web::AppState::new(
+            store.clone(),
+            web::Config {
                 billing_webhook_secrets: secrets.iter().map(|secret| secret.to_string()).collect(),
                 ..web::Config::default()
-            }),
-        })
+            },
+        ))
     }
 
     /// Another router on the same store, with `config`.
     pub fn router_with_config(&self, config: web::Config) -> Router {
-        web::router(web::AppState {
-            store: self.store.clone(),
-            config: Arc::new(config),
-        })
+        web::router(web::AppState::new(self.store.clone(), config))
     }
 
     /// Another router on the same store, with other webhook secrets (none: test mode).

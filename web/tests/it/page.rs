@@ -36,6 +36,23 @@ async fn get(router: &Router, path: &str, cookie: Option<&str>) -> (StatusCode, 
     (status, headers, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// Every `<script` of `page` loads a file: no inline script anywhere.
+fn assert_scripts_are_files(page: &str) {
+    let scripts: Vec<&str> = page.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty(), "the page has its module");
+    for script in scripts {
+        let tag = &script[..script.find('>').unwrap()];
+        assert!(
+            tag.contains(" src=\"/assets/"),
+            "inline script: <script{tag}>"
+        );
+        assert!(
+            script[tag.len() + 1..].starts_with("</script>"),
+            "a body: {script}"
+        );
+    }
+}
+
 async fn pages_need_a_session_and_carry_security_headers(app: &TestApp) {
     let router = router(app);
     for path in ["/plans", "/tokens", "/live", "/usage"] {
@@ -58,7 +75,7 @@ async fn pages_need_a_session_and_carry_security_headers(app: &TestApp) {
     assert!(!policy.contains("unsafe"), "{policy}");
     assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert!(!body.contains("<script>"), "no inline script");
+    assert_scripts_are_files(&body);
 
     let (cookie, csrf) = sign_up(&router).await;
     let (status, headers, _) = get(&router, "/", Some(&cookie)).await;
@@ -82,6 +99,7 @@ async fn pages_need_a_session_and_carry_security_headers(app: &TestApp) {
             "{path}: the CSRF token"
         );
         assert!(body.contains(r#"data-testid="nav-plans""#), "{path}");
+        assert_scripts_are_files(&body);
         assert!(body.contains(r#"aria-current="page""#), "{path}");
         assert!(
             body.contains(&format!(r#"data-testid="{testid}""#)),
@@ -89,17 +107,27 @@ async fn pages_need_a_session_and_carry_security_headers(app: &TestApp) {
         );
     }
 
-    let (status, headers, body) = get(&router, "/assets/js/firehose.js", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(headers[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .starts_with("text/javascript"));
-    assert!(body.contains("stream-row"));
-    assert!(
-        !body.contains("innerHTML"),
-        "indicator fields go in as text only"
-    );
+    for script in [
+        "common", "chart", "welcome", "plans", "tokens", "firehose", "usage",
+    ] {
+        let path = format!("/assets/js/{script}.js");
+        let (status, headers, body) = get(&router, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let content_type = headers[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with("text/javascript"), "{path}");
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(
+                !body.contains(sink),
+                "{path} uses {sink}: values go in as text only"
+            );
+        }
+    }
     let (status, _, _) = get(&router, "/assets/../Cargo.toml", None).await;
     assert_ne!(status, StatusCode::OK);
     let (status, _, _) = get(&router, "/assets/nothing.js", None).await;

@@ -14,8 +14,9 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const JWT_SECRET: &str = "jwt-secret-for-tests-jwt-secret-";
 
 on_both_backends!(
-    sign_up_sets_a_strict_http_only_secure_cookie,
+    sign_up_sets_a_lax_http_only_secure_cookie,
     sign_in_refusals_are_one_401,
+    sign_in_attempts_are_throttled_per_email,
     cookie_requests_that_change_state_need_the_csrf_token,
     the_subscription_toggles_through_the_session,
     stream_tokens_verify_with_the_configured_secret,
@@ -90,7 +91,7 @@ pub(crate) async fn sign_up(router: &Router) -> (String, String) {
     )
 }
 
-async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
+async fn sign_up_sets_a_lax_http_only_secure_cookie(app: &TestApp) {
     let router = router(app);
     let answer = call(
         &router,
@@ -108,7 +109,7 @@ async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
         attributes,
         [
             "HttpOnly",
-            "SameSite=Strict",
+            "SameSite=Lax",
             "Path=/",
             "Max-Age=604800",
             "Secure"
@@ -162,7 +163,7 @@ async fn sign_up_sets_a_strict_http_only_secure_cookie(app: &TestApp) {
     .await;
     assert_eq!(answer.status, StatusCode::OK);
     let set_cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(set_cookie.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800"));
+    assert!(set_cookie.ends_with("; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800"));
 
     // Sign-up refusals say what to fix.
     for (body, status) in [
@@ -510,4 +511,50 @@ async fn the_database_never_holds_a_password_or_session_id(app: &TestApp) {
     for secret in [PASSWORD, first.as_str(), second.as_str()] {
         assert!(!stored.contains(secret), "plaintext {secret:?} stored");
     }
+}
+
+async fn sign_in_attempts_are_throttled_per_email(app: &TestApp) {
+    let router = router(app);
+    sign_up(&router).await;
+    let attempt = |email: &'static str, password: &'static str| {
+        let router = router.clone();
+        async move {
+            call(
+                &router,
+                Method::POST,
+                "/v1/session/signin",
+                None,
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await
+        }
+    };
+    for _ in 0..10 {
+        let answer = attempt("ada@example.com", "a wrong guess here").await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    // The eleventh within the minute is refused before any hashing, even with the password.
+    let answer = attempt("ADA@example.com", PASSWORD).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        answer.body
+    );
+    assert!(
+        answer.error().contains("try again in"),
+        "{}",
+        answer.error()
+    );
+    let retry_after: u64 = answer.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=7).contains(&retry_after), "{retry_after}");
+    assert!(answer.headers.get(header::SET_COOKIE).is_none());
+    // Other addresses are not held up.
+    let answer = attempt("someone@example.com", "a wrong guess here").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
 }
