@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use billing::Scope;
 use chrono::{Days, NaiveDate, Utc};
 
 use crate::api::{
@@ -69,6 +70,15 @@ pub(crate) async fn subscribe(
     caller: Caller,
     JsonBody(choice): JsonBody<PlanChoice>,
 ) -> Result<(StatusCode, Json<SubscriptionAnswer>), ApiError> {
+    // A `read` token streams for a tool (a SIEM, a firewall feed); it must not move the account
+    // between plans. The signed-in user, or a `write` token, may.
+    if !caller.session && !caller.scope.allows(Scope::Write) {
+        return Err(ApiError::Forbidden(
+            "a `read` token cannot change the account's plan: sign in on the web page, or use a \
+             `write` token"
+                .into(),
+        ));
+    }
     let checkout = state.config.billing_checkout_url.as_deref();
     if !state.config.test_mode() && checkout.is_none() {
         return Err(ApiError::Conflict(

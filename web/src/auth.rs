@@ -142,6 +142,9 @@ pub struct Caller {
     pub plan: PlanLimits,
     /// What the credential may do.
     pub scope: Scope,
+    /// Whether a browser session (rather than an API token) proved it: the signed-in user
+    /// acting for the account.
+    pub session: bool,
 }
 
 impl From<Principal> for Caller {
@@ -151,6 +154,7 @@ impl From<Principal> for Caller {
             account: principal.account,
             plan: principal.plan,
             scope: principal.scope,
+            session: false,
         }
     }
 }
@@ -163,6 +167,7 @@ impl From<SessionInfo> for Caller {
             account: session.account,
             plan: session.plan,
             scope: Scope::Read,
+            session: true,
         }
     }
 }

@@ -81,8 +81,29 @@ async fn requests_without_a_valid_token_are_401(app: &TestApp) {
 }
 
 async fn test_mode_toggle_applies_directly_and_records_a_change(app: &TestApp) {
-    let (acme, token) = app.account("acme", "free", Scope::Read).await;
+    let (acme, reader) = app.account("acme", "free", Scope::Read).await;
     let test_mode = app.router_with_secrets(&[]);
+    // A `read` token streams; it does not move the account between plans.
+    let answer = call(
+        &test_mode,
+        Method::PUT,
+        "/v1/account/subscription",
+        Some(&reader),
+        Some(json!({"plan": "hobby"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{:?}", answer.body);
+    assert!(
+        answer.error().contains("`read` token"),
+        "{}",
+        answer.error()
+    );
+    assert_eq!(app.plan_of("acme").await, "free");
+    let (_, token) = app
+        .store
+        .create_token("acme", Scope::Write, None)
+        .await
+        .unwrap();
     let answer = call(
         &test_mode,
         Method::PUT,

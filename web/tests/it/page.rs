@@ -154,7 +154,7 @@ async fn the_switch_sends_to_checkout_when_a_provider_is_configured(app: &TestAp
         billing_checkout_url: Some("https://pay.example.com/checkout?ref=sluice".into()),
         ..web::Config::default()
     });
-    let (_, token) = app.account("acme", "free", Scope::Read).await;
+    let (_, token) = app.account("acme", "free", Scope::Write).await;
     let answer = call(
         &router,
         Method::PUT,
