@@ -181,6 +181,10 @@ pub struct WebFlags {
     /// switch sends the user there with `?account=…&plan=…`.
     #[arg(long, env = "SLUICE_BILLING_CHECKOUT_URL")]
     pub billing_checkout_url: Option<String>,
+    /// How long the page's stream tokens last (1s to 1h); the viewer renews its token when the
+    /// stream closes with 4001.
+    #[arg(long, env = "SLUICE_STREAM_TOKEN_TTL", value_parser = parse_duration, default_value = "5m")]
+    pub stream_token_ttl: Duration,
     /// Session cookies without `Secure`, for plain-HTTP use on another host than localhost
     /// (browsers accept `Secure` cookies from http://localhost and 127.0.0.1).
     #[arg(long, env = "SLUICE_INSECURE_COOKIES")]

@@ -154,6 +154,7 @@ fn web_config(
         jwt_secret: jwt_secret.map(web::Secret::new),
         insecure_cookies: flags.insecure_cookies,
         gateway_url,
+        stream_token_ttl: Some(flags.stream_token_ttl),
     };
     config.validate().map_err(exit::config)?;
     Ok(config)

@@ -65,12 +65,23 @@ pub struct JwtError;
 /// A stream token for account `account` (id `account_id`), issued at `now` (unix seconds),
 /// valid from `now` for [`TTL_SECONDS`], signed with HS256 under `secret`.
 pub fn issue(secret: &[u8], account_id: i64, account: &str, now: u64) -> String {
+    issue_for(secret, account_id, account, now, TTL_SECONDS)
+}
+
+/// [`issue`], valid for `ttl_seconds` instead (the web role's `--stream-token-ttl`).
+pub fn issue_for(
+    secret: &[u8],
+    account_id: i64,
+    account: &str,
+    now: u64,
+    ttl_seconds: u64,
+) -> String {
     let claims = StreamClaims {
         sub: account_id.to_string(),
         acct: account.to_owned(),
         aud: AUDIENCE.to_owned(),
         iss: ISSUER.to_owned(),
-        exp: now + TTL_SECONDS,
+        exp: now.saturating_add(ttl_seconds),
         nbf: now,
         iat: now,
         jti: hex::encode(rand::random::<[u8; 16]>()),

@@ -329,3 +329,68 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     browser.close().await;
     drop(web_node);
 }
+
+#[tokio::test]
+async fn the_viewer_renews_its_stream_token_and_misses_nothing() {
+    // Stream tokens of 2 s: the viewer's stream closes with 4001 every 2 s and must come back
+    // from its cursor each time.
+    let (node, _redis) = start(Backend::Memory, &["--stream-token-ttl", "2s"]).await;
+    let browser = Browser::start("renewal").await;
+    browser.client.goto(&node.http("/signup")).await.unwrap();
+    browser
+        .type_into("signup-email", "renewal@example.org")
+        .await;
+    browser
+        .type_into("signup-password", "correct horse battery staple")
+        .await;
+    browser.click("signup-submit").await;
+    browser.wait_path("/plans").await;
+    browser.click("plan-select-hobby").await;
+    browser
+        .wait_text("plan-current", |text| text == "hobby")
+        .await;
+    browser.click("nav-firehose").await;
+    browser
+        .wait_text("stream-state", |text| text == "live")
+        .await;
+
+    let mut published = Vec::new();
+    for round in 0..4 {
+        let batch = [indicator(10 * round), indicator(10 * round + 1)];
+        node.publish_all(&batch).await;
+        published.extend(batch);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    // Every indicator shown once: nothing lost and nothing repeated across the renewals.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count_of(&browser, "stream-received").await < published.len() as u64 {
+        assert!(tokio::time::Instant::now() < deadline, "not all arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        count_of(&browser, "stream-received").await,
+        published.len() as u64
+    );
+    let mut shown = Vec::new();
+    for row in browser.all("stream-row").await {
+        shown.push(row.attr("data-cursor").await.unwrap().unwrap());
+    }
+    shown.sort();
+    shown.dedup();
+    assert_eq!(shown.len(), published.len(), "{shown:?}");
+    let metrics = node.metrics().await;
+    let renewals = metrics
+        .lines()
+        .find(|line| line.contains("token_revoked"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        renewals >= 2.0,
+        "the stream was not renewed: {renewals}\n{metrics}"
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+}

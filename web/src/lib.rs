@@ -75,6 +75,10 @@ pub struct Config {
     /// Where the page's stream connects (`--gateway-url`, e.g. `https://stream.example.com`);
     /// `None`: this same origin (`sluice up`, or a proxy routing `/v1/stream` to gateways).
     pub gateway_url: Option<String>,
+    /// How long the page's stream tokens last (`--stream-token-ttl`, 1 s to 1 h); `None`: 5
+    /// minutes (`billing::stream_jwt::TTL_SECONDS`). The viewer renews its token when the
+    /// stream closes with 4001, so shorter only means more reconnects.
+    pub stream_token_ttl: Option<std::time::Duration>,
 }
 
 /// Fewest bytes a configured JWT secret may have (HS256's key size).
@@ -106,6 +110,12 @@ impl Config {
     /// Whether no payment provider is configured (no webhook secret).
     pub fn test_mode(&self) -> bool {
         self.billing_webhook_secrets.is_empty()
+    }
+
+    /// Seconds a page's stream token is valid.
+    pub fn stream_token_seconds(&self) -> u64 {
+        self.stream_token_ttl
+            .map_or(billing::stream_jwt::TTL_SECONDS, |ttl| ttl.as_secs())
     }
 
     /// The key stream JWTs are signed and verified with: [`Config::jwt_secret`], or this
@@ -143,6 +153,14 @@ impl Config {
                 }
             }
         }
+        if let Some(ttl) = self.stream_token_ttl {
+            if !(1..=3600).contains(&ttl.as_secs()) {
+                return Err(format!(
+                    "--stream-token-ttl must be from 1s to 1h (got {}s)",
+                    ttl.as_secs()
+                ));
+            }
+        }
         if self
             .billing_webhook_secrets
             .iter()
@@ -170,6 +188,7 @@ impl fmt::Debug for Config {
             .field("insecure_cookies", &self.insecure_cookies)
             .field("billing_checkout_url", &self.billing_checkout_url)
             .field("gateway_url", &self.gateway_url)
+            .field("stream_token_ttl", &self.stream_token_ttl)
             .finish()
     }
 }

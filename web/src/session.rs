@@ -150,7 +150,7 @@ pub(crate) async fn show(caller: SessionCaller) -> Json<SessionView> {
 /// A token for the page's stream.
 ///
 /// `POST /v1/session/stream-token` (cookie + CSRF): a JWT for the page's stream, valid for
-/// `billing::stream_jwt::TTL_SECONDS` (5 minutes): `GET /v1/stream?access_token=<token>`.
+/// `--stream-token-ttl` (5 minutes by default): `GET /v1/stream?access_token=<token>`.
 #[utoipa::path(
     post,
     path = "/v1/session/stream-token",
@@ -168,15 +168,17 @@ pub(crate) async fn stream_token(
     caller: SessionCaller,
 ) -> Result<Json<StreamTokenView>, ApiError> {
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
-    let token = stream_jwt::issue(
+    let ttl = state.config.stream_token_seconds();
+    let token = stream_jwt::issue_for(
         state.config.stream_jwt_secret(),
         caller.session.account_id,
         &caller.session.account,
         now,
+        ttl,
     );
     Ok(Json(StreamTokenView {
         token,
-        expires_in: stream_jwt::TTL_SECONDS,
+        expires_in: ttl,
     }))
 }
 
