@@ -1,5 +1,5 @@
-//! Sluice's account, session, admin and billing-webhook HTTP API (SPEC §5, §6). The browser
-//! page comes with issue 6 and will live here too.
+//! Sluice's web page and its account, session, admin and billing-webhook HTTP API (SPEC §5,
+//! §6). The page is in `page` (see its module documentation); this table is the API.
 //!
 //! Shape: [`Config`] (what the operator set), [`AppState`] (cheap to clone, handles inside),
 //! [`router`] (merged into the node's router by the binary; tested in process with `oneshot`).
@@ -10,7 +10,8 @@
 //! |---|---|
 //! | `POST /v1/billing/webhook` | the billing provider (signed, see `billing::webhook_signature`) |
 //! | `GET /v1/plans` | anyone |
-//! | `GET /v1/account`, `PUT /v1/account/subscription`, `GET /v1/account/usage` | any token, or the session cookie (+ `X-CSRF-Token` for `PUT`) |
+//! | `GET /v1/account`, `GET /v1/account/usage` | any token, or the session cookie |
+//! | `PUT /v1/account/subscription` | a `write` token, or the session cookie + `X-CSRF-Token` |
 //! | `GET`, `POST /v1/account/tokens`, `DELETE /v1/account/tokens/{id}` | the session cookie (+ `X-CSRF-Token` to change) |
 //! | `POST /v1/session/signup`, `POST /v1/session/signin` | anyone (sets the session cookie) |
 //! | `GET /v1/session` | the session cookie |
