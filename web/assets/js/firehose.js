@@ -47,6 +47,10 @@ function filters() {
   return params;
 }
 
+// The filters of the open stream: what the form said at the last Apply (reconnects keep them
+// even while the form is being edited).
+let applied = filters();
+
 function showCommands() {
   const query = filters().toString();
   const path = `/v1/stream${query ? `?${query}` : ""}`;
@@ -174,7 +178,7 @@ async function connect() {
     return;
   }
   if (paused || socket) return;
-  const params = filters();
+  const params = new URLSearchParams(applied);
   params.set("access_token", token);
   if (cursor && replays) params.set("cursor", cursor);
   const mine = new WebSocket(`${websocketBase}/v1/stream?${params}`);
@@ -255,6 +259,7 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   showCommands();
   disconnect();
+  applied = filters();
   cursor = null;
   refusals = 0;
   retryDelay = 1000;
