@@ -17,7 +17,6 @@ use axum::response::Response;
 use crate::error::ApiError;
 use crate::stream::dialect::Dialect;
 use crate::stream::{prepare, ws};
-use crate::wire::ErrorBody;
 use crate::AppState;
 
 /// csirtg.io's firehose (and CIFv4's), WebSocket only.
@@ -30,19 +29,8 @@ use crate::AppState;
     get,
     path = "/firehose",
     tag = "stream",
-    params(("access_token" = Option<String>, Query, description = "An API token, when the \
-        client cannot set `Authorization`."), crate::openapi::FilterParams),
-    responses(
-        (status = 101, description = "Switching to the WebSocket protocol."),
-        (status = 400, description = "Not a WebSocket upgrade, or a filter is not valid.",
-            body = ErrorBody),
-        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
-        (status = 403, description = "The plan has no firehose.", body = ErrorBody),
-        (status = 429, description = "The account already has its plan's concurrent streams \
-            open.", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = 503, description = "A backend is unavailable; retry.", body = ErrorBody),
-    ),
+    params(crate::openapi::TokenQuery, crate::openapi::FilterParams),
+    responses(crate::openapi::FirehoseResponses),
     security(("api_token" = []), ("access_token" = [])),
 )]
 pub async fn firehose(
@@ -64,19 +52,8 @@ pub async fn firehose(
     get,
     path = "/cif/firehose",
     tag = "stream",
-    params(("access_token" = Option<String>, Query, description = "An API token, when the \
-        client cannot set `Authorization`."), crate::openapi::FilterParams),
-    responses(
-        (status = 101, description = "Switching to the WebSocket protocol."),
-        (status = 400, description = "Not a WebSocket upgrade, or a filter is not valid.",
-            body = ErrorBody),
-        (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
-        (status = 403, description = "The plan has no firehose.", body = ErrorBody),
-        (status = 429, description = "The account already has its plan's concurrent streams \
-            open.", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = 503, description = "A backend is unavailable; retry.", body = ErrorBody),
-    ),
+    params(crate::openapi::TokenQuery, crate::openapi::FilterParams),
+    responses(crate::openapi::FirehoseResponses),
     security(("api_token" = []), ("access_token" = [])),
 )]
 pub async fn cif_firehose(

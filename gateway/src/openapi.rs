@@ -8,8 +8,10 @@
 
 #![allow(dead_code)]
 
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
 
@@ -90,31 +92,43 @@ pub fn api_token_scheme() -> SecurityScheme {
     )
 }
 
-/// The indicator type, detected from `indicator` (a given `itype` must agree with it).
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Itype {
-    Url,
-    Md5,
-    Sha1,
-    Sha256,
-    Sha512,
-    Ipv4,
-    Cidr,
-    Ipv6,
-    Email,
-    Fqdn,
-    Asn,
+/// The indicator type, detected from `indicator` (a given `itype` must agree with it). Its
+/// values are `domain::Itype`'s own names, so the description cannot drift from the code.
+pub struct Itype;
+
+impl PartialSchema for Itype {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "The indicator type, detected from `indicator` (a given `itype` must agree with it).",
+            domain::Itype::ALL.map(domain::Itype::as_str),
+        )
+    }
 }
 
-/// Traffic Light Protocol level, from most shareable (`white`) to least (`red`).
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Tlp {
-    White,
-    Green,
-    Amber,
-    Red,
+impl ToSchema for Itype {}
+
+/// Traffic Light Protocol level, from most shareable (`white`) to least (`red`); values from
+/// `domain::Tlp`.
+pub struct Tlp;
+
+impl PartialSchema for Tlp {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "Traffic Light Protocol level, from most shareable (`white`) to least (`red`).",
+            domain::Tlp::ALL.map(domain::Tlp::as_str),
+        )
+    }
+}
+
+impl ToSchema for Tlp {}
+
+/// A string schema allowing only `values`.
+fn string_enum<const N: usize>(description: &str, values: [&'static str; N]) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
 }
 
 /// One indicator of compromise as Sluice delivers it (feeds, and the `data` of stream frames).
@@ -234,6 +248,38 @@ pub struct FilterParams {
 }
 
 /// Where a stream starts, and the query-string credential.
+/// The query token of the compatibility firehoses (`/firehose`, `/cif/firehose`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// An API token, when the client cannot set `Authorization`.
+    pub access_token: Option<String>,
+}
+
+/// What the compatibility firehoses answer: the upgrade, or a refusal before it.
+#[derive(IntoResponses)]
+pub enum FirehoseResponses<'a> {
+    #[response(status = 101, description = "Switching to the WebSocket protocol.")]
+    Upgrade,
+    #[response(
+        status = 400,
+        description = "Not a WebSocket upgrade, or a filter is not valid."
+    )]
+    BadRequest(ErrorBody<'a>),
+    #[response(status = 401, description = "No token, or not a valid one.")]
+    Unauthorized(ErrorBody<'a>),
+    #[response(status = 403, description = "The plan has no firehose.")]
+    Forbidden(ErrorBody<'a>),
+    #[response(
+        status = 429,
+        description = "The account already has its plan's concurrent streams open.",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))
+    )]
+    TooManyStreams(ErrorBody<'a>),
+    #[response(status = 503, description = "A backend is unavailable; retry.")]
+    Unavailable(ErrorBody<'a>),
+}
+
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamParams {
