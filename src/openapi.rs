@@ -12,7 +12,7 @@
 //! origin only, as the web page's own policy does.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
@@ -143,20 +143,7 @@ pub fn router() -> Router {
 /// Adds [`DOCS_CSP`] and its companions to every documentation response.
 async fn secure(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    web::set_security_headers(response.headers_mut(), HeaderValue::from_static(DOCS_CSP));
     response
 }
 

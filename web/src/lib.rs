@@ -46,7 +46,7 @@ pub use error::{
     ApiError, CSRF_MESSAGE, NO_SESSION_MESSAGE, SIGN_IN_FAILED_MESSAGE, UNAUTHORIZED_MESSAGE,
 };
 pub use openapi::ApiDoc;
-pub use page::content_security_policy;
+pub use page::{content_security_policy, set_security_headers};
 pub use session::SESSION_TTL;
 pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};
 

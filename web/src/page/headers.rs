@@ -1,11 +1,9 @@
 //! Security headers of the page's responses: the Content-Security-Policy and its companions.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-
-use crate::AppState;
 
 /// The page's Content-Security-Policy: scripts, styles and images only from this origin
 /// (no inline script or style, no `eval`), connections to this origin and, when the stream is
@@ -26,18 +24,10 @@ pub fn content_security_policy(gateway_url: Option<&str>) -> String {
     )
 }
 
-/// Adds the security headers to every page response.
-pub(super) async fn secure(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    let policy = content_security_policy(state.config.gateway_url.as_deref());
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
+/// Sets `policy` as a response's Content-Security-Policy, with its companions: no MIME
+/// sniffing, no framing, referrers only within this origin. Shared by the page and `/docs`.
+pub fn set_security_headers(headers: &mut HeaderMap, policy: HeaderValue) {
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -47,6 +37,17 @@ pub(super) async fn secure(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// Adds the security headers, with the page's policy (made once, when the router is built),
+/// to every page response.
+pub(super) async fn secure(
+    State(policy): State<HeaderValue>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    set_security_headers(response.headers_mut(), policy);
     response
 }
 

@@ -18,7 +18,7 @@ mod assets;
 mod headers;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -28,7 +28,7 @@ use crate::auth::session_cookie;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub use headers::content_security_policy;
+pub use headers::{content_security_policy, set_security_headers};
 
 /// A page behind the sign-in: its path, the nav label, and its main content and script.
 struct AppPage {
@@ -81,9 +81,16 @@ pub fn router(state: AppState) -> Router {
             get(move |state: State<AppState>, headers: HeaderMap| app_page(state, headers, page)),
         );
     }
+    let policy = HeaderValue::from_str(&content_security_policy(
+        state.config.gateway_url.as_deref(),
+    ))
+    .expect("the policy is ASCII: a URL's origin serialises as ASCII");
     router
-        .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, headers::secure))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            headers::secure,
+        ))
 }
 
 /// `/`, `/signin`, `/signup` ([`WELCOME_PATHS`]): the sign-in and sign-up forms; a signed-in
