@@ -20,14 +20,7 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     // Sign up with only an email and a password; the account name is made from the email.
     web.goto(&node.http("/")).await.unwrap();
     browser.screenshot("welcome").await;
-    browser
-        .type_into("signup-email", "newcomer@example.org")
-        .await;
-    browser
-        .type_into("signup-password", "correct horse battery staple")
-        .await;
-    browser.click("signup-submit").await;
-    browser.wait_path("/plans").await;
+    browser.sign_up("newcomer@example.org", None).await;
     browser
         .wait_text("plan-current", |text| text == "free")
         .await;
@@ -35,10 +28,7 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     assert_eq!(browser.all("plan-select-pro").await.len(), 1);
 
     // Flick the hobby switch: test mode applies it at once.
-    browser.click("plan-select-hobby").await;
-    browser
-        .wait_text("plan-current", |text| text == "hobby")
-        .await;
+    browser.switch_plan("hobby").await;
     let switch = browser.testid("plan-select-hobby").await;
     assert_eq!(
         switch.attr("aria-checked").await.unwrap().as_deref(),
@@ -62,11 +52,8 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     assert_eq!(hello["plan"], "hobby", "{hello}");
 
     // The viewer: published indicators appear as rows, hostile text as text.
-    browser.click("nav-firehose").await;
+    browser.open_viewer().await;
     browser.wait_path("/live").await;
-    browser
-        .wait_text("stream-state", |text| text == "live")
-        .await;
     assert_eq!(browser.text("stream-plan").await, "hobby");
     let mut batch: Vec<Value> = (0..5).map(indicator).collect();
     batch
@@ -177,7 +164,7 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
         .unwrap()
         .contains("wrong email or password"));
     browser
-        .type_into("signin-password", "correct horse battery staple")
+        .type_into("signin-password", crate::webdriver::PASSWORD)
         .await;
     browser.click("signin-submit").await;
     browser.wait_path("/live").await;
@@ -266,19 +253,10 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
         .goto(&web_node.http("/signup"))
         .await
         .unwrap();
-    browser.type_into("signup-email", "split@example.org").await;
-    browser
-        .type_into("signup-password", "correct horse battery staple")
-        .await;
-    browser.type_into("signup-account", "split").await;
-    browser.click("signup-submit").await;
-    browser.wait_path("/plans").await;
+    browser.sign_up("split@example.org", Some("split")).await;
 
     // On `free` (1/s, burst 10) a burst of 20 is cut, and the viewer counts what was dropped.
-    browser.click("nav-firehose").await;
-    browser
-        .wait_text("stream-state", |text| text == "live")
-        .await;
+    browser.open_viewer().await;
     let burst: Vec<Value> = (100..120)
         .map(|n| {
             let mut item = indicator(n);
@@ -307,14 +285,8 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     assert_eq!(browser.all("stream-row").await.len() as u64, received);
 
     browser.click("nav-plans").await;
-    browser.click("plan-select-hobby").await;
-    browser
-        .wait_text("plan-current", |text| text == "hobby")
-        .await;
-    browser.click("nav-firehose").await;
-    browser
-        .wait_text("stream-state", |text| text == "live")
-        .await;
+    browser.switch_plan("hobby").await;
+    browser.open_viewer().await;
     gateway.publish_all(&[indicator(1), indicator(2)]).await;
     let rows = browser.wait_count("stream-row", 2).await;
     assert!(rows[0].text().await.unwrap().contains(&ip(2)));
@@ -337,22 +309,9 @@ async fn the_viewer_renews_its_stream_token_and_misses_nothing() {
     let (node, _redis) = start(Backend::Memory, &["--stream-token-ttl", "2s"]).await;
     let browser = Browser::start("renewal").await;
     browser.client.goto(&node.http("/signup")).await.unwrap();
-    browser
-        .type_into("signup-email", "renewal@example.org")
-        .await;
-    browser
-        .type_into("signup-password", "correct horse battery staple")
-        .await;
-    browser.click("signup-submit").await;
-    browser.wait_path("/plans").await;
-    browser.click("plan-select-hobby").await;
-    browser
-        .wait_text("plan-current", |text| text == "hobby")
-        .await;
-    browser.click("nav-firehose").await;
-    browser
-        .wait_text("stream-state", |text| text == "live")
-        .await;
+    browser.sign_up("renewal@example.org", None).await;
+    browser.switch_plan("hobby").await;
+    browser.open_viewer().await;
 
     let mut published = Vec::new();
     for round in 0..4 {

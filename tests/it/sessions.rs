@@ -9,25 +9,11 @@ use crate::{start, Backend};
 async fn signed_in_browser_streams_with_a_short_lived_jwt() {
     let (node, _redis) = start(Backend::Memory, &["--insecure-cookies"]).await;
     let client = reqwest::Client::new();
-    let response = client
-        .post(node.http("/v1/session/signup"))
-        .json(&json!({"email": "ana@example.org", "password": "correct horse battery", "account": "ana"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let session: Value = response.json().await.unwrap();
-    let csrf = session["csrf_token"].as_str().unwrap().to_owned();
+    let (cookie, csrf) = sign_up(
+        &node,
+        json!({"email": "ana@example.org", "password": "correct horse battery", "account": "ana"}),
+    )
+    .await;
 
     // Without the CSRF header the cookie is not enough for a state-changing request.
     let refused = client
@@ -70,12 +56,11 @@ async fn signed_in_browser_streams_with_a_short_lived_jwt() {
     assert!(!logs.contains(cookie.trim_start_matches("sluice_session=")));
 }
 
-/// Signs up `email` (test mode, insecure cookies) and returns a stream JWT of its session.
-async fn stream_jwt_for(node: &Node, email: &str) -> String {
-    let client = reqwest::Client::new();
-    let response = client
+/// Signs up with `body`: the session's cookie (`name=value`) and CSRF token.
+async fn sign_up(node: &Node, body: Value) -> (String, String) {
+    let response = reqwest::Client::new()
         .post(node.http("/v1/session/signup"))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .json(&body)
         .send()
         .await
         .unwrap();
@@ -88,10 +73,20 @@ async fn stream_jwt_for(node: &Node, email: &str) -> String {
         .unwrap()
         .to_owned();
     let session: Value = response.json().await.unwrap();
-    let issued: Value = client
+    (cookie, session["csrf_token"].as_str().unwrap().to_owned())
+}
+
+/// Signs up `email` (test mode, insecure cookies) and returns a stream JWT of its session.
+async fn stream_jwt_for(node: &Node, email: &str) -> String {
+    let (cookie, csrf) = sign_up(
+        node,
+        json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await;
+    let issued: Value = reqwest::Client::new()
         .post(node.http("/v1/session/stream-token"))
         .header("cookie", cookie)
-        .header("x-csrf-token", session["csrf_token"].as_str().unwrap())
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .unwrap()

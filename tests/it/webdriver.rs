@@ -16,6 +16,8 @@ use tokio::process::{Child, Command};
 use crate::harness::{free_port, WAIT};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The password the tests sign up with.
+pub const PASSWORD: &str = "correct horse battery staple";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A headless chromium session.
@@ -188,6 +190,30 @@ impl Browser {
             assert!(tokio::time::Instant::now() < deadline, "still at {url}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Fills the sign-up form of the page shown (email, [`PASSWORD`], and `account` when
+    /// given), submits it, and waits for the Plans page it leads to.
+    pub async fn sign_up(&self, email: &str, account: Option<&str>) {
+        self.type_into("signup-email", email).await;
+        self.type_into("signup-password", PASSWORD).await;
+        if let Some(account) = account {
+            self.type_into("signup-account", account).await;
+        }
+        self.click("signup-submit").await;
+        self.wait_path("/plans").await;
+    }
+
+    /// On the Plans page: flicks `plan`'s switch and waits until it is the current plan.
+    pub async fn switch_plan(&self, plan: &str) {
+        self.click(&format!("plan-select-{plan}")).await;
+        self.wait_text("plan-current", |text| text == plan).await;
+    }
+
+    /// Goes to the Firehose viewer and waits until its stream is live.
+    pub async fn open_viewer(&self) {
+        self.click("nav-firehose").await;
+        self.wait_text("stream-state", |text| text == "live").await;
     }
 
     /// Saves a screenshot as `<name>.png` among the test's artifacts; returns its path.
