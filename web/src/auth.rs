@@ -67,6 +67,20 @@ fn check_csrf(parts: &Parts, expected: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The live session named by the request's cookie: `None` without a cookie, with a malformed
+/// one, or when the session ended. No CSRF check (see [`SessionCaller`] for requests that
+/// change state).
+pub(crate) async fn live_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(SessionInfo, SessionSecret)>, ApiError> {
+    let Some(secret) = session_cookie(headers).and_then(SessionSecret::parse) else {
+        return Ok(None);
+    };
+    let session = state.store.session(secret.expose()).await?;
+    Ok(session.map(|session| (session, secret)))
+}
+
 /// A caller signed in through the browser: the session cookie named a live session, and for
 /// state-changing methods [`CSRF_HEADER`] matched. Without a live session: 401
 /// ([`ApiError::NoSession`]); with a wrong or missing CSRF token: 403.
@@ -79,19 +93,11 @@ pub struct SessionCaller {
 }
 
 impl SessionCaller {
-    /// The session behind the request's cookie, with its CSRF check; `None` without a cookie.
+    /// The live session behind the request's cookie, with its CSRF check; `None` without one.
     async fn from_cookie(parts: &Parts, state: &AppState) -> Result<Option<Self>, ApiError> {
-        let Some(cookie) = session_cookie(&parts.headers) else {
+        let Some((session, secret)) = live_session(state, &parts.headers).await? else {
             return Ok(None);
         };
-        let Some(secret) = SessionSecret::parse(cookie) else {
-            return Err(ApiError::NoSession);
-        };
-        let session = state
-            .store
-            .session(secret.expose())
-            .await?
-            .ok_or(ApiError::NoSession)?;
         check_csrf(parts, &session.csrf_token)?;
         Ok(Some(SessionCaller { session, secret }))
     }
@@ -181,7 +187,7 @@ impl FromRequestParts<AppState> for Caller {
         if parts.headers.get(header::AUTHORIZATION).is_none() {
             return match SessionCaller::from_cookie(parts, state).await {
                 Ok(Some(caller)) => Ok(Caller::from(caller.session)),
-                Ok(None) | Err(ApiError::NoSession) => Err(ApiError::Unauthorized),
+                Ok(None) => Err(ApiError::Unauthorized),
                 Err(error) => Err(error),
             };
         }

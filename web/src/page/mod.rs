@@ -22,9 +22,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use billing::{SessionInfo, SessionSecret};
 
-use crate::auth::session_cookie;
+use crate::auth::live_session;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -117,7 +116,7 @@ async fn app_page(
     headers: HeaderMap,
     page: &'static AppPage,
 ) -> Result<Response, ApiError> {
-    let Some(session) = live_session(&state, &headers).await? else {
+    let Some((session, _)) = live_session(&state, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
     Ok(html(assets::render(&assets::Fill {
@@ -156,17 +155,6 @@ fn nav(current: &str) -> String {
             )
         })
         .collect()
-}
-
-/// The session behind the request's cookie, if it is live.
-async fn live_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<SessionInfo>, ApiError> {
-    let Some(secret) = session_cookie(headers).and_then(SessionSecret::parse) else {
-        return Ok(None);
-    };
-    Ok(state.store.session(secret.expose()).await?)
 }
 
 /// An HTML page that is never cached (it carries the session's CSRF token).
