@@ -124,11 +124,7 @@ pub(crate) fn node_app(state: AppState, extra: Option<axum::Router>) -> axum::Ro
 
 /// `sluice web`'s `/readyz`: 200 when the account database answers within 2 s, 503 otherwise.
 async fn web_readiness(store: Store) -> impl axum::response::IntoResponse {
-    let database = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => format!("{error:#}"),
-        Err(_) => "timed out".to_owned(),
-    };
+    let database = gateway::health::database_status(&store).await;
     let ready = database == "ok";
     let status = if ready {
         axum::http::StatusCode::OK

@@ -12,6 +12,16 @@ use crate::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `ok` when the account database answers within 2 s, else what went wrong (for `/readyz`
+/// here and `sluice web`'s).
+pub async fn database_status(store: &billing::Store) -> String {
+    match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(error)) => format!("{error:#}"),
+        Err(_) => "timed out".to_owned(),
+    }
+}
+
 /// Liveness.
 ///
 /// 200 while the process serves HTTP, whatever its backends do.
@@ -49,11 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Err(error)) => error.to_string(),
         Err(_) => "timed out".to_owned(),
     };
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => format!("{error:#}"),
-        Err(_) => "timed out".to_owned(),
-    };
+    let database = database_status(&state.store).await;
     let ready = log == "ok" && database == "ok";
     let status = if ready {
         StatusCode::OK
