@@ -19,7 +19,8 @@ export class ApiError extends Error {
 /// Signed out meanwhile (401): back to the sign-in page.
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  // Signed out (the sign-in page) there is no session, so no CSRF token to send.
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,

@@ -1,25 +1,15 @@
 // The sign-up and sign-in forms.
-import { showError } from "./common.js";
+import { api, ApiError, showError } from "./common.js";
 
 async function submit(form, path, body, next) {
   showError(null, form);
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const response = await fetch(path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-      credentials: "same-origin",
-    });
-    if (response.ok) {
-      location.assign(next);
-      return;
-    }
-    const answer = await response.json().catch(() => ({}));
-    showError(new Error(answer.error ?? `the server answered ${response.status}`), form);
+    await api("POST", path, body);
+    location.assign(next);
   } catch (error) {
-    showError(new Error(`could not reach Sluice: ${error.message}`), form);
+    showError(error instanceof ApiError ? error : new Error(`could not reach Sluice: ${error.message}`), form);
   } finally {
     button.disabled = false;
   }
