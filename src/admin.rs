@@ -46,14 +46,15 @@ pub async fn plans(command: PlansCommand) -> anyhow::Result<()> {
                 "CORRELATED"
             );
             for plan in store.plans().await.map_err(user_error)? {
+                let limits = &plan.limits;
                 let price = plan
                     .price_cents
                     .map(|cents| format!("${}/mo", cents / 100))
                     .unwrap_or_else(|| "contract".into());
-                let firehose = if plan.firehose {
+                let firehose = if limits.firehose {
                     "yes".to_owned()
                 } else {
-                    format!("{}/s", plan.sample_per_second.unwrap_or(0))
+                    format!("{}/s", limits.sample_per_second.unwrap_or(0))
                 };
                 let unlimited =
                     |value: Option<u32>| value.map_or("unlimited".to_owned(), |v| v.to_string());
@@ -62,12 +63,12 @@ pub async fn plans(command: PlansCommand) -> anyhow::Result<()> {
                     plan.name,
                     price,
                     firehose,
-                    plan.max_connections,
-                    unlimited(plan.rate_per_second),
-                    unlimited(plan.burst),
-                    humantime::format_duration(plan.replay_window).to_string(),
-                    plan.max_tlp.as_str(),
-                    if plan.correlated { "yes" } else { "no" },
+                    limits.max_connections,
+                    unlimited(limits.rate_per_second),
+                    unlimited(limits.burst),
+                    humantime::format_duration(limits.replay_window).to_string(),
+                    limits.max_tlp.as_str(),
+                    if limits.correlated { "yes" } else { "no" },
                 );
             }
             Ok(())

@@ -35,7 +35,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return handshakes(&args, count).await;
     }
     let counters = Arc::new(Counters::default());
-    let run_id = gateway::log::new_epoch();
+    let run_id = sluice_log::new_epoch();
     let stop = CancellationToken::new();
     // Memory is compared from before the connections; CPU from after they are all open, so
     // handshakes do not count as delivery cost.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use domain::correlation::{Engine, Key, Report, Rule};
 use domain::{Indicator, Provenance, Tlp};
-use gateway::log::redis::{RedisLog, RedisLogConfig};
-use gateway::log::Log;
+use sluice_log::redis::{RedisLog, RedisLogConfig};
+use sluice_log::Log;
 use tokio_util::sync::CancellationToken;
 
 use crate::bench::ProcessSample;
@@ -102,7 +102,7 @@ fn rule_on_one_core(scanners: usize, providers: usize) -> anyhow::Result<()> {
 }
 
 async fn end_to_end(url: &str, scanners: usize, providers: usize) -> anyhow::Result<()> {
-    let prefix = format!("bench-{}:", gateway::log::new_epoch());
+    let prefix = format!("bench-{}:", sluice_log::new_epoch());
     let retention = Duration::from_secs(24 * 3600);
     let log = RedisLog::connect(RedisLogConfig {
         url: url.to_owned(),

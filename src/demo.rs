@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use domain::feed::{parse_feed, FeedFormat};
 use domain::{Indicator, Provenance};
-use gateway::log::Log;
 use serde_json::{Map, Value};
+use sluice_log::Log;
 use tokio_util::sync::CancellationToken;
 
 /// (provider, feed text, tags the feed implies)

@@ -272,7 +272,7 @@ mod tests {
         store.migrate().await.unwrap();
         let gateway = gateway::AppState::new(
             gateway::Config::default(),
-            gateway::log::memory::MemoryLog::new(Duration::from_secs(3600), 1000),
+            sluice_log::memory::MemoryLog::new(Duration::from_secs(3600), 1000),
             Arc::new(gateway::slots::MemorySlots::default()),
             store.clone(),
             tokio_util::sync::CancellationToken::new(),

@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use billing::{ApiToken, Store};
 use gateway::config::JwtKey;
-use gateway::log::memory::MemoryLog;
-use gateway::log::redis::{RedisLog, RedisLogConfig};
-use gateway::log::Log;
 use gateway::slots::{ConnectionSlots, MemorySlots, RedisSlots};
 use gateway::upstream::UpstreamConfig;
 use gateway::AppState;
+use sluice_log::memory::MemoryLog;
+use sluice_log::redis::{RedisLog, RedisLogConfig};
+use sluice_log::Log;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
         let config = correlator_config(rules, args.node.retention)?;
         let metrics = correlator::CorrelatorMetrics::default();
-        metrics.register_with(&node.state.metrics);
+        node.state
+            .metrics
+            .extend(|registry| metrics.register_with(registry));
         node.state.tracker.spawn(correlator::run(
             node.state.log.clone(),
             config,
@@ -372,7 +374,7 @@ impl Node {
                         patterns: args.upstream_patterns.clone(),
                     };
                     let commands =
-                        gateway::log::redis::connection_manager(&redis::Client::open(url)?)
+                        sluice_log::redis::connection_manager(&redis::Client::open(url)?)
                             .await
                             .context("--redis: cannot connect")?;
                     let slots = RedisSlots::new(commands, &args.redis_prefix, SLOT_LEASE_TTL);

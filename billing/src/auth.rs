@@ -2,7 +2,7 @@
 //! with which scope.
 
 use chrono::{DateTime, Utc};
-use domain::PlanLimits;
+use domain::Plan;
 use sqlx::Row;
 
 use crate::plans::{plan_from_row, PLAN_COLUMNS};
@@ -21,7 +21,7 @@ pub struct Principal {
     /// Account name (the provider name of what it publishes).
     pub account: String,
     /// The account's current plan.
-    pub plan: PlanLimits,
+    pub plan: Plan,
     /// The token's scope.
     pub scope: Scope,
     /// The token's public id (`tok_…`), safe to log.
@@ -61,9 +61,10 @@ impl Store {
     /// there is no timing side channel on the token to protect.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
         let token = ApiToken::parse(presented).map_err(|_| AuthError::Malformed)?;
+        let columns = PLAN_COLUMNS.as_str();
         let sql = format!(
             "SELECT t.id AS token_id, t.scope, t.expires_at, t.revoked_at, t.last_used_at, \
-             a.id AS account_id, a.name AS account_name, {PLAN_COLUMNS} \
+             a.id AS account_id, a.name AS account_name, {columns} \
              FROM tokens t JOIN accounts a ON a.id = t.account_id JOIN plans p ON p.name = a.plan \
              WHERE t.hash = $1"
         );

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use domain::PlanLimits;
+use domain::Plan;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -45,12 +45,12 @@ pub enum ChangeKind {
         /// The account whose plan changed.
         account_id: i64,
         /// The account's current plan and its current limits.
-        plan: PlanLimits,
+        plan: Plan,
     },
     /// An admin edited a plan's limits: every connection on that plan adopts them.
     PlanEdited {
         /// The plan, with its limits as they are when the log is read.
-        plan: PlanLimits,
+        plan: Plan,
     },
     /// A token was revoked: connections authenticated with it close (4001).
     TokenRevoked {
@@ -87,8 +87,9 @@ impl Store {
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         // For `account_plan` the account's current plan is joined in (falling back to the plan
         // the row names, should the account be gone); for `plan_edited` the named plan.
+        let columns = PLAN_COLUMNS.as_str();
         let sql = format!(
-            "SELECT c.id, c.kind, c.account_id, c.token_id, {PLAN_COLUMNS} \
+            "SELECT c.id, c.kind, c.account_id, c.token_id, {columns} \
              FROM changes c \
              LEFT JOIN accounts a ON a.id = c.account_id \
              LEFT JOIN plans p ON p.name = CASE WHEN c.kind = '{KIND_ACCOUNT_PLAN}' \
@@ -174,7 +175,7 @@ fn change_from_row(row: &AnyRow) -> anyhow::Result<Option<Change>> {
     let kind: String = row.try_get("kind")?;
     let account_id: Option<i64> = row.try_get("account_id")?;
     let plan_name: Option<String> = row.try_get("plan_name")?;
-    let plan = || -> anyhow::Result<Option<PlanLimits>> {
+    let plan = || -> anyhow::Result<Option<Plan>> {
         plan_name.as_ref().map(|_| plan_from_row(row)).transpose()
     };
     let missing = |what: &str| anyhow::anyhow!("change {id} ({kind}) has no {what}");

@@ -1,32 +1,67 @@
-//! Plans as stored (SPEC §5): reading them into `domain::PlanLimits`, and admins editing them.
+//! Plans as stored (docs/protocol.md §5): reading them into `domain::Plan`, and admins editing
+//! them.
 //!
 //! Plans are seeded by the first migration and may be edited straight in the database, so
-//! decoding checks every value rather than trusting it.
+//! decoding checks every value rather than trusting it. This file is the one place where a
+//! limit meets its column: [`LIMIT_COLUMNS`] names them, [`limits_from_row`] reads them and
+//! [`bind_limits`] writes them, side by side.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::{PlanLimits, Tlp};
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use domain::{Limits, Plan, Tlp};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use crate::changes::{record_change, NewChange};
 use crate::store::{unix_now, DbContext, Store, StoreError};
 
+/// The columns of `plans` that hold a [`Limits`] field, in the order [`bind_limits`] binds them.
+const LIMIT_COLUMNS: [&str; 8] = [
+    "firehose",
+    "sample_per_second",
+    "max_connections",
+    "rate_per_second",
+    "burst",
+    "replay_window_seconds",
+    "max_tlp",
+    "correlated",
+];
+
 /// The plan columns of `plans p`, aliased with a `plan_` prefix so they can be selected next to
 /// other tables' columns (`accounts.name`, …) without clashing.
-pub(crate) const PLAN_COLUMNS: &str = "p.name AS plan_name, p.price_cents AS plan_price_cents, \
-     p.firehose AS plan_firehose, p.sample_per_second AS plan_sample_per_second, \
-     p.max_connections AS plan_max_connections, p.rate_per_second AS plan_rate_per_second, \
-     p.burst AS plan_burst, p.replay_window_seconds AS plan_replay_window_seconds, \
-     p.max_tlp AS plan_max_tlp, p.correlated AS plan_correlated";
+pub(crate) static PLAN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    ["name", "price_cents"]
+        .iter()
+        .chain(&LIMIT_COLUMNS)
+        .map(|column| format!("p.{column} AS plan_{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// `UPDATE plans SET price_cents = $1, <each limit> = $n, updated_at = … WHERE name = …`.
+static UPDATE_PLAN: LazyLock<String> = LazyLock::new(|| {
+    let limits: Vec<String> = LIMIT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(n, column)| format!("{column} = ${}", n + 2))
+        .collect();
+    let next = LIMIT_COLUMNS.len() + 2;
+    format!(
+        "UPDATE plans SET price_cents = $1, {}, updated_at = ${next} WHERE name = ${}",
+        limits.join(", "),
+        next + 1
+    )
+});
 
 impl Store {
     /// Every plan, cheapest first, contract-priced plans last.
-    pub async fn plans(&self) -> Result<Vec<PlanLimits>, StoreError> {
+    pub async fn plans(&self) -> Result<Vec<Plan>, StoreError> {
         let sql = format!(
-            "SELECT {PLAN_COLUMNS} FROM plans p \
-             ORDER BY p.price_cents IS NULL, p.price_cents, p.name"
+            "SELECT {} FROM plans p ORDER BY p.price_cents IS NULL, p.price_cents, p.name",
+            *PLAN_COLUMNS
         );
         let rows = sqlx::query(&sql)
             .fetch_all(self.pool())
@@ -39,8 +74,8 @@ impl Store {
     }
 
     /// The plan called `name`, if any.
-    pub async fn plan(&self, name: &str) -> Result<Option<PlanLimits>, StoreError> {
-        let sql = format!("SELECT {PLAN_COLUMNS} FROM plans p WHERE p.name = $1");
+    pub async fn plan(&self, name: &str) -> Result<Option<Plan>, StoreError> {
+        let sql = format!("SELECT {} FROM plans p WHERE p.name = $1", *PLAN_COLUMNS);
         let row = sqlx::query(&sql)
             .bind(name)
             .fetch_optional(self.pool())
@@ -57,39 +92,28 @@ impl Store {
     /// Every account on the plan carries the new limits from its next authentication, and live
     /// connections adopt them through the change log. Plans cannot be renamed here: the name
     /// selects the plan.
-    pub async fn update_plan(&self, plan: &PlanLimits) -> Result<(), StoreError> {
+    pub async fn update_plan(&self, plan: &Plan) -> Result<(), StoreError> {
         if plan.price_cents.is_some_and(|cents| cents < 0) {
             return Err(StoreError::InvalidPlan(format!(
                 "price_cents must not be negative (got {})",
                 plan.price_cents.unwrap_or_default()
             )));
         }
-        let replay_window_seconds = i64::try_from(plan.replay_window.as_secs()).map_err(|_| {
+        // Checked before anything is written (binding cannot fail).
+        i64::try_from(plan.limits.replay_window.as_secs()).map_err(|_| {
             StoreError::InvalidPlan(format!(
                 "replay_window of {} s is out of range",
-                plan.replay_window.as_secs()
+                plan.limits.replay_window.as_secs()
             ))
         })?;
         let mut transaction = self.pool().begin().await.db("starting a plan edit")?;
-        let updated = sqlx::query(
-            "UPDATE plans SET price_cents = $1, firehose = $2, sample_per_second = $3, \
-             max_connections = $4, rate_per_second = $5, burst = $6, replay_window_seconds = $7, \
-             max_tlp = $8, correlated = $9, updated_at = $10 WHERE name = $11",
-        )
-        .bind(plan.price_cents)
-        .bind(plan.firehose)
-        .bind(plan.sample_per_second.map(i64::from))
-        .bind(i64::from(plan.max_connections))
-        .bind(plan.rate_per_second.map(i64::from))
-        .bind(plan.burst.map(i64::from))
-        .bind(replay_window_seconds)
-        .bind(plan.max_tlp.as_str())
-        .bind(plan.correlated)
-        .bind(unix_now())
-        .bind(&plan.name)
-        .execute(&mut *transaction)
-        .await
-        .db("editing a plan")?;
+        let query = sqlx::query(&UPDATE_PLAN).bind(plan.price_cents);
+        let updated = bind_limits(query, &plan.limits)
+            .bind(unix_now())
+            .bind(&plan.name)
+            .execute(&mut *transaction)
+            .await
+            .db("editing a plan")?;
         if updated.rows_affected() == 0 {
             transaction
                 .rollback()
@@ -110,27 +134,50 @@ impl Store {
 }
 
 /// Decodes the `plan_*` columns of a row (see [`PLAN_COLUMNS`]).
-pub(crate) fn plan_from_row(row: &AnyRow) -> anyhow::Result<PlanLimits> {
+pub(crate) fn plan_from_row(row: &AnyRow) -> anyhow::Result<Plan> {
     let name: String = row.try_get("plan_name")?;
-    let decode = || -> anyhow::Result<PlanLimits> {
-        let max_tlp: String = row.try_get("plan_max_tlp")?;
-        let replay_window_seconds: i64 = row.try_get("plan_replay_window_seconds")?;
-        Ok(PlanLimits {
+    let decode = || -> anyhow::Result<Plan> {
+        Ok(Plan {
             name: name.clone(),
             price_cents: row.try_get("plan_price_cents")?,
-            firehose: flag(row, "plan_firehose")?,
-            sample_per_second: optional_u32(row, "plan_sample_per_second")?,
-            max_connections: required_u32(row, "plan_max_connections")?,
-            rate_per_second: optional_u32(row, "plan_rate_per_second")?,
-            burst: optional_u32(row, "plan_burst")?,
-            replay_window: Duration::from_secs(
-                u64::try_from(replay_window_seconds).context("negative replay_window_seconds")?,
-            ),
-            max_tlp: max_tlp.parse::<Tlp>()?,
-            correlated: flag(row, "plan_correlated")?,
+            limits: limits_from_row(row)?,
         })
     };
     decode().with_context(|| format!("plan `{name}` has an invalid value"))
+}
+
+/// Reads the [`LIMIT_COLUMNS`] (as `plan_<column>`).
+fn limits_from_row(row: &AnyRow) -> anyhow::Result<Limits> {
+    let max_tlp: String = row.try_get("plan_max_tlp")?;
+    let replay_window_seconds: i64 = row.try_get("plan_replay_window_seconds")?;
+    Ok(Limits {
+        firehose: flag(row, "plan_firehose")?,
+        sample_per_second: optional_u32(row, "plan_sample_per_second")?,
+        max_connections: required_u32(row, "plan_max_connections")?,
+        rate_per_second: optional_u32(row, "plan_rate_per_second")?,
+        burst: optional_u32(row, "plan_burst")?,
+        replay_window: Duration::from_secs(
+            u64::try_from(replay_window_seconds).context("negative replay_window_seconds")?,
+        ),
+        max_tlp: max_tlp.parse::<Tlp>()?,
+        correlated: flag(row, "plan_correlated")?,
+    })
+}
+
+/// Binds the [`LIMIT_COLUMNS`], in their order.
+fn bind_limits<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    limits: &Limits,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(limits.firehose)
+        .bind(limits.sample_per_second.map(i64::from))
+        .bind(i64::from(limits.max_connections))
+        .bind(limits.rate_per_second.map(i64::from))
+        .bind(limits.burst.map(i64::from))
+        .bind(i64::try_from(limits.replay_window.as_secs()).unwrap_or(i64::MAX))
+        .bind(limits.max_tlp.as_str())
+        .bind(limits.correlated)
 }
 
 /// A boolean column: PostgreSQL `BOOLEAN`, or SQLite `INTEGER` 0/1 (SQLite has no boolean, and

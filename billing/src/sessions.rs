@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::PlanLimits;
+use domain::Plan;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -64,7 +64,7 @@ pub struct SessionInfo {
     /// Database id of the user's account.
     pub account_id: i64,
     /// The account's current plan (joined in at lookup, so plan changes apply at once).
-    pub plan: PlanLimits,
+    pub plan: Plan,
     /// What `X-CSRF-Token` must equal on state-changing requests of this session.
     pub csrf_token: String,
     /// When the session ends (second precision).
@@ -111,9 +111,10 @@ impl Store {
         let Some(secret) = SessionSecret::parse(secret) else {
             return Ok(None);
         };
+        let columns = PLAN_COLUMNS.as_str();
         let sql = format!(
             "SELECT s.user_id, s.csrf_token, s.expires_at, a.id AS account_id, \
-             a.name AS account_name, {PLAN_COLUMNS} \
+             a.name AS account_name, {columns} \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              JOIN accounts a ON a.id = u.account_id JOIN plans p ON p.name = a.plan \
              WHERE s.id_hash = $1 AND s.expires_at > $2"

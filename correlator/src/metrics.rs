@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
@@ -32,7 +33,7 @@ pub struct CorrelatorMetrics {
 
 impl CorrelatorMetrics {
     /// Adds every metric to the process's exposition.
-    pub fn register_with(&self, process: &gateway::metrics::Metrics) {
+    pub fn register_with(&self, process: &mut Registry) {
         process.register(
             "correlator_accepted",
             "Reports considered by a correlation rule",

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use domain::correlation::{Emission, Engine, Key, Outcome, Rule};
 use domain::StreamId;
-use gateway::hub::Backoff;
-use gateway::log::{Log, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 use sha2::{Digest, Sha256};
+use sluice_log::Backoff;
+use sluice_log::{Log, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{CorrelatorMetrics, RuleLabels};

@@ -105,6 +105,20 @@ impl FromStr for Cursor {
     }
 }
 
+/// Cursors cross the wire as their text (`"<epoch>.<ms>-<seq>"`).
+impl serde::Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where a subscriber asks to start (`cursor=` / `Last-Event-ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogPosition {
@@ -175,6 +189,17 @@ mod tests {
     fn ids_order_like_redis() {
         assert!(StreamId::new(1, 5) < StreamId::new(2, 0));
         assert!(StreamId::new(2, 0) < StreamId::new(2, 1));
+    }
+
+    #[test]
+    fn serialises_as_its_text() {
+        let cursor: Cursor = "a1.5-2".parse().unwrap();
+        assert_eq!(serde_json::to_string(&cursor).unwrap(), "\"a1.5-2\"");
+        assert_eq!(
+            serde_json::from_str::<Cursor>("\"a1.5-2\"").unwrap(),
+            cursor
+        );
+        assert!(serde_json::from_str::<Cursor>("\"now\"").is_err());
     }
 
     proptest! {

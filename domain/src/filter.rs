@@ -287,6 +287,40 @@ impl Filter {
     pub fn profile(&self) -> Option<Profile> {
         self.profile
     }
+
+    /// Whether `tags=` names `tag` (lowercase).
+    pub fn wants_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|wanted| wanted == tag)
+    }
+
+    /// The filter as query pairs, in [`FILTER_KEYS`] order: what [`Filter::from_pairs`] reads back
+    /// into the same filter (clients build their query strings from it).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        fn join<T: fmt::Display>(values: &[T]) -> Option<String> {
+            (!values.is_empty()).then(|| {
+                values
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        }
+        let values = [
+            join(&self.itypes),
+            join(&self.tags),
+            self.min_confidence.map(|confidence| confidence.to_string()),
+            self.max_tlp.map(|tlp| tlp.to_string()),
+            join(&self.providers),
+            join(&self.networks),
+            self.profile.map(|profile| profile.to_string()),
+            self.correlated.map(|correlated| correlated.to_string()),
+        ];
+        FILTER_KEYS
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect()
+    }
 }
 
 fn push_unique<T: PartialEq>(
@@ -639,6 +673,24 @@ mod tests {
             networks("cidr=10.0.0.0/8"),
             vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
         );
+    }
+
+    #[test]
+    fn pairs_read_back_into_the_same_filter() {
+        for query in [
+            "",
+            "itype=ipv4,cidr&tags=Scanner,ssh&confidence=7.5&tlp=green",
+            "provider=a/b,c&cidr=1.2.3.4/24,2606:4700::/32&profile=zeek&correlated=false",
+        ] {
+            let filter = parse(query).unwrap();
+            let pairs = filter.to_pairs();
+            let again = Filter::from_pairs(pairs.iter().map(|(key, value)| (*key, value.as_str())))
+                .unwrap();
+            assert_eq!(again, filter, "{query}");
+        }
+        let filter = parse("tags=Whitelist,x").unwrap();
+        assert!(filter.wants_tag("whitelist"));
+        assert!(!filter.wants_tag("scanner"));
     }
 
     proptest! {

@@ -1,5 +1,5 @@
 //! Pure types and rules of Sluice: indicators, itypes, normalisation, filters, cursors, plans,
-//! and the correlation rule.
+//! the stream's wire protocol, and the correlation rule.
 //!
 //! This crate does no IO (no tokio, axum, sqlx or redis), so nothing here can fail on IO.
 //! Every validating constructor returns a typed error that names the field and the reason.
@@ -12,6 +12,7 @@ pub mod filter;
 pub mod indicator;
 pub mod itype;
 pub mod plan;
+pub mod protocol;
 pub mod tlp;
 pub mod whitelist;
 
@@ -19,5 +20,6 @@ pub use cursor::{Cursor, CursorError, LogPosition, StreamId};
 pub use filter::{Filter, FilterError};
 pub use indicator::{Indicator, Provenance, Rejection};
 pub use itype::Itype;
-pub use plan::PlanLimits;
+pub use plan::{Limits, Plan};
+pub use protocol::{CloseCode, ErrorBody, Frame};
 pub use tlp::Tlp;

@@ -3,7 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+use serde::{Deserialize, Serialize};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Tlp {
     White,
     Green,
@@ -47,6 +52,23 @@ impl FromStr for Tlp {
     }
 }
 
+/// A string with the four level names, from `Tlp::ALL`, so the description cannot drift.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Tlp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Traffic Light Protocol level, from most shareable (`white`) to least (`red`).",
+            ))
+            .enum_values(Some(Tlp::ALL.map(Tlp::as_str)))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Tlp {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +79,11 @@ mod tests {
         assert_eq!(" red ".parse::<Tlp>(), Ok(Tlp::Red));
         assert!("blue".parse::<Tlp>().is_err());
         assert!(Tlp::White < Tlp::Green && Tlp::Green < Tlp::Amber && Tlp::Amber < Tlp::Red);
+    }
+
+    #[test]
+    fn serialises_as_its_name() {
+        assert_eq!(serde_json::to_string(&Tlp::Amber).unwrap(), "\"amber\"");
+        assert_eq!(serde_json::from_str::<Tlp>("\"red\"").unwrap(), Tlp::Red);
     }
 }

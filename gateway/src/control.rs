@@ -13,19 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use billing::{Change, ChangeKind, Store};
-use domain::PlanLimits;
+use domain::Plan;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Backoff;
 use crate::metrics::Metrics;
 use crate::token_cache::TokenCache;
+use sluice_log::Backoff;
 
 /// What a live stream is told to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Adopt these limits (send a `plan` frame; close with 4010 if they forbid this stream).
-    Plan(PlanLimits),
+    Plan(Plan),
     /// The token was revoked: close with 4001.
     Revoked,
 }

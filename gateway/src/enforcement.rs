@@ -1,5 +1,6 @@
-//! What a plan lets one connection see, and how fast (SPEC §5): TLP visibility, the correlated
-//! stream, the free plan's sample, the per-connection rate, the replay window.
+//! What a plan lets one connection see, and how fast (docs/protocol.md §5): TLP visibility, the
+//! correlated stream, the free plan's sample, the per-connection rate, the replay window. The
+//! limits themselves are `domain::Limits`; this is where the gateway applies them.
 //!
 //! Rate limiting uses one governor limiter per connection, built from the connection's plan and
 //! rebuilt when the plan changes (a quota change means a new limiter). A direct limiter per
@@ -8,39 +9,22 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use domain::{Indicator, PlanLimits, StreamId};
+use domain::{Indicator, Limits, StreamId};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-/// Whether the plan may open a stream at all (403 before any upgrade, 4010 after a downgrade).
-pub fn stream_allowed(plan: &PlanLimits) -> bool {
-    plan.firehose || plan.sample_per_second.unwrap_or(0) > 0
-}
-
 /// Whether the plan may see this indicator. Invisible indicators are filtered, not dropped:
 /// they are not part of what this subscriber's stream carries.
-pub fn visible(plan: &PlanLimits, indicator: &Indicator) -> bool {
-    indicator.tlp() <= plan.max_tlp && (plan.correlated || !indicator.is_correlated())
-}
-
-/// The per-connection rate as (indicators per second, burst), or `None` for unlimited. A sample
-/// plan is capped at its sample rate whatever its rate says.
-pub fn effective_rate(plan: &PlanLimits) -> Option<(u32, u32)> {
-    let rate = match (plan.firehose, plan.rate_per_second, plan.sample_per_second) {
-        (true, rate, _) => rate?,
-        (false, Some(rate), Some(sample)) => rate.min(sample),
-        (false, rate, sample) => rate.or(sample)?,
-    };
-    let burst = plan.burst.unwrap_or(rate).max(1);
-    Some((rate, burst))
+pub fn visible(limits: &Limits, indicator: &Indicator) -> bool {
+    indicator.tlp() <= limits.max_tlp && (limits.correlated || !indicator.is_correlated())
 }
 
 /// The oldest position the plan may resume from, at `now_ms`: entries older than the replay
 /// window are out of reach.
-pub fn replay_floor(plan: &PlanLimits, now_ms: u64) -> StreamId {
-    let window_ms = u64::try_from(plan.replay_window.as_millis()).unwrap_or(u64::MAX);
+pub fn replay_floor(limits: &Limits, now_ms: u64) -> StreamId {
+    let window_ms = u64::try_from(limits.replay_window.as_millis()).unwrap_or(u64::MAX);
     StreamId::new(now_ms.saturating_sub(window_ms), 0)
 }
 
@@ -50,15 +34,15 @@ pub struct RateGate<C: Clock = DefaultClock> {
 }
 
 impl RateGate<DefaultClock> {
-    pub fn for_plan(plan: &PlanLimits) -> Self {
-        Self::with_clock(plan, DefaultClock::default())
+    pub fn for_limits(limits: &Limits) -> Self {
+        Self::with_clock(limits, DefaultClock::default())
     }
 }
 
 impl<C: Clock> RateGate<C> {
     /// A gate on `clock` (tests use governor's fake clock).
-    pub fn with_clock(plan: &PlanLimits, clock: C) -> Self {
-        let limiter = effective_rate(plan).map(|(rate, burst)| {
+    pub fn with_clock(limits: &Limits, clock: C) -> Self {
+        let limiter = limits.effective_rate().map(|(rate, burst)| {
             let quota = match NonZeroU32::new(rate) {
                 Some(rate) => Quota::per_second(rate),
                 // A zero rate allows only the burst, refilled once an hour.
@@ -84,29 +68,16 @@ mod tests {
     use governor::clock::FakeRelativeClock;
     use proptest::prelude::*;
 
-    fn plan(rate: Option<u32>, burst: Option<u32>) -> PlanLimits {
-        let mut plan = PlanLimits::defaults().remove(2);
-        plan.rate_per_second = rate;
-        plan.burst = burst;
-        plan
-    }
-
-    #[test]
-    fn default_plans_rates() {
-        let plans = PlanLimits::defaults();
-        assert_eq!(effective_rate(&plans[0]), Some((1, 10)));
-        assert_eq!(effective_rate(&plans[1]), Some((100, 1000)));
-        assert_eq!(effective_rate(&plans[2]), Some((2000, 20000)));
-        assert_eq!(effective_rate(&plans[3]), None);
-        assert!(plans.iter().all(stream_allowed));
-        let mut closed = plans[0].clone();
-        closed.sample_per_second = None;
-        assert!(!stream_allowed(&closed));
+    fn limits(rate: Option<u32>, burst: Option<u32>) -> Limits {
+        let mut limits = domain::Plan::defaults().remove(2).limits;
+        limits.rate_per_second = rate;
+        limits.burst = burst;
+        limits
     }
 
     #[test]
     fn unlimited_admits_everything() {
-        let gate = RateGate::for_plan(&plan(None, None));
+        let gate = RateGate::for_limits(&limits(None, None));
         assert!((0..100_000).all(|_| gate.admit()));
     }
 
@@ -120,7 +91,7 @@ mod tests {
             gaps_ms in proptest::collection::vec(0u64..400, 1..300),
         ) {
             let clock = FakeRelativeClock::default();
-            let gate = RateGate::with_clock(&plan(Some(rate), Some(burst)), clock.clone());
+            let gate = RateGate::with_clock(&limits(Some(rate), Some(burst)), clock.clone());
             let mut accepted_at = Vec::new();
             let mut now = 0u64;
             for gap in gaps_ms {
@@ -143,7 +114,7 @@ mod tests {
         #[test]
         fn steady_client_within_rate_is_never_refused(rate in 1u32..100, count in 1usize..200) {
             let clock = FakeRelativeClock::default();
-            let gate = RateGate::with_clock(&plan(Some(rate), Some(1)), clock.clone());
+            let gate = RateGate::with_clock(&limits(Some(rate), Some(1)), clock.clone());
             let period = Duration::from_nanos(1_000_000_000 / u64::from(rate) + 1);
             for _ in 0..count {
                 prop_assert!(gate.admit());

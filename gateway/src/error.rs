@@ -57,7 +57,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => Some(2),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { error: &message })).into_response();
+        let mut response = (status, Json(ErrorBody::new(message.as_str()))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -1,5 +1,5 @@
 //! `GET /firehose` and `GET /cif/firehose`: the firehose for the clients security teams already
-//! run (COMPAT.md A and B), unmodified. csirtg.io's `csirtg-firehose` is fixed to `/firehose`
+//! run (docs/protocol.md §10), unmodified. csirtg.io's `csirtg-firehose` is fixed to `/firehose`
 //! and authenticates with `Authorization: Token token=…`; CIFv4's `cif-firehose` takes any URL
 //! and sends the bare token. So on `/firehose` the scheme decides the dialect (a bare token is
 //! CIFv4, anything else ActionCable), and `/cif/firehose` always speaks CIFv4.
@@ -10,12 +10,13 @@
 //! in the query string (`?itype=ipv4&tags=scanner`).
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::stream::dialect::Dialect;
+use crate::query::StreamQuery;
+use crate::stream::dialect::{ActionCable, Cif};
 use crate::stream::{prepare, ws};
 use crate::AppState;
 
@@ -37,11 +38,14 @@ pub async fn firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    query: StreamQuery,
 ) -> Result<Response, ApiError> {
-    let dialect = dialect_of(&headers);
-    let session = prepare(&state, &headers, &params).await?;
-    Ok(ws::upgrade(upgrade, session, state, dialect))
+    let session = prepare(&state, &headers, query).await?;
+    Ok(if speaks_cif(&headers) {
+        ws::upgrade(upgrade, session, state, Cif)
+    } else {
+        ws::upgrade(upgrade, session, state, ActionCable::default())
+    })
 }
 
 /// CIFv4's firehose, WebSocket only.
@@ -60,22 +64,20 @@ pub async fn cif_firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    query: StreamQuery,
 ) -> Result<Response, ApiError> {
-    let session = prepare(&state, &headers, &params).await?;
-    Ok(ws::upgrade(upgrade, session, state, Dialect::Cif))
+    let session = prepare(&state, &headers, query).await?;
+    Ok(ws::upgrade(upgrade, session, state, Cif))
 }
 
-/// `Token token=…` or `Bearer …` (or a query token): ActionCable; a bare token: CIFv4.
-fn dialect_of(headers: &HeaderMap) -> Dialect {
-    let value = headers
+/// A bare token (`Authorization: <token>`) is CIFv4's; `Token token=…`, `Bearer …` or a query
+/// token is csirtg.io's ActionCable client.
+fn speaks_cif(headers: &HeaderMap) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .map(str::trim);
-    match value {
-        Some(value) if !value.contains(char::is_whitespace) => Dialect::Cif,
-        _ => Dialect::ActionCable,
-    }
+        .map(str::trim)
+        .is_some_and(|value| !value.contains(char::is_whitespace))
 }
 
 #[cfg(test)]
@@ -87,12 +89,12 @@ mod tests {
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-            dialect_of(&headers)
+            speaks_cif(&headers)
         };
-        assert_eq!(with("Token token=slc_abc"), Dialect::ActionCable);
-        assert_eq!(with("token token=\"slc_abc\""), Dialect::ActionCable);
-        assert_eq!(with("Bearer slc_abc"), Dialect::ActionCable);
-        assert_eq!(with("slc_abc"), Dialect::Cif);
-        assert_eq!(dialect_of(&HeaderMap::new()), Dialect::ActionCable);
+        assert!(!with("Token token=slc_abc"));
+        assert!(!with("token token=\"slc_abc\""));
+        assert!(!with("Bearer slc_abc"));
+        assert!(with("slc_abc"));
+        assert!(!speaks_cif(&HeaderMap::new()));
     }
 }

@@ -12,7 +12,9 @@ use domain::StreamId;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{Log, SharedEntry};
+use sluice_log::{Backoff, Log};
+
+use crate::frames::{Framed, FramedEntry};
 use crate::metrics::Metrics;
 
 /// Entries kept for live subscribers before a slow one lags and falls back to the log.
@@ -22,7 +24,7 @@ const BLOCK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    Entry(SharedEntry),
+    Entry(Framed),
     /// The live sequence has a discontinuity (the log's epoch changed, or retention removed
     /// entries the reader had not seen): subscribers must re-read the log to find out.
     Resync,
@@ -102,37 +104,10 @@ impl Hub {
                     .ingest_lag_ms
                     .set(now_ms.saturating_sub(newest.ms as i64).max(0));
                 // No receivers is fine: nobody is subscribed on this node right now.
-                let _ = self.sender.send(HubEvent::Entry(entry));
+                let _ = self.sender.send(HubEvent::Entry(FramedEntry::new(entry)));
             }
             // Past invalid raw entries too, so they are not read again forever.
             position = Some((epoch, newest.max(batch.read_through.unwrap_or(newest))));
-        }
-    }
-}
-
-/// Exponential backoff with jitter, 100 ms to 2 s.
-#[derive(Default)]
-pub struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        use rand::Rng;
-        let base = 100u64.saturating_mul(1 << self.attempt.min(5)).min(2000);
-        self.attempt = self.attempt.saturating_add(1);
-        Duration::from_millis(rand::thread_rng().gen_range(base / 2..=base))
-    }
-
-    pub async fn wait(&mut self, shutdown: &CancellationToken) {
-        let delay = self.next_delay();
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(delay) => {}
         }
     }
 }

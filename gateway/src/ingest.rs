@@ -1,7 +1,7 @@
 //! Ingest over HTTP: `POST /v1/indicators` (one object, a JSON array, or NDJSON).
 //!
 //! Every item gets its own verdict; a bad item never costs the good ones. The provider is the
-//! authenticated account, never the payload (SPEC §2).
+//! authenticated account, never the payload (docs/protocol.md §2).
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use crate::metrics::SourceLabels;
 use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
 use crate::AppState;
 
-/// Request bodies above this are refused with 413 (SPEC §3).
+/// Request bodies above this are refused with 413 (docs/protocol.md §3).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Publish indicators.
@@ -64,38 +64,8 @@ pub async fn publish(
             ApiError::BadRequest(rejection.body_text())
         }
     })?;
-    let now = chrono::Utc::now();
     let provenance = Provenance::Authenticated(&principal.account);
-    let verdicts: Vec<Result<Indicator, Rejection>> = if is_ndjson(&headers) {
-        body.split(|byte| *byte == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| Indicator::from_slice(line, provenance, now))
-            .collect()
-    } else {
-        match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(serde_json::Value::Array(items)) => items
-                .into_iter()
-                .map(|item| Indicator::from_json(item, provenance, now))
-                .collect(),
-            Ok(object @ serde_json::Value::Object(_)) => {
-                vec![Indicator::from_json(object, provenance, now)]
-            }
-            Ok(_) => {
-                return Err(ApiError::BadRequest(
-                    "body must be a JSON object, a JSON array of objects, or NDJSON \
-                     (with `Content-Type: application/x-ndjson`)"
-                        .into(),
-                ))
-            }
-            Err(error) => {
-                return Err(ApiError::BadRequest(format!(
-                    "body is not valid JSON ({error}); send an object, an array, or NDJSON \
-                     with `Content-Type: application/x-ndjson`"
-                )))
-            }
-        }
-    };
-
+    let verdicts = parse_items(&headers, &body, provenance, chrono::Utc::now())?;
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     for (index, verdict) in verdicts.into_iter().enumerate() {
@@ -111,9 +81,9 @@ pub async fn publish(
     let ids = state.log.append(accepted).await.map_err(|error| {
         state.metrics.backend_error("log");
         tracing::warn!(%error, "append failed");
-        ApiError::Unavailable(format!(
-            "{error}; nothing from this request was stored, retry it"
-        ))
+        ApiError::Unavailable(
+            "the log is unavailable: nothing from this request was stored, retry it".into(),
+        )
     })?;
     let http = SourceLabels { source: "http" };
     state
@@ -140,6 +110,41 @@ pub async fn publish(
             rejected,
         }),
     ))
+}
+
+/// One verdict per item of the body: a JSON object, an array of them, or NDJSON. A body that
+/// is none of these is refused whole.
+fn parse_items(
+    headers: &HeaderMap,
+    body: &[u8],
+    provenance: Provenance<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Result<Indicator, Rejection>>, ApiError> {
+    if is_ndjson(headers) {
+        return Ok(body
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| Indicator::from_slice(line, provenance, now))
+            .collect());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(items)) => Ok(items
+            .into_iter()
+            .map(|item| Indicator::from_json(item, provenance, now))
+            .collect()),
+        Ok(object @ serde_json::Value::Object(_)) => {
+            Ok(vec![Indicator::from_json(object, provenance, now)])
+        }
+        Ok(_) => Err(ApiError::BadRequest(
+            "body must be a JSON object, a JSON array of objects, or NDJSON \
+             (with `Content-Type: application/x-ndjson`)"
+                .into(),
+        )),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "body is not valid JSON ({error}); send an object, an array, or NDJSON \
+             with `Content-Type: application/x-ndjson`"
+        ))),
+    }
 }
 
 fn is_ndjson(headers: &HeaderMap) -> bool {

@@ -1,4 +1,4 @@
-//! The Sluice gateway: ingest, the indicator log, and fan-out to WebSocket and SSE subscribers.
+//! The Sluice gateway: ingest, and fan-out of the log to WebSocket and SSE subscribers.
 //!
 //! Shape: [`Config`], [`AppState`] (cheap to clone, handles inside), [`router`] for in-process
 //! tests, [`spawn_background`] for the node's long-running tasks, and [`serve`] to run on a
@@ -11,12 +11,13 @@ pub mod enforcement;
 pub mod error;
 pub mod feed;
 pub mod firehose;
+pub mod frames;
 pub mod health;
 pub mod hub;
 pub mod ingest;
-pub mod log;
 pub mod metrics;
 pub mod openapi;
+pub mod query;
 pub mod slots;
 pub mod stream;
 pub mod subscription;
@@ -40,10 +41,10 @@ use tower_http::trace::TraceLayer;
 pub use config::Config;
 use control::Registry;
 use hub::Hub;
-use log::Log;
 use metrics::Metrics;
 pub use openapi::ApiDoc;
 use slots::ConnectionSlots;
+use sluice_log::Log;
 use upstream::UpstreamConfig;
 use usage::UsageMeter;
 

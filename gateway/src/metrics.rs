@@ -114,17 +114,9 @@ impl Metrics {
         metrics
     }
 
-    /// Adds another component's metric (the correlator's) to this process's exposition.
-    pub fn register(
-        &self,
-        name: &str,
-        help: &str,
-        metric: impl prometheus_client::registry::Metric,
-    ) {
-        self.registry
-            .lock()
-            .expect("metrics registry poisoned")
-            .register(name, help, metric);
+    /// Lets another component (the correlator) add its metrics to this process's exposition.
+    pub fn extend(&self, add: impl FnOnce(&mut Registry)) {
+        add(&mut self.registry.lock().expect("metrics registry poisoned"));
     }
 
     /// The Prometheus text exposition.

@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::LogError;
+use sluice_log::LogError;
 
 /// A held connection slot; dropping it returns the slot.
 pub struct Slot {
@@ -96,7 +96,7 @@ impl RedisSlots {
     pub fn new(commands: ConnectionManager, key_prefix: &str, ttl: Duration) -> Arc<Self> {
         Arc::new(RedisSlots {
             key_prefix: format!("{key_prefix}conns:"),
-            node_id: crate::log::new_epoch(),
+            node_id: sluice_log::new_epoch(),
             ttl,
             commands,
             acquire: Script::new(ACQUIRE_SCRIPT),

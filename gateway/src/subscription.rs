@@ -12,22 +12,24 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use domain::protocol::ResetReason;
 use domain::{Cursor, Filter, LogPosition, StreamId};
+use sluice_log::{Backoff, Log, LogError, ReadBatch};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Backoff, Hub, HubEvent};
-use crate::log::{Log, LogError, ReadBatch, SharedEntry};
+use crate::frames::{Framed, FramedEntry};
+use crate::hub::{Hub, HubEvent};
 
 const CATCH_UP_BATCH: usize = 256;
 
 /// What a subscriber receives next.
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    Entry(SharedEntry),
+    Entry(Framed),
     /// History the subscriber needed is gone; delivery continues after `cursor`.
     Reset {
-        reason: &'static str,
+        reason: ResetReason,
         cursor: Cursor,
     },
 }
@@ -39,7 +41,7 @@ pub struct Subscription {
     epoch: String,
     read_position: StreamId,
     catching_up: bool,
-    pending: VecDeque<SharedEntry>,
+    pending: VecDeque<Framed>,
     pending_reset: Option<Delivery>,
     backoff: Backoff,
     /// The oldest position the plan may read (replay window), as of the connection's start.
@@ -63,24 +65,24 @@ impl Subscription {
         // end, or entries appended with smaller ids would be skipped.
         let floor = floor.min(bounds.last);
         let oldest_allowed = bounds.trimmed_through.max(floor);
-        let mut pending_reset = None;
+        let mut pending_reset: Option<ResetReason> = None;
         let read_position = match position {
             LogPosition::Now => bounds.last,
             LogPosition::Earliest => oldest_allowed,
             LogPosition::After(cursor) if cursor.epoch() != bounds.epoch => {
-                pending_reset = Some("log_restarted");
+                pending_reset = Some(ResetReason::LogRestarted);
                 oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() < bounds.trimmed_through => {
-                pending_reset = Some("history_trimmed");
+                pending_reset = Some(ResetReason::HistoryTrimmed);
                 oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() < floor => {
-                pending_reset = Some("replay_window");
+                pending_reset = Some(ResetReason::ReplayWindow);
                 oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() > bounds.last => {
-                pending_reset = Some("cursor_ahead_of_log");
+                pending_reset = Some(ResetReason::CursorAheadOfLog);
                 bounds.last
             }
             LogPosition::After(cursor) => cursor.id(),
@@ -163,7 +165,7 @@ impl Subscription {
             self.epoch = batch.epoch;
             self.read_position = batch.trimmed_through.max(self.floor);
             self.pending_reset = Some(Delivery::Reset {
-                reason: "log_restarted",
+                reason: ResetReason::LogRestarted,
                 cursor: make_cursor(&self.epoch, self.read_position),
             });
             return;
@@ -171,7 +173,7 @@ impl Subscription {
         if batch.trimmed_through > self.read_position {
             self.read_position = batch.trimmed_through;
             self.pending_reset = Some(Delivery::Reset {
-                reason: "history_trimmed",
+                reason: ResetReason::HistoryTrimmed,
                 cursor: make_cursor(&self.epoch, self.read_position),
             });
             return;
@@ -180,7 +182,8 @@ impl Subscription {
             self.catching_up = false;
             return;
         };
-        self.pending.extend(batch.entries);
+        self.pending
+            .extend(batch.entries.into_iter().map(FramedEntry::new));
         self.read_position = read_through;
     }
 }

@@ -126,7 +126,7 @@ mod tests {
         Principal {
             account_id,
             account: format!("account-{account_id}"),
-            plan: domain::PlanLimits::defaults()
+            plan: domain::Plan::defaults()
                 .into_iter()
                 .find(|p| p.name == plan)
                 .unwrap(),

@@ -14,9 +14,9 @@ use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Backoff;
-use crate::log::Log;
 use crate::metrics::{Metrics, SourceLabels};
+use sluice_log::Backoff;
+use sluice_log::Log;
 
 /// Most upstream messages appended in one round trip.
 const MAX_BATCH: usize = 256;

@@ -1,67 +1,14 @@
-//! What crosses the gateway's HTTP boundary: stream frames (WebSocket and SSE) and API bodies.
-//!
-//! Frames are built as strings here and nowhere else. Indicator frames are encoded once per entry
-//! (see `log::Entry`) and shared by every subscriber.
+//! What crosses the gateway's HTTP boundary besides the stream's frames (`domain::protocol`):
+//! the SSE event encoding and the ingest API's bodies.
 
-use bytes::Bytes;
-use domain::{Cursor, PlanLimits};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-/// WebSocket close codes of SPEC §4 beyond the standard ones.
-pub mod close {
-    pub const TOKEN_REVOKED: u16 = 4001;
-    pub const SLOW_CONSUMER: u16 = 4009;
-    pub const PLAN_DISALLOWS: u16 = 4010;
-}
-
-/// `{"type":"indicator","id":"<cursor>","data":{…}}`. `json` is the entry's canonical JSON.
-pub fn indicator_frame(cursor: &Cursor, json: &str) -> String {
-    // The cursor alphabet is [a-z0-9.-], so it needs no escaping.
-    format!(r#"{{"type":"indicator","id":"{cursor}","data":{json}}}"#)
-}
-
-/// The plan's limits as `hello` and `plan` frames state them (`null` = unlimited).
-pub fn limits(plan: &PlanLimits) -> serde_json::Value {
-    json!({
-        "firehose": plan.firehose,
-        "sample_per_second": plan.sample_per_second,
-        "max_connections": plan.max_connections,
-        "rate_per_second": plan.rate_per_second,
-        "burst": plan.burst,
-        "replay_window_seconds": plan.replay_window.as_secs(),
-        "max_tlp": plan.max_tlp.as_str(),
-        "correlated": plan.correlated,
-    })
-}
-
-pub fn hello_frame(plan: &PlanLimits, cursor: &Cursor) -> String {
-    json!({
-        "type": "hello",
-        "plan": plan.name,
-        "limits": limits(plan),
-        "cursor": cursor.to_string(),
-    })
-    .to_string()
-}
-
-pub fn plan_frame(plan: &PlanLimits) -> String {
-    json!({"type": "plan", "plan": plan.name, "limits": limits(plan)}).to_string()
-}
-
-pub fn dropped_frame(count: u64, reason: &str, last_id: &Cursor) -> String {
-    json!({"type": "dropped", "count": count, "reason": reason, "last_id": last_id.to_string()})
-        .to_string()
-}
-
-pub fn reset_frame(reason: &str, cursor: &Cursor) -> String {
-    json!({"type": "reset", "reason": reason, "cursor": cursor.to_string()}).to_string()
-}
+pub use domain::ErrorBody;
 
 /// One SSE event. `data` is one JSON document; should it ever contain a line break, each line
 /// becomes its own `data:` field (which the SSE parser joins back), so no payload can forge a
 /// field or an event.
-pub fn sse_event(event: &str, id: &str, data: &str) -> Bytes {
+pub fn sse_event(event: &str, id: &str, data: &str) -> String {
     debug_assert!(!id.contains(['\n', '\r']) && !event.contains(['\n', '\r']));
     let mut out = String::with_capacity(data.len() + id.len() + event.len() + 24);
     out.push_str("id: ");
@@ -75,7 +22,7 @@ pub fn sse_event(event: &str, id: &str, data: &str) -> Bytes {
         out.push('\n');
     }
     out.push('\n');
-    Bytes::from(out)
+    out
 }
 
 /// Splits on `\r\n`, `\n` and `\r`, the three line ends of the SSE grammar.
@@ -92,7 +39,7 @@ fn split_lines(text: &str) -> Vec<&str> {
 }
 
 /// The answer to `POST /v1/indicators`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     /// How many items were stored.
     pub accepted: usize,
@@ -103,19 +50,12 @@ pub struct IngestResponse {
 }
 
 /// One refused item of a publish request.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectedItem {
     /// Its position in the request (0-based; NDJSON: among the non-blank lines).
     pub index: usize,
     /// Which field was wrong and why.
     pub error: String,
-}
-
-/// Every error body: `{"error": "..."}` with a message that says what to do.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody<'a> {
-    /// What went wrong and what to do about it.
-    pub error: &'a str,
 }
 
 #[cfg(test)]
@@ -155,22 +95,12 @@ mod tests {
             let mut expected = Vec::new();
             for (n, payload) in payloads.iter().enumerate() {
                 let id = format!("e.{n}-0");
-                stream.push_str(std::str::from_utf8(&sse_event("indicator", &id, payload)).unwrap());
+                stream.push_str(&sse_event("indicator", &id, payload));
                 // The SSE grammar normalises every line end inside data to `\n`.
                 let normalised = split_lines(payload).join("\n");
                 expected.push((id, "indicator".to_owned(), normalised));
             }
             prop_assert_eq!(parse_sse(&stream), expected);
         }
-    }
-
-    #[test]
-    fn indicator_frame_is_one_json_object() {
-        let cursor: Cursor = "abc.1-0".parse().unwrap();
-        let frame = indicator_frame(&cursor, r#"{"indicator":"1.1.1.1"}"#);
-        let value: serde_json::Value = serde_json::from_str(&frame).unwrap();
-        assert_eq!(value["type"], "indicator");
-        assert_eq!(value["id"], "abc.1-0");
-        assert_eq!(value["data"]["indicator"], "1.1.1.1");
     }
 }

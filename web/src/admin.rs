@@ -66,7 +66,7 @@ pub(crate) async fn edit_plan(
     PathParams(name): PathParams<String>,
     JsonBody(edit): JsonBody<PlanEdit>,
 ) -> Result<Json<PlanView>, ApiError> {
-    let limits = edit.into_limits(&name)?;
+    let limits = edit.into_plan(&name)?;
     match state.store.update_plan(&limits).await {
         Ok(()) => {}
         // The path names the resource, so a missing plan is a 404 here, not a bad value.

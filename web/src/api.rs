@@ -4,56 +4,13 @@
 use std::time::Duration;
 
 use billing::{Account, TokenRecord, UsageDay};
-use domain::{PlanLimits, Tlp};
+use domain::{Plan, Tlp};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 
-/// Every error body: `{"error": "<what to do>"}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody<'a> {
-    /// What went wrong and what to do about it.
-    pub error: &'a str,
-}
-
-/// A plan's limits, in the shape the gateway's `hello` and `plan` frames use (`null` =
-/// unlimited), so a client reads one format everywhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Limits {
-    /// Full firehose (false: a sample of `sample_per_second`).
-    pub firehose: bool,
-    /// Indicators per second of the sample, for sample plans.
-    pub sample_per_second: Option<u32>,
-    /// Concurrent stream connections per account.
-    pub max_connections: u32,
-    /// Per-connection rate, indicators per second.
-    pub rate_per_second: Option<u32>,
-    /// Per-connection burst.
-    pub burst: Option<u32>,
-    /// How far back a cursor may reach, seconds.
-    pub replay_window_seconds: u64,
-    /// Least shareable TLP level visible: `white`, `green`, `amber` or `red`.
-    #[schema(example = "amber")]
-    pub max_tlp: &'static str,
-    /// Whether the correlated stream is included.
-    pub correlated: bool,
-}
-
-impl From<&PlanLimits> for Limits {
-    fn from(plan: &PlanLimits) -> Self {
-        Limits {
-            firehose: plan.firehose,
-            sample_per_second: plan.sample_per_second,
-            max_connections: plan.max_connections,
-            rate_per_second: plan.rate_per_second,
-            burst: plan.burst,
-            replay_window_seconds: plan.replay_window.as_secs(),
-            max_tlp: plan.max_tlp.as_str(),
-            correlated: plan.correlated,
-        }
-    }
-}
+pub use domain::{ErrorBody, Limits};
 
 /// `GET /v1/account` and the answer to a plan change: the account, its plan and its limits.
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,17 +27,17 @@ pub struct AccountView {
 
 impl AccountView {
     /// The view of `account` on `plan`.
-    pub fn new(account: &str, plan: &PlanLimits) -> AccountView {
+    pub fn new(account: &str, plan: &Plan) -> AccountView {
         AccountView {
             account: account.to_owned(),
             plan: plan.name.clone(),
             price_cents: plan.price_cents,
-            limits: Limits::from(plan),
+            limits: plan.limits.clone(),
         }
     }
 
     /// The view of a stored account, given its plan's limits.
-    pub fn of(account: &Account, plan: &PlanLimits) -> AccountView {
+    pub fn of(account: &Account, plan: &Plan) -> AccountView {
         AccountView::new(&account.name, plan)
     }
 }
@@ -97,12 +54,12 @@ pub struct PlanView {
     pub limits: Limits,
 }
 
-impl From<&PlanLimits> for PlanView {
-    fn from(plan: &PlanLimits) -> Self {
+impl From<&Plan> for PlanView {
+    fn from(plan: &Plan) -> Self {
         PlanView {
             name: plan.name.clone(),
             price_cents: plan.price_cents,
-            limits: Limits::from(plan),
+            limits: plan.limits.clone(),
         }
     }
 }
@@ -172,7 +129,7 @@ where
 
 impl PlanEdit {
     /// The limits for plan `name`, or a 422 naming the first bad field.
-    pub fn into_limits(self, name: &str) -> Result<PlanLimits, ApiError> {
+    pub fn into_plan(self, name: &str) -> Result<Plan, ApiError> {
         if let Some(body_name) = &self.name {
             if body_name != name {
                 return Err(ApiError::Unprocessable(format!(
@@ -207,17 +164,19 @@ impl PlanEdit {
             .map_err(|error: domain::tlp::UnknownTlp| {
                 ApiError::Unprocessable(format!("`max_tlp`: {error}"))
             })?;
-        Ok(PlanLimits {
+        Ok(Plan {
             name: name.to_owned(),
             price_cents: self.price_cents,
-            firehose: self.firehose,
-            sample_per_second: optional_count("sample_per_second", self.sample_per_second)?,
-            max_connections: count("max_connections", self.max_connections)?,
-            rate_per_second: optional_count("rate_per_second", self.rate_per_second)?,
-            burst: optional_count("burst", self.burst)?,
-            replay_window: Duration::from_secs(replay_window_seconds),
-            max_tlp,
-            correlated: self.correlated,
+            limits: Limits {
+                firehose: self.firehose,
+                sample_per_second: optional_count("sample_per_second", self.sample_per_second)?,
+                max_connections: count("max_connections", self.max_connections)?,
+                rate_per_second: optional_count("rate_per_second", self.rate_per_second)?,
+                burst: optional_count("burst", self.burst)?,
+                replay_window: Duration::from_secs(replay_window_seconds),
+                max_tlp,
+                correlated: self.correlated,
+            },
         })
     }
 }

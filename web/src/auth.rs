@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use billing::{AuthError, Principal, Scope, SessionInfo, SessionSecret};
-use domain::PlanLimits;
+use domain::Plan;
 
 use crate::error::{ApiError, CSRF_MESSAGE};
 use crate::AppState;
@@ -145,7 +145,7 @@ pub struct Caller {
     /// Account name.
     pub account: String,
     /// The account's current plan (resolved at authentication).
-    pub plan: PlanLimits,
+    pub plan: Plan,
     /// What the credential may do.
     pub scope: Scope,
     /// Whether a browser session (rather than an API token) proved it: the signed-in user

@@ -108,7 +108,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = format!("{error:#}"), "account database failed");
         }
         let message = self.to_string();
-        let mut response = (status, Json(ErrorBody { error: &message })).into_response();
+        let mut response = (status, Json(ErrorBody::new(message.as_str()))).into_response();
         match self {
             ApiError::Unauthorized => {
                 response

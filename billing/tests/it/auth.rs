@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use billing::{ApiToken, AuthError, Scope};
-use domain::PlanLimits;
+use domain::Plan;
 
 use crate::TestDb;
 
@@ -18,8 +18,8 @@ on_both_backends!(
     authentication_records_last_use,
 );
 
-fn default_plan(name: &str) -> PlanLimits {
-    PlanLimits::defaults()
+fn default_plan(name: &str) -> Plan {
+    Plan::defaults()
         .into_iter()
         .find(|plan| plan.name == name)
         .unwrap()

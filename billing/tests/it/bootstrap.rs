@@ -1,7 +1,7 @@
 //! The `admin` account and token made on first start.
 
 use billing::{ApiToken, Scope, StoreError};
-use domain::PlanLimits;
+use domain::Plan;
 
 use crate::TestDb;
 
@@ -17,7 +17,7 @@ async fn assert_admin(db: &TestDb, token: &ApiToken) {
     let principal = db.store.authenticate(token.expose()).await.unwrap();
     assert_eq!(principal.account, "admin");
     assert_eq!(principal.scope, Scope::Admin);
-    let enterprise = PlanLimits::defaults().pop().unwrap();
+    let enterprise = Plan::defaults().pop().unwrap();
     assert_eq!(enterprise.name, "enterprise");
     assert_eq!(principal.plan, enterprise);
 }

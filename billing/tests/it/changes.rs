@@ -95,14 +95,14 @@ async fn update_plan_edits_limits_and_records_plan_edited(db: &TestDb) {
         .unwrap();
     let mut edited = default_plan("hobby");
     edited.price_cents = Some(2900);
-    edited.max_connections = 3;
-    edited.rate_per_second = Some(150);
-    edited.burst = None;
-    edited.replay_window = Duration::from_secs(7200);
-    edited.max_tlp = Tlp::Red;
-    edited.correlated = false;
-    edited.firehose = false;
-    edited.sample_per_second = Some(5);
+    edited.limits.max_connections = 3;
+    edited.limits.rate_per_second = Some(150);
+    edited.limits.burst = None;
+    edited.limits.replay_window = Duration::from_secs(7200);
+    edited.limits.max_tlp = Tlp::Red;
+    edited.limits.correlated = false;
+    edited.limits.firehose = false;
+    edited.limits.sample_per_second = Some(5);
     db.store.update_plan(&edited).await.unwrap();
 
     assert_eq!(db.store.plan("hobby").await.unwrap(), Some(edited.clone()));
@@ -121,9 +121,9 @@ async fn update_plan_edits_limits_and_records_plan_edited(db: &TestDb) {
     // Unlimited (NULL) values and a contract price round-trip too.
     let mut unlimited = edited.clone();
     unlimited.price_cents = None;
-    unlimited.rate_per_second = None;
-    unlimited.sample_per_second = None;
-    unlimited.max_connections = u32::MAX;
+    unlimited.limits.rate_per_second = None;
+    unlimited.limits.sample_per_second = None;
+    unlimited.limits.max_connections = u32::MAX;
     db.store.update_plan(&unlimited).await.unwrap();
     assert_eq!(db.store.plan("hobby").await.unwrap(), Some(unlimited));
     assert_eq!(count_rows(&db.store, "changes").await, 2);
@@ -151,7 +151,7 @@ async fn update_plan_refuses_unknown_plans_and_invalid_limits(db: &TestDb) {
     assert!(error.to_string().contains("price_cents"), "{error}");
 
     let mut far = default_plan("pro");
-    far.replay_window = Duration::from_secs(u64::MAX);
+    far.limits.replay_window = Duration::from_secs(u64::MAX);
     let error = db.store.update_plan(&far).await.unwrap_err();
     assert!(matches!(error, StoreError::InvalidPlan(_)), "{error:?}");
 
@@ -167,7 +167,7 @@ async fn account_changes_carry_the_plan_current_at_read_time(db: &TestDb) {
     db.store.set_plan("acme", "pro").await.unwrap();
     db.store.set_plan("acme", "hobby").await.unwrap();
     let mut hobby = default_plan("hobby");
-    hobby.rate_per_second = Some(123);
+    hobby.limits.rate_per_second = Some(123);
     db.store.update_plan(&hobby).await.unwrap();
     // A node catching up applies the account's current plan at each step, ending right.
     let kinds: Vec<ChangeKind> = db

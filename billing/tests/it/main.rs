@@ -124,8 +124,8 @@ pub async fn count_rows(store: &Store, table: &str) -> i64 {
 }
 
 /// The default plan called `name` (SPEC §5).
-pub fn default_plan(name: &str) -> domain::PlanLimits {
-    domain::PlanLimits::defaults()
+pub fn default_plan(name: &str) -> domain::Plan {
+    domain::Plan::defaults()
         .into_iter()
         .find(|plan| plan.name == name)
         .unwrap()

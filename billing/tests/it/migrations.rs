@@ -1,7 +1,7 @@
 //! Opening, migrating and the seeded plans.
 
 use billing::Store;
-use domain::PlanLimits;
+use domain::Plan;
 use sqlx::Row;
 
 use crate::TestDb;
@@ -37,7 +37,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
 }
 
 async fn seeded_plans_equal_the_spec_defaults(db: &TestDb) {
-    let defaults = PlanLimits::defaults();
+    let defaults = Plan::defaults();
     assert_eq!(db.store.plans().await.unwrap(), defaults);
     for plan in &defaults {
         assert_eq!(
@@ -102,7 +102,7 @@ async fn sqlite_default_creates_the_data_dir_in_wal_mode_with_a_busy_timeout() {
     // Reopening finds the same data.
     let store = Store::open(None, &data_dir).await.unwrap();
     store.migrate().await.unwrap();
-    assert_eq!(store.plans().await.unwrap(), PlanLimits::defaults());
+    assert_eq!(store.plans().await.unwrap(), Plan::defaults());
     store.close().await;
 }
 

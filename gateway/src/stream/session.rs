@@ -2,24 +2,25 @@
 //! plan may see, rate-limited with exact `dropped` accounting, following live plan changes,
 //! revocation and expiry, and metering usage.
 //!
-//! Invariant (TESTING.md): every indicator that passes the subscriber's filter and the plan's
+//! Invariant (ARCHITECTURE.md, "Drops are exact"): every indicator that passes the subscriber's filter and the plan's
 //! visibility is either delivered or counted in a `dropped` frame, exactly once, in order.
 
 use std::time::Duration;
 
 use billing::Principal;
-use domain::{Cursor, PlanLimits};
+use domain::protocol::ResetReason;
+use domain::{Cursor, Frame, Plan};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::close::CloseReason;
 use crate::control::{Control, Registration};
-use crate::enforcement::{effective_rate, stream_allowed, visible, RateGate};
-use crate::log::SharedEntry;
+use crate::enforcement::{visible, RateGate};
+use crate::frames::Framed;
 use crate::slots::Slot;
 use crate::subscription::{Delivery, Subscription};
 use crate::usage::UsageMeter;
-use crate::wire::close;
 
 /// Drops are reported before the next delivery, or after this long if nothing else comes.
 const DROP_REPORT_DELAY: Duration = Duration::from_secs(1);
@@ -29,21 +30,52 @@ const USAGE_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// What the transport sends next.
 #[derive(Debug)]
 pub enum Output {
-    Indicator(SharedEntry),
+    Indicator(Framed),
     Dropped {
         count: u64,
         last_id: Cursor,
     },
     Reset {
-        reason: &'static str,
+        reason: ResetReason,
         cursor: Cursor,
     },
-    Plan(PlanLimits),
-    /// Close for a policy reason (4001 revoked/expired, 4010 plan).
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+    Plan(Plan),
+    /// End the stream (token revoked or expired, the plan no longer allows it).
+    Close(CloseReason),
+}
+
+impl Output {
+    /// Where a client that received this output resumes from, if it moves the position.
+    pub fn position(&self) -> Option<&Cursor> {
+        match self {
+            Output::Indicator(entry) => Some(&entry.cursor),
+            Output::Dropped { last_id, .. } => Some(last_id),
+            Output::Reset { cursor, .. } => Some(cursor),
+            Output::Plan(_) | Output::Close(_) => None,
+        }
+    }
+
+    /// The native frame of a notice (`dropped`, `reset`, `plan`). `None` for indicators, whose
+    /// frames are encoded once per entry and node (`crate::frames`), and for `Close`, which is
+    /// no frame.
+    pub fn notice(&self) -> Option<Frame> {
+        Some(match self {
+            Output::Dropped { count, last_id } => Frame::Dropped {
+                count: *count,
+                reason: domain::protocol::DropReason::RateLimit,
+                last_id: last_id.clone(),
+            },
+            Output::Reset { reason, cursor } => Frame::Reset {
+                reason: *reason,
+                cursor: cursor.clone(),
+            },
+            Output::Plan(plan) => Frame::Plan {
+                plan: plan.name.clone(),
+                limits: plan.limits.clone(),
+            },
+            Output::Indicator(_) | Output::Close(_) => return None,
+        })
+    }
 }
 
 /// What the stream has sent, for metering.
@@ -97,7 +129,7 @@ impl Session {
         });
         parts.meter.opened(parts.principal.account_id);
         Session {
-            gate: RateGate::for_plan(&parts.principal.plan),
+            gate: RateGate::for_limits(&parts.principal.plan.limits),
             principal: parts.principal,
             start: parts.start,
             subscription: parts.subscription,
@@ -114,6 +146,15 @@ impl Session {
             meter: parts.meter,
             _registration: parts.registration,
             _slot: parts.slot,
+        }
+    }
+
+    /// The first frame: the plan and where delivery starts.
+    pub fn hello(&self) -> Frame {
+        Frame::Hello {
+            plan: self.principal.plan.name.clone(),
+            limits: self.principal.plan.limits.clone(),
+            cursor: self.start.clone(),
         }
     }
 
@@ -134,14 +175,11 @@ impl Session {
                     // database before the stream registered) is no news to the client.
                     Some(Control::Plan(plan)) if plan == self.principal.plan => {}
                     Some(Control::Plan(plan)) => return Some(self.adopt(plan)),
-                    Some(Control::Revoked) => return Some(Output::Close {
-                        code: close::TOKEN_REVOKED,
-                        reason: "token revoked",
-                    }),
+                    Some(Control::Revoked) => return Some(Output::Close(CloseReason::TokenRevoked)),
                     None => self.control_open = false,
                 },
                 _ = sleep_until(self.expires_at.unwrap_or(far)), if self.expires_at.is_some() => {
-                    return Some(Output::Close { code: close::TOKEN_REVOKED, reason: "token expired" });
+                    return Some(Output::Close(CloseReason::TokenExpired));
                 }
                 _ = sleep_until(drop_deadline), if self.drops > 0 => return Some(self.take_drops()),
                 delivery = self.subscription.next(shutdown) => match delivery? {
@@ -154,7 +192,7 @@ impl Session {
                         return Some(reset);
                     }
                     Delivery::Entry(entry) => {
-                        if !visible(&self.principal.plan, &entry.indicator) {
+                        if !visible(&self.principal.plan.limits, &entry.indicator) {
                             continue;
                         }
                         if !self.gate.admit() {
@@ -184,16 +222,14 @@ impl Session {
         Output::Dropped { count, last_id }
     }
 
-    fn adopt(&mut self, plan: PlanLimits) -> Output {
-        if !stream_allowed(&plan) || (self.wants_correlated && !plan.correlated) {
-            return Output::Close {
-                code: close::PLAN_DISALLOWS,
-                reason: "the account's plan no longer allows this stream",
-            };
+    fn adopt(&mut self, plan: Plan) -> Output {
+        let limits = &plan.limits;
+        if !limits.allows_stream() || (self.wants_correlated && !limits.correlated) {
+            return Output::Close(CloseReason::PlanDisallows);
         }
         // A new limiter only when the rate changes: rebuilding refills the burst.
-        if effective_rate(&plan) != effective_rate(&self.principal.plan) {
-            self.gate = RateGate::for_plan(&plan);
+        if limits.effective_rate() != self.principal.plan.limits.effective_rate() {
+            self.gate = RateGate::for_limits(limits);
         }
         self.principal.plan = plan.clone();
         Output::Plan(plan)

@@ -1,32 +1,42 @@
 //! The Server-Sent Events transport of `/v1/stream`.
 //!
-//! A pump task writes pre-encoded events into a small channel that is the response body. Every
-//! event carries `id:` (a cursor), so `Last-Event-ID` resumes exactly; a `:` comment every 15 s
-//! keeps proxies from timing the stream out.
+//! The stream's task writes events into a small channel that is the response body. Every event
+//! is named after its frame's `type` and carries `id:` (a cursor), so `Last-Event-ID` resumes
+//! exactly; its `data` is the same JSON object a WebSocket frame carries. A `:` comment every
+//! 15 s keeps proxies from timing the stream out. SSE has no close codes: ending the response is
+//! the signal, and a reconnect that is no longer allowed is refused with an HTTP status.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use domain::{Cursor, Frame};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+use tokio::time::{interval_at, Instant, Interval};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::dialect::native_indicator;
+use super::drive::{drive, End, Event, Gone, Transport};
 use super::{Output, Session};
-use crate::metrics::{ReasonLabels, TransportLabels};
+use crate::frames::Encoding;
 use crate::wire;
 use crate::AppState;
 
-/// Events buffered between the pump and the socket; beyond it the pump waits (backpressure).
+/// Events buffered between the stream's task and the socket; beyond it the task waits
+/// (backpressure).
 const BODY_BUFFER: usize = 16;
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 pub fn respond(session: Session, state: AppState) -> Response {
     let (sender, receiver) = mpsc::channel::<Bytes>(BODY_BUFFER);
-    let tracker = state.tracker.clone();
-    tracker.spawn(pump(session, state, sender));
+    let transport = SseTransport::new(sender, &state);
+    state.tracker.clone().spawn(async move {
+        drive(session, transport, &state).await;
+    });
     let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
@@ -40,94 +50,73 @@ pub fn respond(session: Session, state: AppState) -> Response {
     response
 }
 
-async fn pump(mut session: Session, state: AppState, sender: mpsc::Sender<Bytes>) {
-    let config = state.config.clone();
-    let _connection = state
-        .metrics
-        .connection("sse", &session.principal.plan.name);
-    let delivered = state
-        .metrics
-        .delivered
-        .get_or_create(&TransportLabels { transport: "sse" })
-        .clone();
-    let retry = format!("retry: {}\n", config.sse_retry.as_millis());
-    let hello = wire::sse_event(
-        "hello",
-        &session.start.to_string(),
-        &wire::hello_frame(&session.principal.plan, &session.start),
-    );
-    let mut first = retry.into_bytes();
-    first.extend_from_slice(&hello);
-    if sender.send(Bytes::from(first)).await.is_err() {
-        return;
-    }
-    let mut heartbeats =
-        tokio::time::interval_at(Instant::now() + config.sse_heartbeat, config.sse_heartbeat);
-    let shutdown = state.shutdown.clone();
-    let mut last_delivered = session.start.to_string();
-    loop {
-        let (event, output) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = sender.closed() => break,
-            _ = heartbeats.tick() => (Bytes::from_static(b": heartbeat\n\n"), None),
-            output = session.next(&shutdown) => {
-                let Some(output) = output else { break };
-                let event = match &output {
-                    Output::Indicator(entry) => {
-                        last_delivered = entry.cursor.to_string();
-                        entry.sse_frame()
-                    }
-                    Output::Dropped { count, last_id } => {
-                        last_delivered = last_id.to_string();
-                        wire::sse_event("dropped", &last_delivered, &wire::dropped_frame(*count, "rate_limit", last_id))
-                    }
-                    Output::Reset { reason, cursor } => {
-                        state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
-                        last_delivered = cursor.to_string();
-                        wire::sse_event("reset", &last_delivered, &wire::reset_frame(reason, cursor))
-                    }
-                    Output::Plan(plan) => wire::sse_event("plan", &last_delivered, &wire::plan_frame(plan)),
-                    // SSE has no close codes: ending the response is the signal, and the
-                    // client's reconnect is then refused with an HTTP status.
-                    Output::Close { reason, .. } => {
-                        state.metrics.closed.get_or_create(&ReasonLabels { reason: close_label(reason) }).inc();
-                        break;
-                    }
-                };
-                (event, Some(output))
-            },
-        };
-        let bytes = event.len();
-        match timeout(config.slow_consumer_timeout, sender.send(event)).await {
-            Ok(Ok(())) => {
-                if let Some(output) = output {
-                    if matches!(output, Output::Indicator(_)) {
-                        delivered.inc();
-                    }
-                    session.record_sent(&output, bytes);
-                }
-            }
-            Ok(Err(_)) => break,
-            Err(_) => {
-                // The client reconnects with Last-Event-ID and resumes from the log.
-                state
-                    .metrics
-                    .closed
-                    .get_or_create(&ReasonLabels {
-                        reason: "slow_consumer",
-                    })
-                    .inc();
-                break;
-            }
+struct SseTransport {
+    sender: mpsc::Sender<Bytes>,
+    heartbeats: Interval,
+    retry: Duration,
+}
+
+impl SseTransport {
+    fn new(sender: mpsc::Sender<Bytes>, state: &AppState) -> Self {
+        let every = state.config.sse_heartbeat;
+        SseTransport {
+            sender,
+            heartbeats: interval_at(Instant::now() + every, every),
+            retry: state.config.sse_retry,
         }
     }
 }
 
-fn close_label(reason: &str) -> &'static str {
-    if reason.contains("revoked") || reason.contains("expired") {
-        "token_revoked"
-    } else {
-        "plan"
+/// One frame as an event: named after its type, with the cursor as its id.
+fn event(frame: &Frame, id: &Cursor) -> Bytes {
+    wire::sse_event(frame.kind(), &id.to_string(), &frame.encode()).into()
+}
+
+impl Transport for SseTransport {
+    type Frame = Bytes;
+    const NAME: &'static str = "sse";
+
+    fn greeting(&mut self, hello: &Frame, start: &Cursor) -> Bytes {
+        let mut first = format!("retry: {}\n", self.retry.as_millis()).into_bytes();
+        first.extend_from_slice(&event(hello, start));
+        first.into()
     }
+
+    fn encode(&mut self, output: &Output, last: &Cursor) -> Option<Bytes> {
+        match output {
+            Output::Indicator(entry) => Some(
+                entry
+                    .encoded(Encoding::Sse, |_| {
+                        wire::sse_event(
+                            "indicator",
+                            &entry.cursor.to_string(),
+                            &native_indicator(entry),
+                        )
+                    })
+                    .into(),
+            ),
+            notice => {
+                let frame = notice.notice()?;
+                Some(event(&frame, notice.position().unwrap_or(last)))
+            }
+        }
+    }
+
+    fn frame_len(frame: &Bytes) -> usize {
+        frame.len()
+    }
+
+    async fn send(&mut self, frame: Bytes) -> Result<(), Gone> {
+        self.sender.send(frame).await.map_err(|_| Gone)
+    }
+
+    async fn event(&mut self) -> Event<Bytes> {
+        tokio::select! {
+            _ = self.sender.closed() => Event::Gone,
+            _ = self.heartbeats.tick() => Event::Send(Bytes::from_static(HEARTBEAT)),
+        }
+    }
+
+    /// Dropping the sender ends the response body.
+    async fn finish(self, _end: End, _last: &Cursor) {}
 }

@@ -1,24 +1,25 @@
-//! The WebSocket transport of `/v1/stream`.
+//! The WebSocket transport, in any [`Dialect`].
 //!
-//! One task per connection owns both halves of the socket. It keeps reading until the peer's
-//! close completes (tungstenite answers a peer's Close only if we keep reading), pings every
-//! 20 s, closes a peer silent for 60 s, and closes with the last delivered cursor in the reason so
-//! the client can resume exactly there.
+//! One task per connection owns the socket. It keeps reading until the peer's close completes
+//! (tungstenite answers a peer's Close only if we keep reading), pings every 20 s, closes a peer
+//! silent for 60 s, and closes with the last delivered cursor in the reason so the client can
+//! resume exactly there.
 
 use std::time::Duration;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use domain::Cursor;
-use futures::stream::SplitStream;
-use futures::{SinkExt, StreamExt};
-use tokio::time::{timeout, Instant};
+use domain::{Cursor, Frame};
+use tokio::time::{interval_at, timeout, Instant, Interval};
 
-use super::dialect::{native_frame, Dialect, Speaker, SUBSCRIBE_DEADLINE};
+use super::close::CloseReason;
+use super::dialect::Dialect;
+use super::drive::{drive, End, Event, Gone, Transport};
 use super::{Output, Session};
-use crate::metrics::{ReasonLabels, TransportLabels};
-use crate::wire::{self, close};
 use crate::{AppState, Config};
+
+/// How long the close frame may take to leave before the socket is dropped.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The production WebSocket settings, shared by every WebSocket endpoint (and by the Autobahn
 /// conformance echo server, so what is tested is what runs).
@@ -33,225 +34,154 @@ pub fn configure(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade
         .max_frame_size(config.max_message_bytes)
 }
 
-/// Applies the production settings and hands the socket to `serve`, speaking `dialect`.
-pub fn upgrade(
+/// Applies the production settings and runs the stream over the socket, speaking `dialect`.
+pub fn upgrade<D: Dialect>(
     upgrade: WebSocketUpgrade,
     session: Session,
     state: AppState,
-    dialect: Dialect,
+    dialect: D,
 ) -> Response {
     // Tracked from now, not from when the upgrade completes: shutdown must wait for a socket
     // whose 101 is still in flight too.
     let tracked = state.tracker.token();
     configure(upgrade, &state.config).on_upgrade(move |socket| async move {
-        serve(socket, session, state, dialect).await;
+        let transport = WsTransport::new(socket, dialect, &state.config);
+        drive(session, transport, &state).await;
         drop(tracked);
     })
 }
 
-enum End {
-    /// Send this close frame, then finish the closing handshake.
-    Close(u16, String),
-    /// The peer started closing or vanished: keep reading until the socket ends.
-    Drain,
-    Gone,
+struct WsTransport<D> {
+    socket: WebSocket,
+    dialect: D,
+    pings: Interval,
+    /// The dialect's own keep-alives, when it has any.
+    keepalives: Option<Interval>,
+    last_heard: Instant,
+    connected: Instant,
+    idle_timeout: Duration,
+    close_timeout: Duration,
 }
 
-async fn serve(socket: WebSocket, mut session: Session, state: AppState, dialect: Dialect) {
-    let mut speaker = Speaker::new(dialect);
-    let config = state.config.clone();
-    let _connection = state.metrics.connection("ws", &session.principal.plan.name);
-    let delivered = state
-        .metrics
-        .delivered
-        .get_or_create(&TransportLabels { transport: "ws" })
-        .clone();
-    let (mut sink, mut stream) = socket.split();
-    let mut last_delivered: Cursor = session.start.clone();
-    let hello = speaker.greeting(wire::hello_frame(&session.principal.plan, &session.start));
-    let sent = timeout(
-        config.slow_consumer_timeout,
-        sink.send(Message::Text(hello.into())),
-    )
-    .await;
-    if !matches!(sent, Ok(Ok(()))) {
-        return;
+impl<D: Dialect> WsTransport<D> {
+    fn new(socket: WebSocket, dialect: D, config: &Config) -> Self {
+        let now = Instant::now();
+        WsTransport {
+            socket,
+            dialect,
+            pings: interval_at(now + config.ws_ping_interval, config.ws_ping_interval),
+            keepalives: D::KEEPALIVE.map(|every| interval_at(now + every, every)),
+            last_heard: now,
+            connected: now,
+            idle_timeout: config.ws_idle_timeout,
+            close_timeout: config.close_timeout,
+        }
     }
-    let mut pings = tokio::time::interval_at(
-        Instant::now() + config.ws_ping_interval,
-        config.ws_ping_interval,
-    );
-    let mut last_heard = Instant::now();
-    let shutdown = state.shutdown.clone();
-    // The dialect's own keep-alive frames (ActionCable `ping` every 3 s, CIF `ping` every 5 s).
-    let keepalive_every = speaker
-        .keepalive()
-        .map_or(Duration::from_secs(3600), |(every, _)| every);
-    let mut keepalives =
-        tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
-    let started = Instant::now();
+}
 
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                break End::Close(close_code::AWAY, last_delivered.to_string());
-            }
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Close(_))) => break End::Drain,
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
-                    if let Some(reply) = speaker.on_client_text(&text) {
-                        match timeout(config.slow_consumer_timeout, sink.send(Message::Text(reply.into()))).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => break End::Gone,
-                            Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
+impl<D: Dialect> Transport for WsTransport<D> {
+    type Frame = Message;
+    const NAME: &'static str = "ws";
+
+    fn greeting(&mut self, hello: &Frame, _start: &Cursor) -> Message {
+        Message::Text(self.dialect.greeting(hello))
+    }
+
+    fn encode(&mut self, output: &Output, _last: &Cursor) -> Option<Message> {
+        self.dialect.encode(output).map(Message::Text)
+    }
+
+    fn frame_len(frame: &Message) -> usize {
+        match frame {
+            Message::Text(text) => text.len(),
+            _ => 0,
+        }
+    }
+
+    async fn send(&mut self, frame: Message) -> Result<(), Gone> {
+        self.socket.send(frame).await.map_err(|_| Gone)
+    }
+
+    async fn event(&mut self) -> Event<Message> {
+        loop {
+            tokio::select! {
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(Message::Close(_))) => return Event::PeerClosing,
+                    Some(Ok(Message::Text(text))) => {
+                        self.last_heard = Instant::now();
+                        if let Some(reply) = self.dialect.on_client_text(&text) {
+                            return Event::Send(Message::Text(reply));
                         }
                     }
-                }
-                Some(Ok(_)) => last_heard = Instant::now(),
-                Some(Err(error)) => break close_for_read_error(&error, &last_delivered),
-                None => break End::Gone,
-            },
-            _ = pings.tick() => {
-                if last_heard.elapsed() >= config.ws_idle_timeout {
-                    break End::Close(close_code::POLICY, format!("no pong for {}s; resume from {last_delivered}", config.ws_idle_timeout.as_secs()));
-                }
-                // Bounded like every send: a peer that stopped reading must not pin this task.
-                match timeout(config.slow_consumer_timeout, sink.send(Message::Ping(Default::default()))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
-                }
-            }
-            _ = keepalives.tick(), if speaker.has_keepalive() => {
-                if !speaker.ready() && started.elapsed() >= SUBSCRIBE_DEADLINE {
-                    break End::Close(close_code::POLICY, "no subscription to IndicatorsChannel".into());
-                }
-                let Some((_, frame)) = speaker.keepalive() else { continue };
-                match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame.into()))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
-                }
-            }
-            output = session.next(&shutdown), if speaker.ready() => {
-                let Some(output) = output else {
-                    break End::Close(close_code::AWAY, last_delivered.to_string());
-                };
-                let position = match &output {
-                    Output::Indicator(entry) => Some(entry.cursor.clone()),
-                    Output::Dropped { last_id, .. } => Some(last_id.clone()),
-                    Output::Reset { reason, cursor } => {
-                        state.metrics.resets.get_or_create(&ReasonLabels { reason }).inc();
-                        Some(cursor.clone())
+                    Some(Ok(_)) => self.last_heard = Instant::now(),
+                    Some(Err(error)) => return read_error(&error),
+                    None => return Event::Gone,
+                },
+                _ = self.pings.tick() => {
+                    if self.last_heard.elapsed() >= self.idle_timeout {
+                        return Event::Close(CloseReason::Idle);
                     }
-                    Output::Plan(_) => None,
-                    Output::Close { code, reason } => {
-                        break End::Close(*code, format!("{reason}; resume from {last_delivered}"));
+                    return Event::Send(Message::Ping(Default::default()));
+                }
+                _ = tick(&mut self.keepalives), if self.keepalives.is_some() => {
+                    if !self.dialect.ready() && self.connected.elapsed() >= D::READY_DEADLINE {
+                        return Event::Close(CloseReason::NoSubscription);
                     }
-                };
-                // The native indicator frame is pre-encoded and shared; other frames and
-                // dialects are built here.
-                let frame = match (&output, dialect) {
-                    (Output::Indicator(entry), Dialect::Native) => Some(entry.ws_frame()),
-                    _ => speaker.render(&output, || native_frame(&output)).map(Utf8Bytes::from),
-                };
-                let Some(frame) = frame else {
-                    // Nothing to say in this dialect (CIF has no drop notice): still metered.
-                    session.record_sent(&output, 0);
-                    continue;
-                };
-                let bytes = frame.len();
-                match timeout(config.slow_consumer_timeout, sink.send(Message::Text(frame))).await {
-                    Ok(Ok(())) => {
-                        if let Some(position) = position {
-                            last_delivered = position;
-                        }
-                        if matches!(output, Output::Indicator(_)) {
-                            delivered.inc();
-                        }
-                        session.record_sent(&output, bytes);
+                    if let Some(frame) = self.dialect.keepalive() {
+                        return Event::Send(Message::Text(frame));
                     }
-                    Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::Close(close::SLOW_CONSUMER, last_delivered.to_string()),
                 }
             }
         }
-    };
+    }
 
-    if let End::Close(code, reason) = &end {
-        state
-            .metrics
-            .closed
-            .get_or_create(&ReasonLabels {
-                reason: close_reason_label(*code),
-            })
-            .inc();
-        let frame = CloseFrame {
-            code: *code,
-            reason: truncate_reason(reason).into(),
-        };
-        // A peer that stopped reading must not hold the task: bounded, then dropped.
-        let _ = timeout(
-            Duration::from_secs(1),
-            sink.send(Message::Close(Some(frame))),
-        )
+    fn ready(&self) -> bool {
+        self.dialect.ready()
+    }
+
+    async fn finish(mut self, end: End, last: &Cursor) {
+        match end {
+            End::Close(reason) => {
+                let frame = CloseFrame {
+                    code: reason.code().code(),
+                    reason: reason.text(last).into(),
+                };
+                // A peer that stopped reading must not hold the task: bounded, then dropped.
+                let _ = timeout(
+                    CLOSE_SEND_TIMEOUT,
+                    self.socket.send(Message::Close(Some(frame))),
+                )
+                .await;
+            }
+            End::PeerClosing => {}
+            End::Gone => return,
+        }
+        // Read until the peer completes the closing handshake (or the deadline passes).
+        let _ = timeout(self.close_timeout, async {
+            while let Some(Ok(_)) = self.socket.recv().await {}
+        })
         .await;
     }
-    if !matches!(end, End::Gone) {
-        drain(&mut stream, config.close_timeout).await;
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
-/// Reads until the peer completes the closing handshake (or the deadline passes).
-async fn drain(stream: &mut SplitStream<WebSocket>, deadline: Duration) {
-    let _ = timeout(deadline, async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
-}
-
-fn close_for_read_error(error: &axum::Error, last: &Cursor) -> End {
+/// What a read error means for the stream: the peer's fault gets its close code.
+fn read_error(error: &axum::Error) -> Event<Message> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let inner =
         std::error::Error::source(error).and_then(|source| source.downcast_ref::<WsError>());
     match inner {
-        Some(WsError::Capacity(_)) => End::Close(
-            close_code::SIZE,
-            format!("message too big; resume from {last}"),
-        ),
-        Some(WsError::Utf8(_)) => End::Close(
-            close_code::INVALID,
-            format!("invalid UTF-8; resume from {last}"),
-        ),
-        Some(WsError::Protocol(_)) => End::Close(
-            close_code::PROTOCOL,
-            format!("protocol error; resume from {last}"),
-        ),
-        _ => End::Gone,
+        Some(WsError::Capacity(_)) => Event::Close(CloseReason::TooBig),
+        Some(WsError::Utf8(_)) => Event::Close(CloseReason::InvalidUtf8),
+        Some(WsError::Protocol(_)) => Event::Close(CloseReason::ProtocolError),
+        _ => Event::Gone,
     }
-}
-
-fn close_reason_label(code: u16) -> &'static str {
-    match code {
-        close_code::AWAY => "shutdown",
-        close_code::POLICY => "idle",
-        close_code::SIZE => "too_big",
-        close_code::INVALID => "invalid_utf8",
-        close_code::PROTOCOL => "protocol_error",
-        close::SLOW_CONSUMER => "slow_consumer",
-        close::TOKEN_REVOKED => "token_revoked",
-        close::PLAN_DISALLOWS => "plan",
-        _ => "other",
-    }
-}
-
-/// Close reasons are limited to 123 bytes by RFC 6455.
-fn truncate_reason(reason: &str) -> String {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_owned()
 }

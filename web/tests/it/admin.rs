@@ -76,7 +76,7 @@ async fn a_plan_edit_applies_and_records_plan_edited(app: &TestApp) {
         panic!("{changes:?}");
     };
     assert_eq!(plan.name, "pro");
-    assert_eq!(plan.max_connections, 12);
+    assert_eq!(plan.limits.max_connections, 12);
 
     // Naming the plan in the body is allowed when it agrees with the path.
     let mut named = pro_limits();
@@ -215,7 +215,7 @@ async fn plan_edits_are_validated(app: &TestApp) {
 
     assert_eq!(
         app.store.plan("pro").await.unwrap(),
-        domain::PlanLimits::defaults()
+        domain::Plan::defaults()
             .into_iter()
             .find(|plan| plan.name == "pro")
     );

@@ -32,8 +32,6 @@ mod session;
 mod tokens;
 mod webhook;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;

@@ -3,91 +3,24 @@
 //! The log is the source of truth for delivery: live fan-out is only an optimisation over it, and
 //! any subscriber that falls behind or resumes reads the log itself. That is what makes "no gap,
 //! no duplicate" hold: every entry has one cursor, and cursors are ordered.
+//!
+//! This crate knows indicators and cursors (`domain`) and its two storage backends; it knows
+//! nothing of transports, accounts or plans.
 
+mod backoff;
+mod entry;
+mod epoch;
 pub mod memory;
 pub mod redis;
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
-use bytes::Bytes;
 use domain::{Cursor, Indicator, StreamId};
 use futures::future::BoxFuture;
 
-/// One accepted indicator in the log, shared by every subscriber of this node.
-#[derive(Debug)]
-pub struct Entry {
-    pub cursor: Cursor,
-    pub indicator: Indicator,
-    /// The canonical JSON of `indicator`, serialised at most once, when first needed (readers
-    /// that only look at the indicator, like the correlator, never pay for it).
-    json: OnceLock<Arc<str>>,
-    ws_frame: OnceLock<Utf8Bytes>,
-    sse_frame: OnceLock<Bytes>,
-}
-
-pub type SharedEntry = Arc<Entry>;
-
-impl Entry {
-    pub fn new(cursor: Cursor, indicator: Indicator, json: Arc<str>) -> SharedEntry {
-        Arc::new(Entry {
-            cursor,
-            indicator,
-            json: OnceLock::from(json),
-            ws_frame: OnceLock::new(),
-            sse_frame: OnceLock::new(),
-        })
-    }
-
-    /// Builds an entry from the indicator's canonical JSON as stored in the log. It is
-    /// validated as of its arrival (the id's time), so every reader, whatever its clock, reads
-    /// the same indicator.
-    pub fn from_stored(cursor: Cursor, stored: &[u8]) -> Result<SharedEntry, domain::Rejection> {
-        let arrival = i64::try_from(cursor.id().ms)
-            .ok()
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .unwrap_or_else(chrono::Utc::now);
-        let indicator = Indicator::from_slice(stored, domain::Provenance::Trusted, arrival)?;
-        Ok(Arc::new(Entry {
-            cursor,
-            indicator,
-            json: OnceLock::new(),
-            ws_frame: OnceLock::new(),
-            sse_frame: OnceLock::new(),
-        }))
-    }
-
-    /// The indicator's canonical JSON.
-    pub fn json(&self) -> &str {
-        self.json
-            .get_or_init(|| self.indicator.to_json().to_string().into())
-    }
-
-    pub fn id(&self) -> StreamId {
-        self.cursor.id()
-    }
-
-    /// The WebSocket `indicator` frame, encoded once and shared by all WebSocket subscribers.
-    pub fn ws_frame(&self) -> Utf8Bytes {
-        self.ws_frame
-            .get_or_init(|| crate::wire::indicator_frame(&self.cursor, self.json()).into())
-            .clone()
-    }
-
-    /// The SSE `indicator` event, encoded once and shared by all SSE subscribers.
-    pub fn sse_frame(&self) -> Bytes {
-        self.sse_frame
-            .get_or_init(|| {
-                crate::wire::sse_event(
-                    "indicator",
-                    &self.cursor.to_string(),
-                    &crate::wire::indicator_frame(&self.cursor, self.json()),
-                )
-            })
-            .clone()
-    }
-}
+pub use backoff::Backoff;
+pub use entry::{Entry, SharedEntry};
+pub use epoch::new_epoch;
 
 /// What a read returns: entries plus what the reader needs to detect a gap.
 #[derive(Debug, Default)]
@@ -203,15 +136,5 @@ pub enum SpacedOutcome {
     },
 }
 
-/// How long entries are kept (SPEC §3: a replayable 24-hour log).
+/// How long entries are kept (docs/protocol.md §3: a replayable 24-hour log).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-/// A fresh random epoch: 12 lowercase base-36 characters.
-pub fn new_epoch() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..12)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
-}

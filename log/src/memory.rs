@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
+use crate::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 
 pub struct MemoryLog {
     epoch: String,
@@ -40,7 +40,7 @@ impl MemoryLog {
     /// A log keeping entries for `retention`, and at most `max_entries` of them (memory bound).
     pub fn new(retention: Duration, max_entries: usize) -> Arc<Self> {
         Arc::new(MemoryLog {
-            epoch: super::new_epoch(),
+            epoch: crate::new_epoch(),
             retention,
             max_entries: max_entries.max(1),
             inner: Mutex::new(Inner::default()),

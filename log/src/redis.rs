@@ -23,7 +23,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Script, Value};
 use tokio::sync::Mutex;
 
-use super::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
+use crate::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 
 const APPEND_SCRIPT: &str = r#"
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
@@ -178,7 +178,7 @@ impl RedisLog {
             .key(&self.epoch_key)
             .arg(after.to_string())
             .arg(limit)
-            .arg(super::new_epoch())
+            .arg(crate::new_epoch())
             .arg(self.min_id())
             .invoke_async(&mut conn)
             .await
@@ -243,7 +243,7 @@ impl Log for RedisLog {
             let mut invocation = self.append.key(&self.stream_key);
             invocation
                 .key(&self.epoch_key)
-                .arg(super::new_epoch())
+                .arg(crate::new_epoch())
                 .arg(self.min_id());
             for item in &items {
                 invocation.arg(item.to_json().to_string());
@@ -274,7 +274,7 @@ impl Log for RedisLog {
                 invocation.key(format!("{}{}", self.once_prefix, hex_encode(message_key)));
             }
             invocation
-                .arg(super::new_epoch())
+                .arg(crate::new_epoch())
                 .arg(self.min_id())
                 .arg(remember.as_millis().max(1) as u64);
             for (indicator, _) in &items {
@@ -315,7 +315,7 @@ impl Log for RedisLog {
                 ));
             }
             invocation
-                .arg(super::new_epoch())
+                .arg(crate::new_epoch())
                 .arg(self.min_id())
                 .arg(remember.as_millis().max(1) as u64);
             for item in &items {
@@ -357,7 +357,7 @@ impl Log for RedisLog {
                 .key(&self.epoch_key)
                 .arg("0-0")
                 .arg(0)
-                .arg(super::new_epoch())
+                .arg(crate::new_epoch())
                 .arg(self.min_id())
                 .invoke_async(&mut conn)
                 .await

@@ -1,0 +1,148 @@
+//! A feed's scan of the log: backwards in time from now down to the plan's window, keeping per
+//! indicator the entry with the highest confidence (then the newest), with whitelisted
+//! indicators subtracted.
+
+use std::collections::HashMap;
+
+use domain::whitelist::Whitelist;
+use domain::{Filter, Limits, StreamId};
+use sluice_log::{Log, LogError, SharedEntry};
+
+use crate::enforcement::visible;
+
+/// Log entries a single request scans at most, so one request cannot read a whole day; the
+/// newest are scanned first. Whitelist entries older than what was scanned do not apply.
+const MAX_SCAN: usize = 200_000;
+const READ_BATCH: usize = 2_000;
+/// The first span read back from now; each further span is twice as long.
+const FIRST_SPAN_MS: u64 = 60_000;
+
+/// What a feed selects.
+pub struct Selection<'a> {
+    pub limits: &'a Limits,
+    pub filter: &'a Filter,
+    /// CIF's search: one exact indicator, and no whitelist subtraction.
+    pub exact: Option<&'a str>,
+    /// Only entries at or after this position (the plan's window, or `since`).
+    pub floor: StreamId,
+    pub limit: usize,
+}
+
+/// The selected entries, newest first.
+pub async fn collect(
+    log: &dyn Log,
+    selection: &Selection<'_>,
+    now_ms: u64,
+) -> Result<Vec<SharedEntry>, LogError> {
+    let mut collector = Collector::new(selection);
+    let floor = selection.floor;
+    // Spans that double (1 min, 2 min, …) down to the floor, each read forwards up to where the
+    // previous one began: the newest entries are always read, even when the window holds more
+    // than one request may scan.
+    let mut end = StreamId::new(now_ms.saturating_add(1), 0);
+    let mut span_ms = FIRST_SPAN_MS;
+    loop {
+        let start = StreamId::new(end.ms.saturating_sub(span_ms).max(floor.ms), 0);
+        collector.read_span(log, start, end).await?;
+        if start.ms <= floor.ms || collector.scanned >= MAX_SCAN || collector.enough() {
+            break;
+        }
+        end = start;
+        span_ms = span_ms.saturating_mul(2);
+    }
+    Ok(collector.finish())
+}
+
+struct Collector<'a> {
+    selection: &'a Selection<'a>,
+    wants_whitelist: bool,
+    best: HashMap<String, SharedEntry>,
+    whitelist: Whitelist,
+    scanned: usize,
+}
+
+impl<'a> Collector<'a> {
+    fn new(selection: &'a Selection<'a>) -> Self {
+        Collector {
+            selection,
+            wants_whitelist: selection.filter.wants_tag("whitelist"),
+            best: HashMap::new(),
+            whitelist: Whitelist::default(),
+            scanned: 0,
+        }
+    }
+
+    fn enough(&self) -> bool {
+        self.best.len() >= self.selection.limit
+    }
+
+    /// Reads the entries in `[start, end)`, oldest first, within the scan budget.
+    async fn read_span(
+        &mut self,
+        log: &dyn Log,
+        start: StreamId,
+        end: StreamId,
+    ) -> Result<(), LogError> {
+        let mut position = StreamId::new(start.ms.saturating_sub(1), u64::MAX);
+        while self.scanned < MAX_SCAN {
+            let batch = log.read_after(position, READ_BATCH).await?;
+            self.scanned += batch.scanned;
+            for entry in &batch.entries {
+                if entry.id() >= end {
+                    return Ok(());
+                }
+                self.consider(entry);
+            }
+            match batch.read_through {
+                Some(through) if batch.scanned >= READ_BATCH && through < end => position = through,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one log entry to the feed being built (or to its whitelist).
+    fn consider(&mut self, entry: &SharedEntry) {
+        let indicator = &entry.indicator;
+        if !visible(self.selection.limits, indicator) {
+            return;
+        }
+        if Whitelist::is_entry(indicator) && !self.wants_whitelist {
+            self.whitelist.add(indicator);
+            return;
+        }
+        if !self.selection.filter.matches(indicator) {
+            return;
+        }
+        if self
+            .selection
+            .exact
+            .is_some_and(|q| !q.eq_ignore_ascii_case(indicator.indicator()))
+        {
+            return;
+        }
+        let key = indicator.indicator().to_owned();
+        // Spans are read newest first but each span oldest first: keep the highest confidence,
+        // and the newest among equals.
+        let better = self.best.get(&key).is_none_or(|kept| {
+            let (new, old) = (indicator.confidence(), kept.indicator.confidence());
+            new > old || (new == old && entry.id() > kept.id())
+        });
+        if better {
+            self.best.insert(key, entry.clone());
+        }
+    }
+
+    fn finish(self) -> Vec<SharedEntry> {
+        let exact = self.selection.exact.is_some();
+        let whitelist = self.whitelist;
+        let mut entries: Vec<SharedEntry> = self
+            .best
+            .into_values()
+            .filter(|entry| exact || !whitelist.covers(&entry.indicator))
+            .collect();
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.cursor.id()));
+        entries.truncate(self.selection.limit);
+        entries
+    }
+}
