@@ -365,28 +365,28 @@ pub struct StreamArgs {
     #[arg(long, env = "SLUICE_MAX_BACKOFF", value_parser = parse_duration, default_value = "30s")]
     pub max_backoff: Duration,
     /// Filter: itypes, e.g. `ipv4,cidr`.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_ITYPE")]
     pub itype: Option<String>,
     /// Filter: any of these tags.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_TAGS")]
     pub tags: Option<String>,
     /// Filter: minimum confidence.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_CONFIDENCE")]
     pub confidence: Option<String>,
     /// Filter: most restrictive TLP to receive.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_TLP")]
     pub tlp: Option<String>,
     /// Filter: providers.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_PROVIDER")]
     pub provider: Option<String>,
     /// Filter: addresses inside this network.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_CIDR")]
     pub cidr: Option<String>,
     /// Filter preset: firewall, sinkhole, zeek.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_PROFILE")]
     pub profile: Option<String>,
     /// Only correlated indicators (`true`) or none of them (`false`).
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_STREAM_CORRELATED")]
     pub correlated: Option<String>,
 }
 

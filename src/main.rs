@@ -9,6 +9,7 @@ mod exit;
 mod openapi;
 mod publish;
 mod serve;
+mod signal;
 mod stream;
 mod telemetry;
 

@@ -73,14 +73,7 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         .await
         .map_err(|error| exit::config(format!("cannot listen on {}: {error}", args.listen)))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        }
-    });
+    crate::signal::cancel_on_signal(&shutdown, "shutting down");
     log_billing_mode(&config);
     let app = web_app(web::AppState::new(store.clone(), config));
     tracing::info!(
@@ -251,12 +244,7 @@ pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
     .await
     .context("--redis: the log backend is unreachable (is Redis running there?)")?;
     let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down the correlator");
-        signal.cancel();
-    });
+    crate::signal::cancel_on_signal(&shutdown, "shutting down the correlator");
     correlator::run(
         log,
         config,
@@ -424,34 +412,11 @@ impl Node {
 
     /// Serves [`node_app`] until shutdown.
     async fn serve(self, extra: Option<axum::Router>) -> anyhow::Result<()> {
-        let shutdown = self.state.shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: closing streams with 1001 and draining");
-            shutdown.cancel();
-        });
+        crate::signal::cancel_on_signal(
+            &self.state.shutdown,
+            "shutting down: closing streams with 1001 and draining",
+        );
         let app = node_app(self.state.clone(), extra);
         gateway::serve(self.listener, app, self.state).await
     }
-}
-
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

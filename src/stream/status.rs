@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use domain::Limits;
 
 const REDRAW: Duration = Duration::from_millis(500);
 const SUMMARY: Duration = Duration::from_secs(60);
@@ -40,12 +40,12 @@ impl Status {
         self.event(&self.state.clone());
     }
 
-    pub fn connected(&mut self, plan: &str, limits: &Value) {
+    pub fn connected(&mut self, plan: &str, limits: &Limits) {
         self.state = format!("streaming ({plan} plan, {})", describe(limits));
         self.event(&format!("connected to {}: {}", self.url, self.state));
     }
 
-    pub fn plan_changed(&mut self, plan: &str, limits: &Value) {
+    pub fn plan_changed(&mut self, plan: &str, limits: &Limits) {
         self.state = format!("streaming ({plan} plan, {})", describe(limits));
         self.event(&format!("the account's plan changed: {}", self.state));
     }
@@ -156,8 +156,8 @@ pub fn printable(text: &str) -> String {
     out
 }
 
-fn describe(limits: &Value) -> String {
-    match limits["rate_per_second"].as_u64() {
+fn describe(limits: &Limits) -> String {
+    match limits.rate_per_second {
         Some(rate) => format!("{rate}/s"),
         None => "no rate limit".into(),
     }

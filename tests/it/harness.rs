@@ -247,6 +247,7 @@ pub async fn run_cli(args: &[&str], data_dir: &Path) -> std::process::Output {
         .args(args)
         .env("SLUICE_DATA_DIR", data_dir)
         .env_remove("SLUICE_ADMIN_TOKEN")
+        .env_remove("SLUICE_TOKEN")
         .stdin(Stdio::null())
         .output()
         .await

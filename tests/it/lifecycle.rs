@@ -54,6 +54,11 @@ async fn bad_configuration_exits_64_with_one_line() {
         &["up", "--database", "mysql://x"],
         &["tokens", "create", "--account", "a", "--scope", "god"],
         &["publish", "--format", "xml", "-"],
+        &["stream"],
+        &["stream", "--token", "t", "--itype", "ipv9"],
+        &["stream", "--token", "t", "--confidence", "eleven"],
+        &["stream", "--token", "t", "--url", "ftp://example.com"],
+        &["stream", "--token", "t", "--cursor", "yesterday"],
     ] {
         let output = run_cli(args, dir.path()).await;
         assert_eq!(output.status.code(), Some(64), "{args:?}: {output:?}");
