@@ -230,6 +230,9 @@ pub struct WebArgs {
     /// `--allowed-origin`. Unset: this same origin (a proxy routes `/v1/stream` to gateways).
     #[arg(long, env = "SLUICE_GATEWAY_URL")]
     pub gateway_url: Option<String>,
+    /// How long open requests may finish after a stop signal before the process exits.
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
     #[command(flatten)]
     pub web: WebFlags,
 }
@@ -464,4 +467,31 @@ pub struct BenchCorrelatorArgs {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|error| format!("`{text}` is not a duration ({error}); use e.g. 30s, 24h, 30d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags' defaults are written as text for `--help`; the gateway's `Config::default()`
+    /// (used by library callers and tests) must say the same.
+    #[test]
+    fn node_defaults_are_the_gateways() {
+        #[derive(Parser)]
+        struct Node {
+            #[command(flatten)]
+            node: NodeArgs,
+        }
+        let args = Node::try_parse_from(["sluice"]).unwrap().node;
+        let config = gateway::Config::default();
+        assert_eq!(args.ws_ping_interval, config.ws_ping_interval);
+        assert_eq!(args.ws_idle_timeout, config.ws_idle_timeout);
+        assert_eq!(args.sse_heartbeat, config.sse_heartbeat);
+        assert_eq!(args.slow_consumer_timeout, config.slow_consumer_timeout);
+        assert_eq!(args.shutdown_grace, config.shutdown_grace);
+        assert_eq!(args.change_poll_interval, config.change_poll_interval);
+        assert_eq!(args.usage_flush_interval, config.usage_flush_interval);
+        assert_eq!(args.token_cache_ttl, config.token_cache_ttl);
+        assert_eq!(args.allowed_origins, config.allowed_origins);
+    }
 }

@@ -1,5 +1,6 @@
 //! `sluice up` and `sluice gateway`: wire the roles into one running node.
 
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,9 +83,27 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         "sluice web is up: open http://{}/",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    tokio::select! {
+        joined = &mut server => {
+            joined.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        }
+        _ = shutdown.cancelled() => {
+            // Requests in flight may finish, within the grace period.
+            match tokio::time::timeout(args.shutdown_grace, server).await {
+                Ok(joined) => joined
+                    .context("the HTTP server task failed")?
+                    .context("the HTTP server failed")?,
+                Err(_) => tracing::warn!(
+                    "requests still open after --shutdown-grace; exiting anyway"
+                ),
+            }
+        }
+    }
     store.close().await;
     Ok(())
 }
@@ -117,20 +136,10 @@ pub(crate) fn node_app(state: AppState, extra: Option<axum::Router>) -> axum::Ro
     app
 }
 
-/// `sluice web`'s `/readyz`: 200 when the account database answers within 2 s, 503 otherwise.
-async fn web_readiness(store: Store) -> impl axum::response::IntoResponse {
-    let database = gateway::health::database_status(&store).await;
-    let ready = database == "ok";
-    let status = if ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "degraded" },
-        "database": { "backend": store.backend_name(), "status": database },
-    });
-    (status, axum::Json(body))
+/// `sluice web`'s `/readyz`: the account database alone (it has no log).
+async fn web_readiness(store: Store) -> gateway::health::ReadyAnswer {
+    let database = gateway::health::BackendState::database(&store).await;
+    gateway::health::ReadyAnswer::new(None, database)
 }
 
 /// The account API's settings from the command line, checked (exit 64 naming the flag).
@@ -180,7 +189,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     node.serve(None).await
 }
 
-/// SPEC §7's rule; the demo decides at once instead of waiting out an hour of lateness.
+/// The default rule (docs/protocol.md §7.6); the demo decides at once instead of waiting out an
+/// hour of lateness.
 fn default_rule(demo: bool) -> domain::correlation::Rule {
     let rule = domain::correlation::Rule::default();
     if demo {
@@ -224,12 +234,7 @@ fn correlator_config(
 /// `sluice correlator`: the correlator alone, on the cluster's Redis log. Replicas may run side
 /// by side: each decides the same emissions and the log appends each once.
 pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
-    redis::Client::open(args.redis.as_str()).map_err(|error| {
-        exit::config(format!(
-            "--redis `{}` is not a Redis URL ({error}); use redis://host:port/",
-            args.redis
-        ))
-    })?;
+    check_redis_url(&args.redis)?;
     let mut rules = args.correlate.rules;
     if rules.is_empty() {
         rules.push(default_rule(false));
@@ -253,6 +258,15 @@ pub async fn correlator(args: CorrelatorArgs) -> anyhow::Result<()> {
     )
     .await;
     Ok(())
+}
+
+/// `--redis` must be a Redis URL (exit 64 otherwise), checked before anything connects.
+fn check_redis_url(url: &str) -> anyhow::Result<()> {
+    redis::Client::open(url).map(drop).map_err(|error| {
+        exit::config(format!(
+            "--redis `{url}` is not a Redis URL ({error}); use redis://host:port/"
+        ))
+    })
 }
 
 /// Opens and migrates the account database.
@@ -328,58 +342,67 @@ struct Node {
     listener: TcpListener,
 }
 
+/// Where a node keeps its log and connection counts: in process, or on the cluster's Redis.
+struct Backends {
+    log: Arc<dyn Log>,
+    slots: Arc<dyn ConnectionSlots>,
+    /// Redis leases, renewed by a background task while the node runs.
+    redis_slots: Option<Arc<RedisSlots>>,
+    /// The trusted Redis pub/sub the node subscribes to.
+    upstream: Option<UpstreamConfig>,
+}
+
+impl Backends {
+    fn memory(args: &NodeArgs) -> Backends {
+        Backends {
+            log: MemoryLog::new(args.retention, args.memory_log_max_entries),
+            slots: Arc::new(MemorySlots::default()),
+            redis_slots: None,
+            upstream: None,
+        }
+    }
+
+    async fn redis(args: &NodeArgs, url: &str) -> anyhow::Result<Backends> {
+        check_redis_url(url)?;
+        let log = RedisLog::connect(RedisLogConfig {
+            url: url.to_owned(),
+            key_prefix: args.redis_prefix.clone(),
+            retention: args.retention,
+        })
+        .await
+        .context("--redis: the log backend is unreachable (is Redis running there?)")?;
+        let slots = RedisSlots::new(log.commands(), &args.redis_prefix, SLOT_LEASE_TTL);
+        Ok(Backends {
+            log,
+            slots: slots.clone(),
+            redis_slots: Some(slots),
+            upstream: Some(UpstreamConfig {
+                redis_url: url.to_owned(),
+                channels: args.upstream_channels.clone(),
+                patterns: args.upstream_patterns.clone(),
+            }),
+        })
+    }
+}
+
 impl Node {
+    /// Opens the backends, then the port: a node that cannot reach Redis does not take it.
     async fn start(
         args: &NodeArgs,
         redis: Option<&str>,
         store: Store,
         stream_jwt_key: Option<JwtKey>,
     ) -> anyhow::Result<Node> {
+        let backends = match redis {
+            Some(url) => Backends::redis(args, url).await?,
+            None => Backends::memory(args),
+        };
         let listener = TcpListener::bind(args.listen).await.map_err(|error| {
             exit::config(format!(
                 "--listen {}: cannot listen there ({error})",
                 args.listen
             ))
         })?;
-        let (log, slots, redis_slots, upstream): (Arc<dyn Log>, Arc<dyn ConnectionSlots>, _, _) =
-            match redis {
-                Some(url) => {
-                    redis::Client::open(url).map_err(|error| {
-                        exit::config(format!(
-                            "--redis `{url}` is not a Redis URL ({error}); use redis://host:port/"
-                        ))
-                    })?;
-                    let log = RedisLog::connect(RedisLogConfig {
-                        url: url.to_owned(),
-                        key_prefix: args.redis_prefix.clone(),
-                        retention: args.retention,
-                    })
-                    .await
-                    .context("--redis: the log backend is unreachable (is Redis running there?)")?;
-                    let upstream = UpstreamConfig {
-                        redis_url: url.to_owned(),
-                        channels: args.upstream_channels.clone(),
-                        patterns: args.upstream_patterns.clone(),
-                    };
-                    let commands =
-                        sluice_log::redis::connection_manager(&redis::Client::open(url)?)
-                            .await
-                            .context("--redis: cannot connect")?;
-                    let slots = RedisSlots::new(commands, &args.redis_prefix, SLOT_LEASE_TTL);
-                    (
-                        log,
-                        slots.clone() as Arc<dyn ConnectionSlots>,
-                        Some(slots),
-                        Some(upstream),
-                    )
-                }
-                None => (
-                    MemoryLog::new(args.retention, args.memory_log_max_entries) as Arc<dyn Log>,
-                    Arc::new(MemorySlots::default()) as Arc<dyn ConnectionSlots>,
-                    None,
-                    None,
-                ),
-            };
         let config = gateway::Config {
             ws_ping_interval: args.ws_ping_interval,
             ws_idle_timeout: args.ws_idle_timeout,
@@ -393,9 +416,15 @@ impl Node {
             allowed_origins: args.allowed_origins.clone(),
             ..gateway::Config::default()
         };
-        let state = AppState::new(config, log, slots, store, CancellationToken::new());
-        gateway::spawn_background(&state, upstream);
-        if let Some(redis_slots) = redis_slots {
+        let state = AppState::new(
+            config,
+            backends.log,
+            backends.slots,
+            store,
+            CancellationToken::new(),
+        );
+        gateway::spawn_background(&state, backends.upstream);
+        if let Some(redis_slots) = backends.redis_slots {
             state
                 .tracker
                 .spawn(redis_slots.renew(state.shutdown.clone()));

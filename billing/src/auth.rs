@@ -9,6 +9,12 @@ use crate::plans::{plan_from_row, PLAN_COLUMNS};
 use crate::store::{from_unix_opt, unix_now, Store};
 use crate::token::{ApiToken, Scope};
 
+/// The one 401 body for a bad API token, on the gateway and the account API alike: the same
+/// for every kind of bad credential, so a caller learns nothing about which part was wrong.
+pub const UNAUTHORIZED_MESSAGE: &str = "missing or invalid API token: send `Authorization: \
+     Bearer <token>` (the stream also takes `?access_token=<token>`); create one with `sluice \
+     tokens create --account NAME`";
+
 /// `last_used_at` is refreshed at most this often per token, so that frequent authentications
 /// (every handshake, periodic re-checks of live connections) do not turn into a write each.
 const LAST_USED_RESOLUTION_SECONDS: i64 = 60;

@@ -1,5 +1,5 @@
 //! Sluice accounts, plans, API tokens, subscriptions and usage on SQLite or PostgreSQL (sqlx),
-//! per SPEC §5 and §6.
+//! per docs/protocol.md §5 and §6.
 //!
 //! [`Store`] owns the connection pool; its methods live next to the data they manage:
 //! accounts and the first-start admin in `accounts`, plans in `plans`, token records in
@@ -26,7 +26,7 @@ mod users;
 pub mod webhook_signature;
 
 pub use accounts::Account;
-pub use auth::{AuthError, Principal};
+pub use auth::{AuthError, Principal, UNAUTHORIZED_MESSAGE};
 pub use changes::{Change, ChangeKind, CHANGE_RETENTION};
 pub use sessions::{SessionInfo, SessionSecret, SESSION_SECRET_LEN};
 pub use store::{Store, StoreError};

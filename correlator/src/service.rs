@@ -257,19 +257,41 @@ impl Correlator {
         if emissions.is_empty() {
             return true;
         }
+        let (items, rules) = self.publishable(&emissions);
+        let mut backoff = Backoff::default();
+        loop {
+            match self
+                .log
+                .append_spaced(items.clone(), self.config.remember)
+                .await
+            {
+                Ok(outcomes) => {
+                    self.record(&outcomes, &rules, &items);
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "correlator: cannot append emissions; retrying");
+                    backoff.wait(shutdown).await;
+                    if shutdown.is_cancelled() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The emissions as log items, each spaced by its rule's window, with the rule and key that
+    /// produced it (same order).
+    fn publishable(&self, emissions: &[Emission]) -> (Vec<Spaced>, Vec<(String, Key)>) {
         let now = chrono::Utc::now();
         let mut items = Vec::with_capacity(emissions.len());
         let mut rules = Vec::with_capacity(emissions.len());
-        for emission in &emissions {
+        for emission in emissions {
             match emission.to_indicator(now) {
                 Ok(indicator) => {
-                    let spacing = self
-                        .engines
-                        .iter()
-                        .find(|engine| engine.rule().name == emission.rule)
-                        .map_or(0, |engine| {
-                            i64::try_from(engine.rule().window.as_micros()).unwrap_or(i64::MAX)
-                        });
+                    let spacing = self.engine(&emission.rule).map_or(0, |engine| {
+                        i64::try_from(engine.rule().window.as_micros()).unwrap_or(i64::MAX)
+                    });
                     items.push(Spaced {
                         indicator,
                         series: Sha256::digest(emission.series()).into(),
@@ -288,53 +310,43 @@ impl Correlator {
                 ),
             }
         }
-        let mut backoff = Backoff::default();
-        loop {
-            match self
-                .log
-                .append_spaced(items.clone(), self.config.remember)
-                .await
-            {
-                Ok(cursors) => {
-                    let mut appended = 0;
-                    for ((outcome, (rule, key)), item) in cursors.iter().zip(&rules).zip(&items) {
-                        let labels = RuleLabels { rule: rule.clone() };
-                        match outcome {
-                            SpacedOutcome::Appended(cursor) => {
-                                appended += 1;
-                                self.metrics.emitted.get_or_create(&labels).inc();
-                                tracing::debug!(
-                                    rule = %rule,
-                                    indicator = %item.indicator.indicator(),
-                                    cursor = %cursor,
-                                    "correlator: correlated indicator emitted"
-                                );
-                            }
-                            SpacedOutcome::Refused { newest } => {
-                                self.metrics.duplicates.get_or_create(&labels).inc();
-                                if let Some(engine) =
-                                    self.engines.iter_mut().find(|e| e.rule().name == *rule)
-                                {
-                                    engine.refused(*key, *newest);
-                                }
-                            }
-                        }
-                    }
-                    tracing::info!(
-                        correlator.appended = appended,
-                        correlator.already_present = cursors.len() - appended,
-                        "correlator: correlated indicators decided"
+        (items, rules)
+    }
+
+    /// Counts what the log decided; a refusal (another node already emitted this cluster)
+    /// tells the engine how recent the emission it lost to is.
+    fn record(&mut self, outcomes: &[SpacedOutcome], rules: &[(String, Key)], items: &[Spaced]) {
+        let mut appended = 0;
+        for ((outcome, (rule, key)), item) in outcomes.iter().zip(rules).zip(items) {
+            let labels = RuleLabels { rule: rule.clone() };
+            match outcome {
+                SpacedOutcome::Appended(cursor) => {
+                    appended += 1;
+                    self.metrics.emitted.get_or_create(&labels).inc();
+                    tracing::debug!(
+                        rule = %rule,
+                        indicator = %item.indicator.indicator(),
+                        cursor = %cursor,
+                        "correlator: correlated indicator emitted"
                     );
-                    return true;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "correlator: cannot append emissions; retrying");
-                    backoff.wait(shutdown).await;
-                    if shutdown.is_cancelled() {
-                        return false;
+                SpacedOutcome::Refused { newest } => {
+                    self.metrics.duplicates.get_or_create(&labels).inc();
+                    if let Some(engine) = self.engines.iter_mut().find(|e| e.rule().name == *rule)
+                    {
+                        engine.refused(*key, *newest);
                     }
                 }
             }
         }
+        tracing::info!(
+            correlator.appended = appended,
+            correlator.already_present = outcomes.len() - appended,
+            "correlator: correlated indicators decided"
+        );
+    }
+
+    fn engine(&self, rule: &str) -> Option<&Engine> {
+        self.engines.iter().find(|engine| engine.rule().name == rule)
     }
 }

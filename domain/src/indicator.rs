@@ -1,10 +1,11 @@
-//! The indicator model (SPEC §2): one validated, normalised indicator of compromise, and the
-//! rules that turn a provider's JSON object into one or refuse it with the field and the reason.
+//! The indicator model (docs/protocol.md §2): one validated, normalised indicator of compromise,
+//! and the rules that turn a provider's JSON object into one or refuse it with the field and the
+//! reason.
 //!
 //! Field names are CIF v1 / csirtg.io's so existing tools understand the stream. Fields Sluice
 //! does not know are the provider's context: kept verbatim and delivered as received.
 //!
-//! Decisions beyond SPEC §2, in one place:
+//! The model's finer decisions, in one place (docs/protocol.md §2.1–§2.5 states them for clients):
 //! - `indicator`: at most [`MAX_INDICATOR_TEXT_BYTES`]; a CIDR with host bits set
 //!   (`1.2.3.4/24`) is refused with the network it probably means, never silently truncated;
 //!   a URL whose host is a reserved IP literal is refused like the address itself; reserved and
@@ -29,7 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::{Itype, Tlp};
 
-/// The largest indicator, as serialised JSON (SPEC §2: "at most 64 KiB of JSON").
+/// The largest indicator, as serialised JSON (docs/protocol.md §2.6: 64 KiB of JSON).
 pub const MAX_INDICATOR_BYTES: usize = 64 * 1024;
 /// The longest `indicator` value, after trimming. Longer is never a real URL (browsers and
 /// servers stop well before) and would only bloat every index keyed by it.
@@ -44,7 +45,7 @@ pub const MAX_TAG_CHARS: usize = 128;
 pub const DEFAULT_CONFIDENCE: f64 = 5.0;
 /// How far in the future a `reporttime` may be before it is clamped to the ingest time (clock skew).
 pub const FUTURE_TOLERANCE_SECONDS: i64 = 5 * 60;
-/// The provider of the correlator's derived indicators (SPEC §7).
+/// The provider of the correlator's derived indicators (docs/protocol.md §2.4, §7.5).
 pub const CORRELATOR_PROVIDER: &str = "sluice/correlator";
 
 /// The pseudo-field rejections name when the object as a whole is wrong (size, JSON, type).
@@ -60,7 +61,7 @@ pub enum Provenance<'a> {
 }
 
 /// One validated, normalised indicator. Built only by [`Indicator::from_json`] /
-/// [`Indicator::from_slice`], so every value of this type obeys SPEC §2, and its
+/// [`Indicator::from_slice`], so every value of this type obeys docs/protocol.md §2, and its
 /// [`to_json`](Indicator::to_json) read back with [`Provenance::Trusted`] gives it again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Indicator {
@@ -334,12 +335,33 @@ fn take(object: &mut Map<String, Value>, field: &str) -> Option<Value> {
     object.remove(field).filter(|value| !value.is_null())
 }
 
+/// The `indicator` field: classified, normalised, checked against a declared `itype`, and
+/// refused when it names a private, reserved or otherwise non-public target.
 fn take_indicator(
     object: &mut Map<String, Value>,
 ) -> Result<(String, Itype, Option<IpNet>), Rejection> {
-    const FIELD: &str = "indicator";
-    let reject = |reason: String| Rejection::new(FIELD, reason);
-    let raw = match take(object, FIELD) {
+    let raw = take_indicator_text(object)?;
+    let (itype, normalised) = normalise::classify(&raw).ok_or_else(|| {
+        Rejection::new(
+            "indicator",
+            format!(
+                "cannot tell what {} is: expected a URL with its scheme (`http://example.com/x`), \
+                 an md5/sha1/sha256/sha512 hash, an IPv4 or IPv6 address or CIDR, an email \
+                 address, a domain name or an ASN (`AS13335`)",
+                shown(&raw)
+            ),
+        )
+    })?;
+    check_declared_itype(take(object, "itype"), itype, &normalised)?;
+    let network = network_of(itype, &normalised)?;
+    refuse_non_public(itype, &normalised, network)?;
+    Ok((normalised, itype, network))
+}
+
+/// The raw text: a non-empty string within [`MAX_INDICATOR_TEXT_BYTES`], trimmed.
+fn take_indicator_text(object: &mut Map<String, Value>) -> Result<String, Rejection> {
+    let reject = |reason: String| Rejection::new("indicator", reason);
+    let raw = match take(object, "indicator") {
         Some(Value::String(raw)) => raw,
         Some(other) => return Err(reject(format!("expected a string, found {}", kind(&other)))),
         None => {
@@ -358,90 +380,101 @@ fn take_indicator(
             raw.len()
         )));
     }
-    let (detected, normalised) = normalise::classify(raw).ok_or_else(|| {
-        reject(format!(
-            "cannot tell what {} is: expected a URL with its scheme (`http://example.com/x`), an \
-             md5/sha1/sha256/sha512 hash, an IPv4 or IPv6 address or CIDR, an email address, a \
-             domain name or an ASN (`AS13335`)",
-            shown(raw)
-        ))
-    })?;
+    Ok(raw.to_owned())
+}
 
-    match take(object, "itype") {
-        None => {}
-        Some(Value::String(given)) => {
-            let given: Itype = given
-                .parse()
-                .map_err(|error| Rejection::new("itype", format!("{error}")))?;
-            if given != detected {
-                return Err(Rejection::new(
-                    "itype",
-                    format!(
-                        "indicator {} is {}, not {given}",
-                        shown(&normalised),
-                        detected.with_article()
-                    ),
-                ));
-            }
-        }
+/// A sender may say what the indicator is; if it does, it must agree with what it is.
+fn check_declared_itype(
+    declared: Option<Value>,
+    detected: Itype,
+    normalised: &str,
+) -> Result<(), Rejection> {
+    let given: Itype = match declared {
+        None => return Ok(()),
+        Some(Value::String(given)) => given
+            .parse()
+            .map_err(|error| Rejection::new("itype", format!("{error}")))?,
         Some(other) => {
             return Err(Rejection::new(
                 "itype",
                 format!("expected a string such as `ipv4`, found {}", kind(&other)),
+            ))
+        }
+    };
+    if given != detected {
+        return Err(Rejection::new(
+            "itype",
+            format!(
+                "indicator {} is {}, not {given}",
+                shown(normalised),
+                detected.with_article()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The network an address or CIDR covers; a CIDR with host bits set is refused.
+fn network_of(itype: Itype, normalised: &str) -> Result<Option<IpNet>, Rejection> {
+    let network = match itype {
+        Itype::Ipv4 | Itype::Ipv6 => normalised.parse::<IpAddr>().ok().map(IpNet::from),
+        Itype::Cidr => normalise::parse_cidr(normalised),
+        _ => None,
+    };
+    if let (Itype::Cidr, Some(network)) = (itype, network) {
+        if network.trunc() != network {
+            return Err(Rejection::new(
+                "indicator",
+                format!(
+                    "{} has host bits set: send the network `{}`",
+                    shown(normalised),
+                    network.trunc()
+                ),
             ));
         }
     }
+    Ok(network)
+}
 
-    let network = match detected {
-        Itype::Ipv4 | Itype::Ipv6 => normalised.parse::<IpAddr>().ok().map(IpNet::from),
-        Itype::Cidr => {
-            let network = normalise::parse_cidr(&normalised);
-            if let Some(network) = network {
-                if network.trunc() != network {
-                    return Err(reject(format!(
-                        "{} has host bits set: send the network `{}`",
-                        shown(&normalised),
-                        network.trunc()
-                    )));
-                }
-            }
-            network
-        }
-        _ => None,
-    };
-
-    if let Some(network) = network {
-        if let Some((range, what)) = reserved::special_range(network) {
-            let relation = if detected == Itype::Cidr && !range.contains(&network) {
+/// Private, reserved and documentation addresses, URLs on such hosts and private AS numbers
+/// are not indicators.
+fn refuse_non_public(
+    itype: Itype,
+    normalised: &str,
+    network: Option<IpNet>,
+) -> Result<(), Rejection> {
+    let reject = |reason: String| Err(Rejection::new("indicator", reason));
+    if let Some((range, what)) = network.and_then(reserved::special_range) {
+        let relation = match network {
+            Some(network) if itype == Itype::Cidr && !range.contains(&network) => {
                 format!("overlaps {range}, which is")
-            } else {
-                "is".to_owned()
-            };
-            return Err(reject(format!(
-                "{} {relation} {what}: only public, routable addresses are indicators",
-                shown(&normalised)
-            )));
-        }
+            }
+            _ => "is".to_owned(),
+        };
+        return reject(format!(
+            "{} {relation} {what}: only public, routable addresses are indicators",
+            shown(normalised)
+        ));
     }
-    if detected == Itype::Url {
-        if let Some(host) = normalise::url_host_address(&normalised) {
+    if itype == Itype::Url {
+        if let Some(host) = normalise::url_host_address(normalised) {
             if let Some((_, what)) = reserved::special_address(host) {
-                return Err(reject(format!(
+                return reject(format!(
                     "{} points at {host}, {what}: only URLs on public hosts are indicators",
-                    shown(&normalised)
-                )));
+                    shown(normalised)
+                ));
             }
         }
     }
-    if detected == Itype::Asn {
-        if let Some(what) = normalise::parse_asn(&normalised).and_then(reserved::special_asn) {
-            return Err(reject(format!(
+    if itype == Itype::Asn {
+        if let Some(what) = normalise::parse_asn(normalised).and_then(reserved::special_asn) {
+            return reject(format!(
                 "{} is {what}: only public AS numbers are indicators",
-                shown(&normalised)
-            )));
+                shown(normalised)
+            ));
         }
     }
-    Ok((normalised, detected, network))
+    Ok(())
 }
 
 fn take_provider(

@@ -6,11 +6,7 @@ use axum::Json;
 
 use crate::wire::ErrorBody;
 
-/// The one 401 body: the same for every kind of bad credential, so a caller learns nothing
-/// about which part of a token was wrong.
-pub const UNAUTHORIZED_MESSAGE: &str =
-    "missing or invalid API token: send `Authorization: Bearer <token>` \
-     (or `?access_token=<token>`); create one with `sluice tokens create --account NAME`";
+pub use billing::UNAUTHORIZED_MESSAGE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -6,19 +6,104 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `ok` when the account database answers within 2 s, else what went wrong (for `/readyz`
-/// here and `sluice web`'s).
-pub async fn database_status(store: &billing::Store) -> String {
-    match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => format!("{error:#}"),
-        Err(_) => "timed out".to_owned(),
+/// One backend's answer to a readiness check. What went wrong is logged, not answered: the
+/// endpoint is public and error text can carry hostnames and credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendStatus {
+    Ok,
+    Unreachable,
+    TimedOut,
+}
+
+/// One backend in `GET /readyz`: which it is and how it answered.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BackendState {
+    /// `memory` or `redis` for the log, `sqlite` or `postgres` for the database.
+    pub backend: &'static str,
+    pub status: BackendStatus,
+}
+
+impl BackendState {
+    /// Runs `check` within 2 s; a failure is logged under `what`.
+    pub async fn check<E: std::fmt::Display>(
+        what: &'static str,
+        backend: &'static str,
+        check: impl std::future::Future<Output = Result<(), E>>,
+    ) -> BackendState {
+        let status = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+            Ok(Ok(())) => BackendStatus::Ok,
+            Ok(Err(error)) => {
+                tracing::warn!(backend, error = %error, "readiness: the {what} does not answer");
+                BackendStatus::Unreachable
+            }
+            Err(_) => {
+                tracing::warn!(backend, "readiness: the {what} did not answer within 2 s");
+                BackendStatus::TimedOut
+            }
+        };
+        BackendState { backend, status }
+    }
+
+    /// The account database (for `/readyz` here and `sluice web`'s).
+    pub async fn database(store: &billing::Store) -> BackendState {
+        BackendState::check("account database", store.backend_name(), async {
+            store.ping().await.map_err(|error| format!("{error:#}"))
+        })
+        .await
+    }
+}
+
+/// `ready` when every backend answers, `degraded` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    Ready,
+    Degraded,
+}
+
+/// The body of `GET /readyz`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReadyAnswer {
+    pub status: Readiness,
+    /// The log backend; absent on `sluice web`, which has no log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<BackendState>,
+    /// The account database.
+    pub database: BackendState,
+}
+
+impl ReadyAnswer {
+    pub fn new(log: Option<BackendState>, database: BackendState) -> ReadyAnswer {
+        let ready = database.status == BackendStatus::Ok
+            && log.as_ref().is_none_or(|log| log.status == BackendStatus::Ok);
+        ReadyAnswer {
+            status: if ready {
+                Readiness::Ready
+            } else {
+                Readiness::Degraded
+            },
+            log,
+            database,
+        }
+    }
+}
+
+impl IntoResponse for ReadyAnswer {
+    /// 200 when ready, 503 when degraded.
+    fn into_response(self) -> axum::response::Response {
+        let code = match self.status {
+            Readiness::Ready => StatusCode::OK,
+            Readiness::Degraded => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (code, Json(self)).into_response()
     }
 }
 
@@ -46,32 +131,18 @@ pub async fn healthz() -> impl IntoResponse {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Both backends answer.", body = inline(ReadyAnswer),
+        (status = 200, description = "Both backends answer.", body = ReadyAnswer,
             example = json!({"status": "ready", "log": {"backend": "memory", "status": "ok"},
                 "database": {"backend": "sqlite", "status": "ok"}})),
-        (status = 503, description = "A backend does not answer; its `status` says why.",
-            body = inline(ReadyAnswer)),
+        (status = 503, description = "A backend does not answer (`unreachable` or `timed_out`; \
+            the node's log says why).",
+            body = ReadyAnswer),
     ),
 )]
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let log = match tokio::time::timeout(CHECK_TIMEOUT, state.log.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "timed out".to_owned(),
-    };
-    let database = database_status(&state.store).await;
-    let ready = log == "ok" && database == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if ready { "ready" } else { "degraded" },
-        "log": { "backend": state.log.backend_name(), "status": log },
-        "database": { "backend": state.store.backend_name(), "status": database },
-    });
-    (status, Json(body))
+pub async fn readyz(State(state): State<AppState>) -> ReadyAnswer {
+    let log = BackendState::check("log", state.log.backend_name(), state.log.ping()).await;
+    let database = BackendState::database(&state.store).await;
+    ReadyAnswer::new(Some(log), database)
 }
 
 /// Prometheus metrics.
@@ -101,27 +172,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[derive(utoipa::ToSchema)]
 struct HealthAnswer {
     /// Always `ok`.
-    status: String,
-}
-
-// Documentation only: `readyz` writes it with `json!`.
-/// The body of `GET /readyz`.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-struct ReadyAnswer {
-    /// `ready` or `degraded`.
-    status: String,
-    /// The log backend (`memory` or `redis`) and `ok` or what is wrong with it; absent on
-    /// `sluice web`, which has no log.
-    log: Option<BackendState>,
-    /// The account database (`sqlite` or `postgres`) and `ok` or what is wrong with it.
-    database: BackendState,
-}
-
-/// One backend's state in `GET /readyz`.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-struct BackendState {
-    backend: String,
     status: String,
 }

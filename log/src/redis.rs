@@ -164,6 +164,12 @@ impl RedisLog {
         }))
     }
 
+    /// The log's multiplexed command connection, for other short commands on the same server
+    /// (the connection-cap leases), so a node holds one.
+    pub fn commands(&self) -> ConnectionManager {
+        self.commands.clone()
+    }
+
     fn min_id(&self) -> String {
         let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let keep = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);

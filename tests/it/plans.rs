@@ -1,4 +1,4 @@
-//! Tiered access on live streams (SPEC §5): rate limits with exact drop accounting, TLP
+//! Tiered access on live streams (docs/protocol.md §5): rate limits with exact drop accounting, TLP
 //! visibility, connection caps, the replay window, plan changes and revocation within 5 s.
 
 use std::time::Duration;
@@ -380,6 +380,48 @@ async fn usage_is_metered() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "usage never recorded: {usage}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A feed counts what it returns: its indicators as delivered and its body's bytes.
+#[tokio::test]
+async fn feed_usage_counts_the_body() {
+    let (node, _redis) = start(Backend::Memory, &["--usage-flush-interval", "200ms"]).await;
+    node.create_account("reader", "pro").await;
+    let token = node.create_token("reader", "read").await;
+    node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    let body = reqwest::Client::new()
+        .get(node.http("/v1/indicators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&body).unwrap().len(), 3);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let usage: Value = reqwest::Client::new()
+            .get(node.http("/v1/account/usage"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let day = &usage["days"][0];
+        if day["delivered"] == 3 {
+            assert_eq!(day["bytes"], body.len() as u64, "{usage}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "feed usage never recorded: {usage}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -8,11 +8,7 @@ use billing::StoreError;
 
 use crate::api::ErrorBody;
 
-/// The one 401 body for credentials: the same for every kind of bad token, so a caller learns
-/// nothing about which part was wrong.
-pub const UNAUTHORIZED_MESSAGE: &str =
-    "missing or invalid API token: send `Authorization: Bearer <token>`; \
-     create one with `sluice tokens create --account NAME`";
+pub use billing::UNAUTHORIZED_MESSAGE;
 
 /// The one 401 body for a failed sign-in: the same for an unknown email and a wrong password.
 pub const SIGN_IN_FAILED_MESSAGE: &str =
@@ -24,7 +20,8 @@ pub const NO_SESSION_MESSAGE: &str =
 
 /// The 403 body when a cookie-authenticated, state-changing request lacks the right CSRF token.
 pub const CSRF_MESSAGE: &str =
-    "missing or wrong X-CSRF-Token header: send the csrf_token that sign-in (or GET /v1/session)      returned";
+    "missing or wrong X-CSRF-Token header: send the csrf_token that sign-in (or GET /v1/session) \
+     returned";
 
 /// The 503 body while the account database does not answer.
 const DATABASE_UNAVAILABLE: &str = "the account database is unavailable; retry shortly";
