@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use domain::Frame;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
@@ -40,7 +41,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Memory is compared from before the connections; CPU from after they are all open, so
     // handshakes do not count as delivery cost.
     let before_connecting = args.gateway_pid.map(ProcessSample::read).transpose()?;
+    let clients = connect_all(&args, &run_id, &counters, &stop).await;
+    let ready = counters.ready.load(Ordering::Relaxed);
+    if args.idle {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let (Some(pid), Some(before)) = (args.gateway_pid, &before_connecting) {
+            let after = ProcessSample::read(pid)?;
+            let per_connection =
+                after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / ready.max(1) as f64;
+            println!(
+                "idle: connections={ready} gateway_rss_before={} KiB gateway_rss_after={} KiB rss_per_connection={:.0} bytes",
+                before.rss_kib, after.rss_kib, per_connection
+            );
+        }
+        stop.cancel();
+        return Ok(());
+    }
+    deliver(&args, &run_id, clients, &counters, &stop).await
+}
 
+/// Opens the subscribers (a few at a time) and waits, at most two minutes, until each is
+/// ready or has failed.
+async fn connect_all(
+    args: &BenchArgs,
+    run_id: &str,
+    counters: &Arc<Counters>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<Option<Histogram<u64>>>> {
     eprintln!(
         "connecting {} {:?} subscribers to {}",
         args.subscribers, args.transport, args.url
@@ -68,33 +95,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ready = counters.ready.load(Ordering::Relaxed);
     eprintln!(
-        "{ready} subscribers ready, {} failed",
+        "{} subscribers ready, {} failed",
+        counters.ready.load(Ordering::Relaxed),
         counters.failed.load(Ordering::Relaxed)
     );
+    clients
+}
 
-    if args.idle {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if let (Some(pid), Some(before)) = (args.gateway_pid, &before_connecting) {
-            let after = ProcessSample::read(pid)?;
-            let per_connection =
-                after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / ready.max(1) as f64;
-            println!(
-                "idle: connections={ready} gateway_rss_before={} KiB gateway_rss_after={} KiB rss_per_connection={:.0} bytes",
-                before.rss_kib, after.rss_kib, per_connection
-            );
-        }
-        stop.cancel();
-        return Ok(());
-    }
-
+/// Publishes at `--rate` for `--duration`, waits for the deliveries to drain, and prints what
+/// arrived, how late, and what it cost the gateway.
+async fn deliver(
+    args: &BenchArgs,
+    run_id: &str,
+    clients: Vec<tokio::task::JoinHandle<Option<Histogram<u64>>>>,
+    counters: &Counters,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let ready = counters.ready.load(Ordering::Relaxed);
     let baseline = args.gateway_pid.map(ProcessSample::read).transpose()?;
     let redis = args
         .redis
         .as_deref()
         .context("--redis is required to publish (or use --idle)")?;
-    let published = publish(redis, &args, &run_id).await?;
+    let published = publish(redis, args, run_id).await?;
     let expected = published * ready;
     // Deliveries still arriving this long after the last publish count as missing: at rates the
     // path cannot sustain, that is the backlog.
@@ -248,99 +272,125 @@ async fn subscriber(
     stop: CancellationToken,
     permits: Arc<Semaphore>,
 ) -> Option<Histogram<u64>> {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok()?;
-    let base = args.url.trim_end_matches('/');
-    let mut record = |text: &str| {
-        if !text.contains(&tag) {
-            if text.contains("\"type\":\"dropped\"") {
-                if let Some(count) = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v["count"].as_u64())
-                {
-                    counters.announced_drops.fetch_add(count, Ordering::Relaxed);
-                }
-            }
-            return;
-        }
-        if let Some(at) = text.find(LATENCY_FIELD) {
+    let mut recorder = Recorder {
+        histogram: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok()?,
+        tag,
+        counters,
+    };
+    let connected = match args.transport {
+        Transport::Ws => ws_subscriber(&args, &mut recorder, &stop, &permits).await,
+        Transport::Sse => sse_subscriber(&args, &mut recorder, &stop, &permits).await,
+    };
+    if connected.is_none() {
+        recorder.counters.failed.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(recorder.histogram)
+}
+
+/// What one subscriber saw: the latency of this run's indicators, and announced drops.
+struct Recorder {
+    histogram: Histogram<u64>,
+    /// Marks this run's indicators (others may flow through the same gateway).
+    tag: String,
+    counters: Arc<Counters>,
+}
+
+impl Recorder {
+    fn record(&mut self, text: &str) {
+        let latency_at = text
+            .contains(&self.tag)
+            .then(|| text.find(LATENCY_FIELD))
+            .flatten();
+        if let Some(at) = latency_at {
             let digits: String = text[at + LATENCY_FIELD.len()..]
                 .chars()
                 .take_while(char::is_ascii_digit)
                 .collect();
             if let Ok(sent) = digits.parse::<u64>() {
-                let _ = histogram.record(now_us().saturating_sub(sent).max(1));
+                let _ = self.histogram.record(now_us().saturating_sub(sent).max(1));
             }
-            counters.received.fetch_add(1, Ordering::Relaxed);
+            self.counters.received.fetch_add(1, Ordering::Relaxed);
         } else if text.contains("\"type\":\"dropped\"") {
-            if let Some(count) = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v["count"].as_u64())
-            {
-                counters.announced_drops.fetch_add(count, Ordering::Relaxed);
-            }
-        }
-    };
-    match args.transport {
-        Transport::Ws => {
-            let url = format!("{}/v1/stream", base.replacen("http", "ws", 1));
-            let permit = permits.acquire().await.ok()?;
-            let mut request = url.into_client_request().ok()?;
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {}", args.token).parse().ok()?,
-            );
-            let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                return None;
-            };
-            drop(permit);
-            counters.ready.fetch_add(1, Ordering::Relaxed);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    message = socket.next() => match message {
-                        Some(Ok(Message::Text(text))) => record(&text),
-                        Some(Ok(_)) => {}
-                        _ => break,
-                    }
-                }
-            }
-        }
-        Transport::Sse => {
-            let permit = permits.acquire().await.ok()?;
-            let response = reqwest::Client::new()
-                .get(format!("{base}/v1/stream"))
-                .bearer_auth(&args.token)
-                .send()
-                .await;
-            let Ok(response) = response.and_then(|r| r.error_for_status()) else {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                return None;
-            };
-            drop(permit);
-            counters.ready.fetch_add(1, Ordering::Relaxed);
-            let mut body = response.bytes_stream();
-            let mut buffer = String::new();
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    chunk = body.next() => match chunk {
-                        Some(Ok(bytes)) => {
-                            buffer.push_str(&String::from_utf8_lossy(&bytes));
-                            while let Some(end) = buffer.find("\n\n") {
-                                let event: String = buffer.drain(..end + 2).collect();
-                                if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
-                                    record(data);
-                                }
-                            }
-                        }
-                        _ => break,
-                    }
-                }
+            if let Ok(Frame::Dropped { count, .. }) = serde_json::from_str::<Frame>(text) {
+                self.counters
+                    .announced_drops
+                    .fetch_add(count, Ordering::Relaxed);
             }
         }
     }
-    Some(histogram)
+}
+
+/// Reads one WebSocket stream until `stop`; `None` when it could not connect.
+async fn ws_subscriber(
+    args: &BenchArgs,
+    recorder: &mut Recorder,
+    stop: &CancellationToken,
+    permits: &Semaphore,
+) -> Option<()> {
+    let url = format!(
+        "{}/v1/stream",
+        args.url.trim_end_matches('/').replacen("http", "ws", 1)
+    );
+    let permit = permits.acquire().await.ok()?;
+    let mut request = url.into_client_request().ok()?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", args.token).parse().ok()?,
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+    drop(permit);
+    recorder.counters.ready.fetch_add(1, Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => recorder.record(&text),
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    Some(())
+}
+
+/// Reads one SSE stream until `stop`; `None` when it could not connect.
+async fn sse_subscriber(
+    args: &BenchArgs,
+    recorder: &mut Recorder,
+    stop: &CancellationToken,
+    permits: &Semaphore,
+) -> Option<()> {
+    let permit = permits.acquire().await.ok()?;
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/stream", args.url.trim_end_matches('/')))
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .and_then(|response| response.error_for_status())
+        .ok()?;
+    drop(permit);
+    recorder.counters.ready.fetch_add(1, Ordering::Relaxed);
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            chunk = body.next() => match chunk {
+                Some(Ok(bytes)) => {
+                    buffer.push_str(&String::from_utf8_lossy(&bytes));
+                    while let Some(end) = buffer.find("\n\n") {
+                        let event: String = buffer.drain(..end + 2).collect();
+                        if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
+                            recorder.record(data);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    Some(())
 }
 
 /// CPU time and resident memory of a process, from /proc.

@@ -111,33 +111,12 @@ async fn end_to_end(url: &str, scanners: usize, providers: usize) -> anyhow::Res
     })
     .await
     .context("--redis: cannot connect")?;
-    let now = chrono::Utc::now();
-    let start = now - chrono::TimeDelta::hours(21);
     let reports = reports(scanners, providers);
     eprintln!(
         "end to end: appending {} reports to Redis (keys {prefix}*)",
         reports.len()
     );
-    for chunk in reports.chunks(1000) {
-        let batch = chunk
-            .iter()
-            .map(|(key, provider, time)| {
-                let reporttime = start + chrono::TimeDelta::microseconds(*time);
-                Indicator::from_json(
-                    serde_json::json!({
-                        "indicator": key.to_string(),
-                        "provider": PROVIDERS[*provider],
-                        "tags": ["scanner"],
-                        "reporttime": reporttime.to_rfc3339(),
-                    }),
-                    Provenance::Trusted,
-                    now,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|rejection| anyhow::anyhow!("bench report refused: {rejection}"))?;
-        log.append(batch).await?;
-    }
+    append_reports(&log, &reports).await?;
     let expected = if providers >= 3 { scanners } else { 0 };
     let rule = Rule {
         lateness: Duration::ZERO,
@@ -178,7 +157,38 @@ async fn end_to_end(url: &str, scanners: usize, providers: usize) -> anyhow::Res
         elapsed.as_secs_f64(),
         cpu
     );
-    // Clean up with SCAN (never KEYS, which blocks a busy server) over this run's prefix only.
+    remove_keys(url, &prefix).await
+}
+
+/// Appends the reports, 1,000 per call, as scanner sightings spread over the last 21 hours.
+async fn append_reports(log: &RedisLog, reports: &[(Key, usize, i64)]) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let start = now - chrono::TimeDelta::hours(21);
+    for chunk in reports.chunks(1000) {
+        let batch = chunk
+            .iter()
+            .map(|(key, provider, time)| {
+                let reporttime = start + chrono::TimeDelta::microseconds(*time);
+                Indicator::from_json(
+                    serde_json::json!({
+                        "indicator": key.to_string(),
+                        "provider": PROVIDERS[*provider],
+                        "tags": ["scanner"],
+                        "reporttime": reporttime.to_rfc3339(),
+                    }),
+                    Provenance::Trusted,
+                    now,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|rejection| anyhow::anyhow!("bench report refused: {rejection}"))?;
+        log.append(batch).await?;
+    }
+    Ok(())
+}
+
+/// Removes this run's keys with SCAN (never KEYS, which blocks a busy server) over its prefix.
+async fn remove_keys(url: &str, prefix: &str) -> anyhow::Result<()> {
     let mut conn = redis::Client::open(url)?
         .get_multiplexed_async_connection()
         .await?;

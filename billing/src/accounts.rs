@@ -17,7 +17,7 @@ const ADMIN_PLAN: &str = "enterprise";
 /// Longest account name.
 const MAX_NAME_LEN: usize = 64;
 
-/// An account. Every token of an account shares its plan (SPEC §5).
+/// An account. Every token of an account shares its plan (docs/protocol.md §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// Database id.

@@ -1,4 +1,4 @@
-//! Short-lived stream tokens (SPEC §4, §6): the JWT a signed-in browser presents as
+//! Short-lived stream tokens (docs/protocol.md §4.2, §6.5): the JWT a signed-in browser presents as
 //! `?access_token=` to `GET /v1/stream`. Pure: no HTTP, no database, the clock passed in.
 //!
 //! HS256 only, with `exp`, `nbf`, `aud` (`sluice-stream`) and `iss` (`sluice`) all required and

@@ -1,4 +1,4 @@
-//! Subscription events from the billing provider (SPEC §5): applying a verified
+//! Subscription events from the billing provider (docs/protocol.md §5.7): applying a verified
 //! `subscription.updated` / `subscription.deleted` event to an account's plan, once per event
 //! id, never letting an older event override a newer one.
 //!
@@ -120,22 +120,7 @@ impl Store {
         }
 
         let mut transaction = self.pool().begin().await.db("starting a billing event")?;
-        // The event id's primary key decides: concurrent deliveries of one event wait here for
-        // the first to commit, then find the row and insert nothing.
-        let inserted = sqlx::query(
-            "INSERT INTO billing_events (id, account_id, type, plan, created, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(account.id)
-        .bind(&event.event_type)
-        .bind(plan)
-        .bind(event.created)
-        .bind(unix_now())
-        .execute(&mut *transaction)
-        .await
-        .db("recording a billing event")?;
-        if inserted.rows_affected() == 0 {
+        if !record_event(&mut transaction, event, account.id, plan).await? {
             transaction
                 .rollback()
                 .await
@@ -182,4 +167,29 @@ impl Store {
         );
         Ok(outcome)
     }
+}
+
+/// Records the event by its id, once: false when it was recorded before. The id's primary key
+/// decides: concurrent deliveries of one event wait here for the first to commit, then find the
+/// row and insert nothing.
+async fn record_event(
+    connection: &mut sqlx::AnyConnection,
+    event: &SubscriptionEvent,
+    account_id: i64,
+    plan: &str,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO billing_events (id, account_id, type, plan, created, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(account_id)
+    .bind(&event.event_type)
+    .bind(plan)
+    .bind(event.created)
+    .bind(unix_now())
+    .execute(&mut *connection)
+    .await
+    .db("recording a billing event")?;
+    Ok(inserted.rows_affected() > 0)
 }

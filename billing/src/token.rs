@@ -4,8 +4,9 @@
 //! characters (40 characters in all), the shape GitHub uses for its tokens:
 //!
 //! - the recognisable prefix lets secret scanners and humans spot a leaked Sluice token;
-//! - 30 characters from a 62-letter alphabet carry 30 × log2(62) ≈ 178 bits of entropy (SPEC §6
-//!   asks for at least 128), drawn from the operating system's CSPRNG;
+//! - 30 characters from a 62-letter alphabet carry 30 × log2(62) ≈ 178 bits of entropy (well
+//!   above the 128 bits a bearer secret needs; docs/protocol.md §6.2), drawn from the operating
+//!   system's CSPRNG;
 //! - the checksum lets a client reject a typo offline and lets the server refuse garbage
 //!   without a database query (so a flood of made-up tokens cannot load the database).
 //!

@@ -1,5 +1,5 @@
-//! Usage metering per account and UTC day (SPEC §5: "for invoicing"): gateway nodes add what
-//! they counted; accounts and admins read it back.
+//! Usage metering per account and UTC day, for invoicing (docs/protocol.md §5.8): gateway nodes
+//! add what they counted; accounts and admins read it back.
 //!
 //! Several nodes report for the same account and day, so counters are added (`delivered`,
 //! `dropped`, `bytes`, `connections`) with an upsert rather than overwritten. The one exception

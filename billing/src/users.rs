@@ -1,5 +1,5 @@
-//! Browser users (SPEC §6): signing up (an account on plan `free` plus its first user, in one
-//! transaction) and signing in with an email and a password hashed with argon2id.
+//! Browser users (docs/protocol.md §6.4): signing up (an account on plan `free` plus its first
+//! user, in one transaction) and signing in with an email and a password hashed with argon2id.
 //!
 //! The plaintext password only ever lives in the caller's memory: it is hashed (default
 //! argon2id parameters, a random salt per user) before anything touches the database, it is

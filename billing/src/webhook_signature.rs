@@ -1,5 +1,5 @@
-//! The billing webhook's `Sluice-Signature` header (SPEC §5): parsing it and verifying it
-//! against the raw request body. Pure: no clock (callers pass `now`), no IO.
+//! The billing webhook's `Sluice-Signature` header (docs/protocol.md §5.7): parsing it and
+//! verifying it against the raw request body. Pure: no clock (callers pass `now`), no IO.
 //!
 //! Format: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. Several `v1`
 //! entries may be present and any may match; together with several configured secrets this is

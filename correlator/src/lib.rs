@@ -1,5 +1,5 @@
-//! The correlator: runs the correlation rules (`domain::correlation`, SPEC §7) over the log and
-//! appends their emissions back into it, where they stream like any other indicator.
+//! The correlator: runs the correlation rules (`domain::correlation`, docs/protocol.md §7) over
+//! the log and appends their emissions back into it, where they stream like any other indicator.
 //!
 //! How it stays exact without coordination:
 //! - Each instance reads the whole retained log in order, from the start, and feeds every rule

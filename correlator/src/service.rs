@@ -332,8 +332,7 @@ impl Correlator {
                 }
                 SpacedOutcome::Refused { newest } => {
                     self.metrics.duplicates.get_or_create(&labels).inc();
-                    if let Some(engine) = self.engines.iter_mut().find(|e| e.rule().name == *rule)
-                    {
+                    if let Some(engine) = self.engines.iter_mut().find(|e| e.rule().name == *rule) {
                         engine.refused(*key, *newest);
                     }
                 }
@@ -347,6 +346,8 @@ impl Correlator {
     }
 
     fn engine(&self, rule: &str) -> Option<&Engine> {
-        self.engines.iter().find(|engine| engine.rule().name == rule)
+        self.engines
+            .iter()
+            .find(|engine| engine.rule().name == rule)
     }
 }

@@ -1,5 +1,5 @@
-//! The correlation rule (SPEC §7): when enough distinct providers report the same scanner within
-//! a window, a derived, higher-confidence indicator is emitted.
+//! The correlation rule (docs/protocol.md §7): when enough distinct providers report the same
+//! scanner within a window, a derived, higher-confidence indicator is emitted.
 //!
 //! Pure: the caller feeds reports with their event time (`reporttime`) and arrival time (the
 //! log's clock when the report was appended) and gets emissions back. The rule, precisely:

@@ -1,5 +1,5 @@
-//! Stream and feed filters (SPEC §4): which indicators a subscriber wants, parsed from the query
-//! string and evaluated on each indicator before anything is sent or counted.
+//! Stream and feed filters (docs/protocol.md §4.3, §4.4): which indicators a subscriber wants,
+//! parsed from the query string and evaluated on each indicator before anything is sent or counted.
 //!
 //! Every key is optional and they combine with AND; a key's comma-separated values combine with
 //! OR. An empty value (`tags=`) is the same as no key, so forms and scripts can send every field.
@@ -165,85 +165,57 @@ impl Filter {
     ) -> Result<Filter, FilterError> {
         let mut filter = Filter::default();
         for (key, value) in pairs {
-            let values = || {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|value| !value.is_empty())
-            };
-            if values().next().is_none() {
-                if !FILTER_KEYS.contains(&key) {
-                    return Err(FilterError::UnknownKey { key: cut(key) });
-                }
-                continue;
-            }
-            match key {
-                "itype" => {
-                    for value in values() {
-                        let itype = value.parse::<Itype>().map_err(|_| {
-                            FilterError::invalid(
-                                "itype",
-                                value,
-                                "url, md5, sha1, sha256, sha512, ipv4, cidr, ipv6, email, fqdn or asn",
-                            )
-                        })?;
-                        push_unique(&mut filter.itypes, itype, "itype")?;
-                    }
-                }
-                "tags" => {
-                    for value in values() {
-                        push_unique(&mut filter.tags, value.to_lowercase(), "tags")?;
-                    }
-                }
-                "provider" => {
-                    for value in values() {
-                        push_unique(&mut filter.providers, value.to_owned(), "provider")?;
-                    }
-                }
-                "cidr" => {
-                    for value in values() {
-                        let network = parse_network(value).ok_or_else(|| {
-                            FilterError::invalid(
-                                "cidr",
-                                value,
-                                "an IP address or network such as `1.1.1.0/24`",
-                            )
-                        })?;
-                        push_unique(&mut filter.networks, network, "cidr")?;
-                    }
-                }
-                "confidence" => {
-                    let confidence = value
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|confidence| (0.0..=10.0).contains(confidence))
-                        .ok_or_else(|| {
-                            FilterError::invalid("confidence", value, "a number from 0 to 10")
-                        })?;
-                    set_once(&mut filter.min_confidence, confidence, "confidence")?;
-                }
-                "tlp" => {
-                    let tlp = value.parse::<Tlp>().map_err(|_| {
-                        FilterError::invalid("tlp", value, "white, green, amber or red")
-                    })?;
-                    set_once(&mut filter.max_tlp, tlp, "tlp")?;
-                }
-                "profile" => set_once(&mut filter.profile, value.parse()?, "profile")?,
-                "correlated" => {
-                    let correlated = match value.trim().to_ascii_lowercase().as_str() {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        _ => {
-                            return Err(FilterError::invalid("correlated", value, "true or false"))
-                        }
-                    };
-                    set_once(&mut filter.correlated, correlated, "correlated")?;
-                }
-                other => return Err(FilterError::UnknownKey { key: cut(other) }),
-            }
+            filter.add(key, value)?;
         }
         Ok(filter)
+    }
+
+    /// One `key=value` pair: list keys accumulate, the others may be set once.
+    fn add(&mut self, key: &str, value: &str) -> Result<(), FilterError> {
+        let mut values = value
+            .split(',')
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .peekable();
+        if values.peek().is_none() {
+            return match FILTER_KEYS.contains(&key) {
+                true => Ok(()),
+                false => Err(FilterError::UnknownKey { key: cut(key) }),
+            };
+        }
+        match key {
+            "itype" => values
+                .try_for_each(|value| push_unique(&mut self.itypes, parse_itype(value)?, "itype")),
+            "tags" => values
+                .try_for_each(|value| push_unique(&mut self.tags, value.to_lowercase(), "tags")),
+            "provider" => values.try_for_each(|value| {
+                push_unique(&mut self.providers, value.to_owned(), "provider")
+            }),
+            "cidr" => values.try_for_each(|value| {
+                let network = parse_network(value).ok_or_else(|| {
+                    FilterError::invalid(
+                        "cidr",
+                        value,
+                        "an IP address or network such as `1.1.1.0/24`",
+                    )
+                })?;
+                push_unique(&mut self.networks, network, "cidr")
+            }),
+            "confidence" => set_once(
+                &mut self.min_confidence,
+                parse_confidence(value)?,
+                "confidence",
+            ),
+            "tlp" => {
+                let tlp = value.parse::<Tlp>().map_err(|_| {
+                    FilterError::invalid("tlp", value, "white, green, amber or red")
+                })?;
+                set_once(&mut self.max_tlp, tlp, "tlp")
+            }
+            "profile" => set_once(&mut self.profile, value.parse()?, "profile"),
+            "correlated" => set_once(&mut self.correlated, parse_correlated(value)?, "correlated"),
+            other => Err(FilterError::UnknownKey { key: cut(other) }),
+        }
     }
 
     /// Whether `indicator` passes every filter given.
@@ -339,6 +311,33 @@ fn push_unique<T: PartialEq>(
     }
     list.push(value);
     Ok(())
+}
+
+fn parse_itype(value: &str) -> Result<Itype, FilterError> {
+    value.parse::<Itype>().map_err(|_| {
+        FilterError::invalid(
+            "itype",
+            value,
+            "url, md5, sha1, sha256, sha512, ipv4, cidr, ipv6, email, fqdn or asn",
+        )
+    })
+}
+
+fn parse_confidence(value: &str) -> Result<f64, FilterError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|confidence| (0.0..=10.0).contains(confidence))
+        .ok_or_else(|| FilterError::invalid("confidence", value, "a number from 0 to 10"))
+}
+
+fn parse_correlated(value: &str) -> Result<bool, FilterError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(FilterError::invalid("correlated", value, "true or false")),
+    }
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &'static str) -> Result<(), FilterError> {

@@ -1,4 +1,4 @@
-//! Whitelist subtraction for feeds (COMPAT.md C, CIF's feed mode): indicators tagged
+//! Whitelist subtraction for feeds (docs/protocol.md §8.2; CIF's feed mode): indicators tagged
 //! `whitelist` remove what they cover from a feed — an address or network covers addresses and
 //! networks inside it, a domain covers itself and every name under it (and URLs on those hosts).
 

@@ -16,9 +16,9 @@ impl fmt::Debug for JwtKey {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// WebSocket ping interval (SPEC §4: 20 s).
+    /// WebSocket ping interval (docs/protocol.md §4.9: 20 s).
     pub ws_ping_interval: Duration,
-    /// A WebSocket peer silent this long is closed (SPEC §4: 60 s).
+    /// A WebSocket peer silent this long is closed (docs/protocol.md §4.9: 60 s).
     pub ws_idle_timeout: Duration,
     /// Per-connection WebSocket read buffer, bytes (default 512 B, grown on demand for larger
     /// frames; tungstenite's 128 KiB default
@@ -30,7 +30,7 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How long to wait for the peer's half of a closing handshake (default 2 s).
     pub close_timeout: Duration,
-    /// SSE heartbeat comment interval (SPEC §4: 15 s).
+    /// SSE heartbeat comment interval (docs/protocol.md §4.10: 15 s).
     pub sse_heartbeat: Duration,
     /// SSE `retry:` hint sent once at start (default 2 s).
     pub sse_retry: Duration,
@@ -41,7 +41,7 @@ pub struct Config {
     /// Live entries buffered per node before a slow subscriber falls back to reading the log.
     pub hub_capacity: usize,
     /// How often the node polls the account database's change log (plan changes,
-    /// revocations); default 1 s, well inside SPEC's 5 s.
+    /// revocations); default 1 s, well inside the 5 s of docs/protocol.md §5.5.
     pub change_poll_interval: Duration,
     /// How often metered usage is written to the database (default 10 s).
     pub usage_flush_interval: Duration,

@@ -1,11 +1,11 @@
-//! Live plan changes and revocations (SPEC §5, §6): this node's registry of open streams and the
-//! poller that applies the account database's change log to them.
+//! Live plan changes and revocations (docs/protocol.md §5.5, §6.2): this node's registry of open
+//! streams and the poller that applies the account database's change log to them.
 //!
 //! Every plan change, plan edit and token revocation is written to the `changes` table in the
 //! same transaction as the change itself (billing). Each node polls it (default every second), so
 //! every node, on either backend, applies a change within a poll interval plus one query —
-//! well inside SPEC's 5 seconds — and a node that was briefly cut off catches up from its last
-//! applied id, losing nothing.
+//! well inside the 5 seconds docs/protocol.md §5.5 allows — and a node that was briefly cut off
+//! catches up from its last applied id, losing nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

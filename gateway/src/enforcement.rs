@@ -82,8 +82,9 @@ mod tests {
     }
 
     proptest! {
-        /// In every window of length W, accepted ≤ rate·W + burst (TESTING.md), and a client that
-        /// stays within the rate is never refused.
+        /// In every window of length W, accepted ≤ rate·W + burst (the token bucket's bound, which
+        /// makes `dropped` counts predictable; docs/protocol.md §5.4), and a client that stays
+        /// within the rate is never refused.
         #[test]
         fn accepted_never_exceeds_rate_times_window_plus_burst(
             rate in 1u32..50,

@@ -83,7 +83,9 @@ pub struct ReadyAnswer {
 impl ReadyAnswer {
     pub fn new(log: Option<BackendState>, database: BackendState) -> ReadyAnswer {
         let ready = database.status == BackendStatus::Ok
-            && log.as_ref().is_none_or(|log| log.status == BackendStatus::Ok);
+            && log
+                .as_ref()
+                .is_none_or(|log| log.status == BackendStatus::Ok);
         ReadyAnswer {
             status: if ready {
                 Readiness::Ready

@@ -215,8 +215,9 @@ pub enum PublishBody {
     Many(Vec<NewIndicator>),
 }
 
-/// The filters of streams and feeds (SPEC §4). Every key is optional and they combine with AND;
-/// a key's comma-separated values combine with OR; an empty value is the same as none.
+/// The filters of streams and feeds (docs/protocol.md §4.3). Every key is optional and they
+/// combine with AND; a key's comma-separated values combine with OR; an empty value is the same
+/// as none.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FilterParams {

@@ -1,5 +1,5 @@
-//! Connection caps per account (SPEC §5), across every node: a slot is taken before a stream is
-//! upgraded and returned when the stream ends, however it ends.
+//! Connection caps per account (docs/protocol.md §5.4), across every node: a slot is taken
+//! before a stream is upgraded and returned when the stream ends, however it ends.
 //!
 //! Two backends behind one trait. In process (embedded default): a counter per account. On Redis:
 //! a sorted set per account whose members are leases scored by their expiry; a node renews its

@@ -1,5 +1,6 @@
-//! Usage metering (SPEC §5): indicators delivered and dropped, bytes, connections, per account
-//! and day, accumulated in memory and written to the account database every few seconds.
+//! Usage metering (docs/protocol.md §5.8): indicators delivered and dropped, bytes, connections,
+//! per account and day, accumulated in memory and written to the account database every few
+//! seconds.
 //!
 //! Streams report in batches (about once a second) so the hot path takes no lock per frame. The
 //! day is the UTC day of the flush; a flush straddling midnight books up to one interval on the

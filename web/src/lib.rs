@@ -1,5 +1,6 @@
-//! Sluice's web page and its account, session, admin and billing-webhook HTTP API (SPEC §5,
-//! §6). The page is in `page` (see its module documentation); this table is the API.
+//! Sluice's web page and its account, session, admin and billing-webhook HTTP API
+//! (docs/protocol.md §5.6–§5.8, §6). The page is in `page` (see its module documentation); this
+//! table is the API.
 //!
 //! Shape: [`Config`] (what the operator set), [`AppState`] (cheap to clone, handles inside),
 //! [`router`] (merged into the node's router by the binary; tested in process with `oneshot`).

@@ -1,5 +1,6 @@
-//! Browser sessions (SPEC §6): `POST /v1/session/signup`, `POST /v1/session/signin`,
-//! `POST /v1/session/signout`, `GET /v1/session` and `POST /v1/session/stream-token`.
+//! Browser sessions (docs/protocol.md §6.4, §6.5): `POST /v1/session/signup`,
+//! `POST /v1/session/signin`, `POST /v1/session/signout`, `GET /v1/session` and
+//! `POST /v1/session/stream-token`.
 //!
 //! Sign-up and sign-in set the session cookie and answer the session's CSRF token; every other
 //! endpoint here needs the cookie (and, being a POST, the CSRF token: see `auth`).

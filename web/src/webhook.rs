@@ -1,4 +1,5 @@
-//! `POST /v1/billing/webhook` (SPEC §5): the billing provider's signed subscription events.
+//! `POST /v1/billing/webhook` (docs/protocol.md §5.7): the billing provider's signed
+//! subscription events.
 //!
 //! Order matters: the signature is verified over the raw body bytes before the body is parsed
 //! or the database is touched, so a forged or replayed request costs one HMAC per configured

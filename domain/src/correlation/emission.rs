@@ -1,4 +1,4 @@
-//! A decision of the rule, and the derived indicator it becomes (SPEC §7's output shape).
+//! A decision of the rule, and the derived indicator it becomes (docs/protocol.md §7.5).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};

@@ -16,7 +16,7 @@ use super::SECOND;
 use crate::indicator::{CORRELATOR_PROVIDER, FUTURE_TOLERANCE_SECONDS};
 use crate::{Indicator, Itype, Tlp};
 
-/// One rule: which reports count, how they are keyed, and the thresholds of SPEC §7.
+/// One rule: which reports count, how they are keyed, and the thresholds of docs/protocol.md §7.3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// Names the rule in its emissions (`rule` field) and in metrics.
@@ -37,7 +37,8 @@ pub struct Rule {
 }
 
 impl Default for Rule {
-    /// SPEC §7's rule: three providers, one scanner address, 24 hours, one hour of lateness.
+    /// The default rule (docs/protocol.md §7.6): three providers, one scanner address, 24 hours,
+    /// one hour of lateness.
     fn default() -> Self {
         Rule {
             name: "scanners".to_owned(),

@@ -1,4 +1,4 @@
-//! The rule against a brute-force model of SPEC §7, plus its edges spelled out.
+//! The rule against a brute-force model of docs/protocol.md §7.3, plus its edges spelled out.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -58,9 +58,9 @@ fn ev(key_n: u8, provider: &str, time: i64) -> Ev {
     }
 }
 
-/// SPEC §7 read literally: for each key, walk its report times in order; at each, count the
-/// providers with a report in [t − window, t]; emit at the first t meeting the threshold whose
-/// distance to the previous emission is at least the window.
+/// docs/protocol.md §7.3 read literally: for each key, walk its report times in order; at each,
+/// count the providers with a report in [t − window, t]; emit at the first t meeting the
+/// threshold whose distance to the previous emission is at least the window.
 fn model(rule: &Rule, events: &[Ev]) -> Vec<Emission> {
     let window = rule.window_us();
     let mut by_key: BTreeMap<Key, Vec<&Ev>> = BTreeMap::new();

@@ -1,5 +1,5 @@
-//! The web page (SPEC §6): a handful of server-composed HTML pages, each with one ES module,
-//! every asset compiled into the binary (no CDN, no build step, works offline).
+//! The web page (docs/protocol.md §6.9): a handful of server-composed HTML pages, each with one
+//! ES module, every asset compiled into the binary (no CDN, no build step, works offline).
 //!
 //! Why no front-end framework: five small pages whose dynamic parts are a few lists and one
 //! live table. Plain modules keep the binary self-contained and the escaping rule simple: the
