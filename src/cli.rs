@@ -80,6 +80,8 @@ pub struct NodeArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Prefix of every Redis key Sluice uses.
     #[arg(long, env = "SLUICE_REDIS_PREFIX", default_value = "sluice:")]
     pub redis_prefix: String,
@@ -101,11 +103,21 @@ pub struct NodeArgs {
     #[arg(
         long,
         env = "SLUICE_MEMORY_LOG_MAX_ENTRIES",
+        value_parser = parse_count,
         default_value_t = 1_000_000
     )]
     pub memory_log_max_entries: usize,
+    /// Bytes of indicator JSON the in-process log keeps at most (`268435456`, `256MiB`, `1GiB`;
+    /// at least 1 MiB): the oldest entries go first when this or the entry bound is exceeded.
+    #[arg(
+        long,
+        env = "SLUICE_MEMORY_LOG_MAX_BYTES",
+        value_parser = parse_bytes,
+        default_value = "256MiB"
+    )]
+    pub memory_log_max_bytes: usize,
     /// Deadline for draining connections on SIGTERM.
-    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration_or_zero, default_value = "10s")]
     pub shutdown_grace: Duration,
     /// WebSocket ping interval.
     #[arg(long, env = "SLUICE_WS_PING_INTERVAL", value_parser = parse_duration, default_value = "20s")]
@@ -117,7 +129,8 @@ pub struct NodeArgs {
     #[arg(long, env = "SLUICE_SSE_HEARTBEAT", value_parser = parse_duration, default_value = "15s")]
     pub sse_heartbeat: Duration,
     /// Key (≥ 32 bytes) of the short-lived stream JWTs the web page hands to browsers; every
-    /// node of a cluster needs the same one. Unset on `up`: a random key per process.
+    /// node of a cluster needs the same one. Unset: the key in `<data-dir>/jwt.secret`, made at
+    /// first start (so the roles on one host share it).
     #[arg(long, env = "SLUICE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// How often plan changes and revocations are picked up from the account database.
@@ -128,7 +141,7 @@ pub struct NodeArgs {
     pub usage_flush_interval: Duration,
     /// How long an authenticated API token is cached on this node (plan changes and revocations
     /// evict it at once); `0s` asks the database on every request.
-    #[arg(long, env = "SLUICE_TOKEN_CACHE_TTL", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, env = "SLUICE_TOKEN_CACHE_TTL", value_parser = parse_duration_or_zero, default_value = "60s")]
     pub token_cache_ttl: Duration,
     /// A send blocked this long closes a slow consumer (WebSocket 4009).
     #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
@@ -141,6 +154,17 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Feed scans (`GET /v1/indicators`, CIF's `/indicators`) this node runs at once; a feed
+    /// finding none free within 250 ms gets 429. Default: the number of CPUs.
+    #[arg(long, env = "SLUICE_MAX_CONCURRENT_FEEDS", value_parser = parse_count)]
+    pub max_concurrent_feeds: Option<usize>,
+    /// Feed requests a second each account may make on this node, after a burst of
+    /// `--feed-burst` (429 beyond); `0` turns the limit off.
+    #[arg(long, env = "SLUICE_FEED_RATE", default_value_t = 1)]
+    pub feed_rate: u32,
+    /// Feed requests an account may make at once before `--feed-rate` applies.
+    #[arg(long, env = "SLUICE_FEED_BURST", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 5)]
+    pub feed_burst: u32,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -154,7 +178,7 @@ pub struct UpArgs {
     #[arg(long, env = "SLUICE_DEMO")]
     pub demo: bool,
     /// Demo pace, indicators per second.
-    #[arg(long, env = "SLUICE_DEMO_RATE", default_value_t = 5)]
+    #[arg(long, env = "SLUICE_DEMO_RATE", value_parser = clap::value_parser!(u32).range(1..=10_000), default_value_t = 5)]
     pub demo_rate: u32,
     #[command(flatten)]
     pub web: WebFlags,
@@ -169,7 +193,7 @@ pub struct UpArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WebFlags {
     /// Secret(s) verifying `POST /v1/billing/webhook` signatures (comma-separated while
-    /// rotating). Unset: billing test mode, where accounts switch plans themselves.
+    /// rotating). Unset: no payment provider; admins change plans.
     #[arg(
         long,
         env = "SLUICE_BILLING_WEBHOOK_SECRET",
@@ -177,6 +201,10 @@ pub struct WebFlags {
         hide_env_values = true
     )]
     pub billing_webhook_secret: Vec<String>,
+    /// Billing test mode: accounts switch plans themselves without paying (for trying Sluice
+    /// out; `up --demo` turns it on). Never on a deployment open to strangers.
+    #[arg(long, env = "SLUICE_BILLING_TEST_MODE")]
+    pub billing_test_mode: bool,
     /// The payment provider's checkout page: with a webhook secret, the page's subscribe
     /// switch sends the user there with `?account=…&plan=…`.
     #[arg(long, env = "SLUICE_BILLING_CHECKOUT_URL")]
@@ -215,6 +243,47 @@ pub struct CorrelatorArgs {
     pub correlate: CorrelateArgs,
 }
 
+/// The HTTP server's deadlines and caps, shared by the serving roles (`gateway/src/server.rs`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// A request head must arrive within this (from the accept, or from the first byte of a
+    /// keep-alive connection's next request); later, the connection is closed.
+    #[arg(long, env = "SLUICE_HTTP_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub http_header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this.
+    #[arg(long, env = "SLUICE_HTTP_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub http_idle_timeout: Duration,
+    /// A request body must arrive within this of the server starting to read it (408 and the
+    /// connection closed otherwise).
+    #[arg(long, env = "SLUICE_HTTP_BODY_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub http_body_timeout: Duration,
+    /// A write to a client that makes no progress this long closes the connection (a quiet
+    /// stream, with nothing to write, is never closed by it).
+    #[arg(long, env = "SLUICE_HTTP_WRITE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub http_write_timeout: Duration,
+    /// Open connections on which no request has authenticated yet, in all; beyond, new
+    /// connections are closed at once.
+    #[arg(long, env = "SLUICE_MAX_PENDING_CONNECTIONS", value_parser = parse_count, default_value_t = 4096)]
+    pub max_pending_connections: usize,
+    /// The same from one client address (IPv6: one /64). Behind a proxy every client has the
+    /// proxy's address: raise it there.
+    #[arg(long, env = "SLUICE_MAX_PENDING_CONNECTIONS_PER_IP", value_parser = parse_count, default_value_t = 64)]
+    pub max_pending_connections_per_ip: usize,
+}
+
+impl HttpArgs {
+    pub fn config(&self) -> gateway::server::HttpConfig {
+        gateway::server::HttpConfig {
+            header_timeout: self.http_header_timeout,
+            idle_timeout: self.http_idle_timeout,
+            body_timeout: self.http_body_timeout,
+            write_timeout: self.http_write_timeout,
+            max_pending_connections: self.max_pending_connections,
+            max_pending_connections_per_ip: self.max_pending_connections_per_ip,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
     #[command(flatten)]
@@ -222,16 +291,19 @@ pub struct WebArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Key (≥ 32 bytes) of the stream JWTs handed to browsers; the gateways need the same one.
+    /// Unset: the key in `<data-dir>/jwt.secret`, made at first start.
     #[arg(long, env = "SLUICE_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    pub jwt_secret: Option<String>,
     /// Where browsers open the stream (a gateway or the load balancer in front of them), e.g.
     /// `https://stream.example.com`; those gateways need this page's origin in
     /// `--allowed-origin`. Unset: this same origin (a proxy routes `/v1/stream` to gateways).
     #[arg(long, env = "SLUICE_GATEWAY_URL")]
     pub gateway_url: Option<String>,
     /// How long open requests may finish after a stop signal before the process exits.
-    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration_or_zero, default_value = "10s")]
     pub shutdown_grace: Duration,
     #[command(flatten)]
     pub web: WebFlags,
@@ -335,7 +407,7 @@ pub struct PublishArgs {
     #[arg(long, env = "SLUICE_CHANNEL", default_value = "indicators")]
     pub channel: String,
     /// Indicators per HTTP request.
-    #[arg(long, env = "SLUICE_BATCH", default_value_t = 500)]
+    #[arg(long, env = "SLUICE_BATCH", value_parser = parse_count, default_value_t = 500)]
     pub batch: usize,
 }
 
@@ -463,10 +535,90 @@ pub struct BenchCorrelatorArgs {
     pub e2e_scanners: usize,
 }
 
-/// Durations like `500ms`, `20s`, `24h`, `30d`.
+/// The longest duration any flag takes: longer ones are typos, and deadlines that far away
+/// overflow the clock.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Durations like `500ms`, `20s`, `24h`, `30d`: more than zero, at most a year (a zero
+/// interval or timeout would spin or fire at once).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|error| format!("`{text}` is not a duration ({error}); use e.g. 30s, 24h, 30d"))
+    match parse_duration_or_zero(text)? {
+        Duration::ZERO => Err(format!(
+            "`{text}` is zero; give a positive duration such as 1s"
+        )),
+        duration => Ok(duration),
+    }
+}
+
+/// As [`parse_duration`], where zero means "off" or "at once" (`--token-cache-ttl`,
+/// `--shutdown-grace`).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("`{text}` is not a duration ({error}); use e.g. 30s, 24h, 30d"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is more than a year; use e.g. 30s, 24h, 30d"
+        ));
+    }
+    Ok(duration)
+}
+
+/// A size in bytes: a whole number, optionally with a unit (`KiB`, `MiB`, `GiB`, or `KB`, `MB`,
+/// `GB` in powers of ten), at least 1 MiB (an indicator may be 64 KiB).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    const MIN: usize = 1024 * 1024;
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size; use e.g. 268435456, 256MiB, 1GiB"
+            ))
+        }
+    };
+    let bytes = number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("`{text}` is not a size; use e.g. 268435456, 256MiB, 1GiB"))?;
+    if bytes < MIN {
+        return Err(format!("`{text}` is less than 1MiB"));
+    }
+    Ok(bytes)
+}
+
+/// A count of at least one.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+impl NodeArgs {
+    /// What each flag cannot check alone (exit 64 naming the flags).
+    pub fn check(&self) -> Result<(), String> {
+        if self.ws_idle_timeout <= self.ws_ping_interval {
+            return Err(format!(
+                "--ws-idle-timeout ({}) must be longer than --ws-ping-interval ({}): peers answer \
+                 the pings, and that answer is what keeps them from being idle",
+                humantime::format_duration(self.ws_idle_timeout),
+                humantime::format_duration(self.ws_ping_interval)
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -493,5 +645,50 @@ mod tests {
         assert_eq!(args.usage_flush_interval, config.usage_flush_interval);
         assert_eq!(args.token_cache_ttl, config.token_cache_ttl);
         assert_eq!(args.allowed_origins, config.allowed_origins);
+        assert_eq!(args.http.http_header_timeout, config.http_header_timeout);
+        assert_eq!(args.http.http_idle_timeout, config.http_idle_timeout);
+        assert_eq!(args.http.http_body_timeout, config.http_body_timeout);
+        assert_eq!(args.http.http_write_timeout, config.http_write_timeout);
+        assert_eq!(
+            args.http.max_pending_connections,
+            config.max_pending_connections
+        );
+        assert_eq!(
+            args.http.max_pending_connections_per_ip,
+            config.max_pending_connections_per_ip
+        );
+        assert_eq!(
+            args.http.config(),
+            gateway::server::HttpConfig::from(&config)
+        );
+        assert_eq!(
+            args.max_concurrent_feeds
+                .unwrap_or_else(gateway::config::default_max_concurrent_feeds),
+            config.max_concurrent_feeds
+        );
+        assert_eq!(args.feed_rate, config.feed_rate);
+        assert_eq!(args.feed_burst, config.feed_burst);
+        assert_eq!(
+            args.memory_log_max_bytes,
+            sluice_log::memory::DEFAULT_MAX_BYTES
+        );
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2000000"), Ok(2_000_000));
+        assert_eq!(parse_bytes("5 MB"), Ok(5_000_000));
+        for bad in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "1KiB",
+            "-1MiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

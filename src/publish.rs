@@ -181,7 +181,7 @@ async fn publish_redis(
         // Validate here too, so mistakes are reported to the publisher and not only in the
         // gateway's logs.
         let indicator =
-            match Indicator::from_json(Value::Object(record.object), Provenance::Trusted, now) {
+            match Indicator::from_json(Value::Object(record.object), Provenance::Upstream, now) {
                 Ok(indicator) => indicator,
                 Err(rejection) => {
                     rejected += 1;

@@ -1,6 +1,5 @@
 //! `sluice up` and `sluice gateway`: wire the roles into one running node.
 
-use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +23,15 @@ use crate::exit;
 const SLOT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let web_config = web_config(&args.web, args.node.jwt_secret.clone(), None)?;
+    args.node.check().map_err(exit::config)?;
+    let mut web_config = web_config(&args.web, args.node.jwt_secret.clone(), None, args.demo)?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
+    let jwt_secret = JwtSecret::resolve(args.node.jwt_secret.clone(), &args.node.store.data_dir)?;
+    web_config.jwt_secret = Some(web::Secret::new(jwt_secret.value.clone()));
     bootstrap_admin(&store, &args.node.store.data_dir).await?;
     let jwt_key = JwtKey(web_config.stream_jwt_secret().into());
     let node = Node::start(&args.node, args.redis.as_deref(), store, Some(jwt_key)).await?;
+    jwt_secret.announce();
     if !args.no_correlator {
         let mut rules = args.correlate.rules.clone();
         if rules.is_empty() {
@@ -64,15 +67,19 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
 /// `sluice web`: the page and the account API on their own, on the cluster's account database.
 pub async fn web(args: WebArgs) -> anyhow::Result<()> {
-    let config = web_config(
+    let mut config = web_config(
         &args.web,
-        Some(args.jwt_secret.clone()),
+        args.jwt_secret.clone(),
         args.gateway_url.clone(),
+        false,
     )?;
     let store = open_store(&args.store.database, &args.store.data_dir).await?;
+    let jwt_secret = JwtSecret::resolve(args.jwt_secret.clone(), &args.store.data_dir)?;
+    config.jwt_secret = Some(web::Secret::new(jwt_secret.value.clone()));
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|error| exit::config(format!("cannot listen on {}: {error}", args.listen)))?;
+    jwt_secret.announce();
     let shutdown = CancellationToken::new();
     crate::signal::cancel_on_signal(&shutdown, "shutting down");
     log_billing_mode(&config);
@@ -83,10 +90,14 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         "sluice web is up: open http://{}/",
         listener.local_addr()?
     );
+    // The page has no /metrics: the server's counters go nowhere.
+    let metrics = Arc::new(gateway::metrics::Metrics::new());
     let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
+        gateway::server::Server::new(args.http.config(), metrics).serve(
+            listener,
+            app,
+            shutdown.clone(),
+        ),
     );
     tokio::select! {
         joined = &mut server => {
@@ -147,9 +158,13 @@ fn web_config(
     flags: &WebFlags,
     jwt_secret: Option<String>,
     gateway_url: Option<String>,
+    demo: bool,
 ) -> anyhow::Result<web::Config> {
     let config = web::Config {
         billing_webhook_secrets: flags.billing_webhook_secret.clone(),
+        // The demo is for trying plans out, unless a real provider is configured.
+        billing_test_mode: flags.billing_test_mode
+            || (demo && flags.billing_webhook_secret.is_empty()),
         billing_checkout_url: flags.billing_checkout_url.clone(),
         jwt_secret: jwt_secret.map(web::Secret::new),
         insecure_cookies: flags.insecure_cookies,
@@ -164,7 +179,15 @@ fn web_config(
 /// the only line printed).
 fn log_billing_mode(config: &web::Config) {
     if config.test_mode() {
-        tracing::info!("billing test mode: no --billing-webhook-secret, so accounts may switch plans themselves");
+        tracing::warn!(
+            "billing test mode: accounts may switch plans themselves without paying (never on a \
+             deployment open to strangers)"
+        );
+    } else if config.billing_webhook_secrets.is_empty() {
+        tracing::info!(
+            "no payment provider (--billing-webhook-secret): admins change plans; \
+             --billing-test-mode lets accounts try plans themselves"
+        );
     } else if config.billing_checkout_url.is_none() {
         tracing::warn!(
             "--billing-webhook-secret without --billing-checkout-url: the page cannot send users \
@@ -174,18 +197,12 @@ fn log_billing_mode(config: &web::Config) {
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    args.node.check().map_err(exit::config)?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
-    let jwt_key = match &args.node.jwt_secret {
-        Some(secret) if secret.len() < web::MIN_JWT_SECRET_BYTES => {
-            return Err(exit::config(format!(
-                "--jwt-secret must be at least {} bytes",
-                web::MIN_JWT_SECRET_BYTES
-            )))
-        }
-        Some(secret) => Some(JwtKey(secret.as_bytes().into())),
-        None => None,
-    };
+    let secret = JwtSecret::resolve(args.node.jwt_secret.clone(), &args.node.store.data_dir)?;
+    let jwt_key = Some(JwtKey(secret.value.clone().into_bytes().into()));
     let node = Node::start(&args.node, Some(&args.redis), store, jwt_key).await?;
+    secret.announce();
     node.serve(None).await
 }
 
@@ -324,6 +341,80 @@ async fn bootstrap_admin(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a node keeps its stream-token key when `--jwt-secret` is not given.
+const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// The key of the page's stream tokens: `--jwt-secret`, else `<data-dir>/jwt.secret`, made at
+/// first start (32 random bytes as hex, mode 0600), so the roles on one host share it. No file
+/// of the repository carries one: a shipped default would let anyone sign tokens.
+struct JwtSecret {
+    value: String,
+    /// Made by this start, here.
+    made: Option<std::path::PathBuf>,
+}
+
+impl JwtSecret {
+    fn resolve(flag: Option<String>, data_dir: &Path) -> anyhow::Result<JwtSecret> {
+        if let Some(value) = flag.filter(|secret| !secret.is_empty()) {
+            web::check_jwt_secret(&value).map_err(exit::config)?;
+            return Ok(JwtSecret { value, made: None });
+        }
+        let path = data_dir.join(JWT_SECRET_FILE);
+        let read = |path: &Path| -> anyhow::Result<JwtSecret> {
+            let value = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .trim()
+                .to_owned();
+            web::check_jwt_secret(&value)
+                .map_err(|error| exit::config(format!("{}: {error}", path.display())))?;
+            Ok(JwtSecret { value, made: None })
+        };
+        if path.exists() {
+            return read(&path);
+        }
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+        let value: String = rand::random::<[u8; 32]>()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        match write_secret_new(&path, &value) {
+            Ok(()) => Ok(JwtSecret {
+                value,
+                made: Some(path),
+            }),
+            // Another role on this host made it first: use theirs.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+            Err(error) => Err(error).with_context(|| format!("cannot write {}", path.display())),
+        }
+    }
+
+    /// Says where a key made by this start is, once the node is up (a configuration error must
+    /// stay the only line printed).
+    fn announce(&self) {
+        if let Some(path) = &self.made {
+            tracing::info!(
+                "made the stream-token key {}; nodes on other hosts need the same --jwt-secret",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Writes a new secret file (mode 0600); fails if it exists.
+fn write_secret_new(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")
+}
+
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -355,7 +446,11 @@ struct Backends {
 impl Backends {
     fn memory(args: &NodeArgs) -> Backends {
         Backends {
-            log: MemoryLog::new(args.retention, args.memory_log_max_entries),
+            log: MemoryLog::with_max_bytes(
+                args.retention,
+                args.memory_log_max_entries,
+                args.memory_log_max_bytes,
+            ),
             slots: Arc::new(MemorySlots::default()),
             redis_slots: None,
             upstream: None,
@@ -414,6 +509,17 @@ impl Node {
             stream_jwt_key,
             token_cache_ttl: args.token_cache_ttl,
             allowed_origins: args.allowed_origins.clone(),
+            http_header_timeout: args.http.http_header_timeout,
+            http_idle_timeout: args.http.http_idle_timeout,
+            http_body_timeout: args.http.http_body_timeout,
+            http_write_timeout: args.http.http_write_timeout,
+            max_pending_connections: args.http.max_pending_connections,
+            max_pending_connections_per_ip: args.http.max_pending_connections_per_ip,
+            max_concurrent_feeds: args
+                .max_concurrent_feeds
+                .unwrap_or_else(gateway::config::default_max_concurrent_feeds),
+            feed_rate: args.feed_rate,
+            feed_burst: args.feed_burst,
             ..gateway::Config::default()
         };
         let state = AppState::new(

@@ -13,6 +13,7 @@
 mod accounts;
 mod auth;
 mod changes;
+mod hash_gate;
 pub mod origin;
 mod plans;
 mod sessions;
@@ -28,6 +29,7 @@ pub mod webhook_signature;
 pub use accounts::Account;
 pub use auth::{AuthError, Principal, UNAUTHORIZED_MESSAGE};
 pub use changes::{Change, ChangeKind, CHANGE_RETENTION};
+pub use hash_gate::{HASH_MEMORY_BUDGET_BYTES, HASH_MEMORY_BYTES, HASH_WAIT, MAX_HASH_WAITERS};
 pub use sessions::{SessionInfo, SessionSecret, SESSION_SECRET_LEN};
 pub use store::{Store, StoreError};
 pub use subscriptions::{
@@ -36,4 +38,6 @@ pub use subscriptions::{
 pub use token::{ApiToken, Scope, TokenFormatError, UnknownScope, TOKEN_LEN, TOKEN_PREFIX};
 pub use tokens::TokenRecord;
 pub use usage::{UsageDay, UsageDelta};
-pub use users::{normalize_email, validate_password, User, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use users::{
+    normalize_email, validate_password, User, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+};

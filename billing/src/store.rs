@@ -68,6 +68,10 @@ pub enum StoreError {
     /// `register_token` was given a token already registered to a different account.
     #[error("this token is already registered to another account; generate a new one")]
     TokenInUse,
+    /// Too many password hashes are running or waiting (their memory budget is in use); retry
+    /// in a few seconds.
+    #[error("too many sign-ins and sign-ups at the moment; retry in a few seconds")]
+    Busy,
     /// The database failed; the chain says where.
     #[error(transparent)]
     Db(#[from] anyhow::Error),

@@ -8,13 +8,14 @@
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::{Argon2, Params};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 use sqlx::Row;
 
 use crate::accounts::{insert_account, Account};
+use crate::hash_gate::gate;
 use crate::store::{from_unix, unix_now, violates, DbContext, Store, StoreError};
 use crate::subscriptions::FREE_PLAN;
 
@@ -23,8 +24,8 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Most bytes a password may have: hashing cost grows with the input, so this bounds the work
 /// one request can ask for.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Longest email address (RFC 5321's path limit).
-const MAX_EMAIL_LEN: usize = 254;
+/// Longest email address, in characters (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
 
 /// A browser user: an email and password that sign in to one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +150,7 @@ impl Store {
         let email = normalize_email(email).ok();
         let password = password.to_owned();
         if password.len() > MAX_PASSWORD_BYTES {
-            verify_password(password, dummy_hash().to_owned()).await?;
+            verify_password(password, None).await?;
             return Ok(None);
         }
         let row = match &email {
@@ -165,7 +166,7 @@ impl Store {
             None => None,
         };
         let Some(row) = row else {
-            verify_password(password, dummy_hash().to_owned()).await?;
+            verify_password(password, None).await?;
             return Ok(None);
         };
         let decode = || -> anyhow::Result<(User, String)> {
@@ -176,7 +177,7 @@ impl Store {
             ))
         };
         let (user, password_hash) = decode().db("reading a user")?;
-        if verify_password(password, password_hash).await? {
+        if verify_password(password, Some(password_hash)).await? {
             tracing::info!(user.id = user.id, "user signed in");
             Ok(Some(user))
         } else {
@@ -186,12 +187,14 @@ impl Store {
     }
 }
 
-/// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of `password` with a fresh salt.
+/// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of `password` with a fresh salt, on a
+/// blocking thread once the process's hashing budget allows (see `hash_gate`).
 async fn hash_password(password: String) -> Result<String, StoreError> {
-    tokio::task::spawn_blocking(move || hash_password_now(&password))
-        .await
-        .map_err(anyhow::Error::new)
-        .db("hashing a password")?
+    gate()
+        .run(Params::DEFAULT_M_COST, "hashing a password", move || {
+            hash_password_now(&password)
+        })
+        .await?
         .db("hashing a password")
 }
 
@@ -204,20 +207,38 @@ fn hash_password_now(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
-/// Whether `password` matches the stored PHC string (the parameters are read from the string,
-/// so hashes made with older defaults keep working). A malformed stored hash is a database error.
-async fn verify_password(password: String, stored: String) -> Result<bool, StoreError> {
-    tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-        let parsed = PasswordHash::new(&stored)
-            .map_err(|error| anyhow::anyhow!("stored password hash is malformed: {error}"))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(anyhow::Error::new)
-    .db("verifying a password")?
-    .db("verifying a password")
+/// Whether `password` matches the stored PHC string, or the dummy hash when `None` (the
+/// parameters are read from the string, so hashes made with older defaults keep working, and
+/// take their memory cost from the hashing budget). A malformed stored hash is a database
+/// error. Runs on a blocking thread once the budget allows, like [`hash_password`]; the dummy
+/// hash is made there too the first time, never on an async worker.
+async fn verify_password(password: String, stored: Option<String>) -> Result<bool, StoreError> {
+    let memory_kib = match &stored {
+        Some(stored) => PasswordHash::new(stored)
+            .ok()
+            .and_then(|parsed| parsed.params.get_decimal("m"))
+            .unwrap_or(Params::DEFAULT_M_COST),
+        None => Params::DEFAULT_M_COST,
+    };
+    gate()
+        .run(
+            memory_kib,
+            "verifying a password",
+            move || -> anyhow::Result<bool> {
+                let stored: &str = match &stored {
+                    Some(stored) => stored,
+                    None => dummy_hash(),
+                };
+                let parsed = PasswordHash::new(stored).map_err(|error| {
+                    anyhow::anyhow!("stored password hash is malformed: {error}")
+                })?;
+                Ok(Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok())
+            },
+        )
+        .await?
+        .db("verifying a password")
 }
 
 /// A hash nobody's password matches (of 32 random bytes, made once per process), verified

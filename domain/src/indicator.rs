@@ -47,6 +47,10 @@ pub const DEFAULT_CONFIDENCE: f64 = 5.0;
 pub const FUTURE_TOLERANCE_SECONDS: i64 = 5 * 60;
 /// The provider of the correlator's derived indicators (docs/protocol.md §2.4, §7.5).
 pub const CORRELATOR_PROVIDER: &str = "sluice/correlator";
+/// Providers under this prefix are Sluice's own: no ingest path accepts them from outside.
+pub const RESERVED_PROVIDER_PREFIX: &str = "sluice/";
+/// The tag of derived indicators, reserved like their provider.
+pub const CORRELATED_TAG: &str = "correlated";
 
 /// The pseudo-field rejections name when the object as a whole is wrong (size, JSON, type).
 const OBJECT: &str = "object";
@@ -54,10 +58,21 @@ const OBJECT: &str = "object";
 /// Where an indicator came from: decides who the provider is.
 #[derive(Debug, Clone, Copy)]
 pub enum Provenance<'a> {
-    /// HTTP API: the provider is the authenticated account; any payload `provider` is ignored/overwritten.
+    /// HTTP API: the provider is the authenticated account; a payload `provider` is dropped
+    /// (one in the reserved `sluice/` namespace is refused).
     Authenticated(&'a str),
-    /// Trusted Redis upstream (and re-reading the log): the payload's `provider` is required.
+    /// A provider's message on the Redis upstream (or `sluice publish`): the payload's
+    /// `provider` is required and may not be in the reserved `sluice/` namespace.
+    Upstream,
+    /// What Sluice itself wrote: the log read back, the correlator's derived indicators.
     Trusted,
+}
+
+impl Provenance<'_> {
+    /// Whether this comes from outside Sluice, so the reserved namespace is refused.
+    fn is_external(self) -> bool {
+        !matches!(self, Provenance::Trusted)
+    }
 }
 
 /// One validated, normalised indicator. Built only by [`Indicator::from_json`] /
@@ -88,6 +103,9 @@ pub struct Rejection {
     pub field: String,
     /// What is wrong and, where it helps, what to send instead.
     pub reason: String,
+    /// It claimed to be Sluice's own (the `sluice/` provider namespace, the `correlated` tag):
+    /// a forgery or a misconfigured publisher, which operators want counted apart.
+    pub reserved: bool,
 }
 
 impl Rejection {
@@ -96,6 +114,15 @@ impl Rejection {
         Rejection {
             field: field.into(),
             reason: reason.into(),
+            reserved: false,
+        }
+    }
+
+    /// A rejection for claiming to be Sluice's own.
+    fn reserved(field: &str, reason: String) -> Rejection {
+        Rejection {
+            reserved: true,
+            ..Rejection::new(field, reason)
         }
     }
 }
@@ -119,6 +146,14 @@ impl Indicator {
         let (indicator, itype, network) = take_indicator(&mut object)?;
         let provider = take_provider(&mut object, provenance)?;
         let tags = take_tags(&mut object)?;
+        if provenance.is_external() && tags.iter().any(|tag| tag == CORRELATED_TAG) {
+            return Err(Rejection::reserved(
+                "tags",
+                format!(
+                    "`{CORRELATED_TAG}` is reserved for the indicators Sluice's correlator derives"
+                ),
+            ));
+        }
         let confidence = take_confidence(&mut object)?;
         let tlp = take_tlp(&mut object)?;
         let reporttime = match take_time(&mut object, "reporttime")? {
@@ -485,9 +520,23 @@ fn take_provider(
     // Removed in both cases: over the API a payload `provider` must not survive as an extra.
     let given = take(object, FIELD);
     let reject = |reason: String| Rejection::new(FIELD, reason);
+    if provenance.is_external() {
+        if let Some(Value::String(given)) = &given {
+            if given.trim().starts_with(RESERVED_PROVIDER_PREFIX) {
+                return Err(Rejection::reserved(
+                    FIELD,
+                    format!(
+                        "{} is in the `{RESERVED_PROVIDER_PREFIX}` namespace, reserved for what \
+                         Sluice itself derives; publish under your own provider name",
+                        shown(given.trim())
+                    ),
+                ));
+            }
+        }
+    }
     match provenance {
         Provenance::Authenticated(account) => Ok(account.to_owned()),
-        Provenance::Trusted => {
+        Provenance::Upstream | Provenance::Trusted => {
             let provider = match given {
                 Some(Value::String(provider)) => provider,
                 Some(other) => {

@@ -53,20 +53,31 @@ pub async fn authenticate(
         check_origin(state, headers)?;
         jwt_principal(state, token).await?
     } else if let Some(principal) = state.tokens.get(token) {
+        state.metrics.token_lookup("cache");
         principal
+    } else if state.tokens.refused(token) {
+        // Refused by the database a moment ago (token_cache.rs): not asked again.
+        state.metrics.token_lookup("negative_cache");
+        return Err(ApiError::Unauthorized);
     } else {
         let generation = state.tokens.generation();
-        let principal = state
-            .store
-            .authenticate(token)
-            .await
-            .map_err(|error| match error {
-                AuthError::Db(error) => database_unavailable(state, &error),
-                _ => ApiError::Unauthorized,
-            })?;
+        let looked_up = state.store.authenticate(token).await;
+        if !matches!(looked_up, Err(AuthError::Malformed)) {
+            state.metrics.token_lookup("database");
+        }
+        let principal = looked_up.map_err(|error| match error {
+            AuthError::Db(error) => database_unavailable(state, &error),
+            AuthError::Unknown | AuthError::Revoked | AuthError::Expired => {
+                state.tokens.insert_refused(token);
+                ApiError::Unauthorized
+            }
+            AuthError::Malformed => ApiError::Unauthorized,
+        })?;
         state.tokens.insert(token, &principal, generation);
         principal
     };
+    // A valid credential: the connection no longer counts against the pending caps.
+    crate::server::authenticated();
     if !principal.scope.allows(needed) {
         return Err(ApiError::Forbidden(format!(
             "this token has scope `{}`; this endpoint needs `{}` (create one with `sluice tokens create --account {} --scope {}`)",

@@ -32,7 +32,8 @@ pub struct Config {
     pub close_timeout: Duration,
     /// SSE heartbeat comment interval (docs/protocol.md §4.10: 15 s).
     pub sse_heartbeat: Duration,
-    /// SSE `retry:` hint sent once at start (default 2 s).
+    /// SSE `retry:` hint sent once at start: drawn per connection between this and twice it,
+    /// so clients dropped together do not reconnect together (default 2 s).
     pub sse_retry: Duration,
     /// A send blocked this long marks a slow consumer: WebSocket 4009, SSE stream ended (default 10 s).
     pub slow_consumer_timeout: Duration,
@@ -53,6 +54,33 @@ pub struct Config {
     /// Origins (besides the node's own) whose pages may open the stream with a stream JWT
     /// (`--allowed-origin`): where `sluice web` is served from.
     pub allowed_origins: Vec<String>,
+    /// A request head must have arrived within this (from the accept, or from the first byte
+    /// of a keep-alive connection's next request); default 10 s (`server.rs`).
+    pub http_header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this (default 60 s).
+    pub http_idle_timeout: Duration,
+    /// A request body must have arrived within this of its first read: 408 (default 30 s).
+    pub http_body_timeout: Duration,
+    /// A write that makes no progress this long closes the connection (default 30 s); it runs
+    /// only while a write is pending, so quiet streams are never closed by it.
+    pub http_write_timeout: Duration,
+    /// Connections that have not authenticated yet, in all; beyond, new ones are closed at
+    /// accept (default 4096).
+    pub max_pending_connections: usize,
+    /// The same from one client address (IPv6: one /64); default 64.
+    pub max_pending_connections_per_ip: usize,
+    /// Feed scans (`GET /v1/indicators`, CIF's `/indicators`) run at once on this node
+    /// (`--max-concurrent-feeds`; default: the number of CPUs).
+    pub max_concurrent_feeds: usize,
+    /// Feed requests a second per account on this node (`--feed-rate`, default 1); zero: no limit.
+    pub feed_rate: u32,
+    /// Feed requests an account may make at once before `feed_rate` applies (default 5).
+    pub feed_burst: u32,
+}
+
+/// The default of `--max-concurrent-feeds`: the number of CPUs the process may use.
+pub fn default_max_concurrent_feeds() -> usize {
+    std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
 }
 
 impl Default for Config {
@@ -74,6 +102,15 @@ impl Default for Config {
             stream_jwt_key: None,
             token_cache_ttl: Duration::from_secs(60),
             allowed_origins: Vec::new(),
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            http_body_timeout: Duration::from_secs(30),
+            http_write_timeout: Duration::from_secs(30),
+            max_pending_connections: 4096,
+            max_pending_connections_per_ip: 64,
+            max_concurrent_feeds: default_max_concurrent_feeds(),
+            feed_rate: 1,
+            feed_burst: 5,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! plan's visibility, whitelisted indicators subtracted, deduplicated by indicator (highest
 //! confidence, then newest), newest first. JSON by default; CSV for `Accept: text/csv` (and
 //! `text/plain`, which CIF clients send). Bodies are whole strings, so `Content-Length` is always
-//! set (CIF clients fail on chunked responses).
+//! set (CIF clients fail on chunked responses). Each request is bounded per account and per node
+//! ([`limit`]): a feed is the one request that costs a scan of the log.
 
+pub mod limit;
 mod scan;
 
 use axum::extract::State;
@@ -48,6 +50,9 @@ use scan::Selection;
         (status = 400, description = "A filter, `limit` or `since` is not valid.", body = ErrorBody),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The plan has no feed access.", body = ErrorBody),
+        (status = 429, description = "The account asks for feeds more often than the node's \
+            `--feed-rate`, or the node is busy with other feeds; retry after `Retry-After`.",
+            body = ErrorBody),
         (status = 503, description = "The log backend is unavailable; retry (`Retry-After`).",
             body = ErrorBody),
     ),
@@ -84,6 +89,9 @@ pub async fn recent(
         (status = 400, description = "A filter, `limit` or `since` is not valid.", body = ErrorBody),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The plan has no feed access.", body = ErrorBody),
+        (status = 429, description = "The account asks for feeds more often than the node's \
+            `--feed-rate`, or the node is busy with other feeds; retry after `Retry-After`.",
+            body = ErrorBody),
         (status = 503, description = "The log backend is unavailable; retry (`Retry-After`).",
             body = ErrorBody),
     ),
@@ -128,10 +136,21 @@ async fn feed(
             plan.name
         )));
     }
+    state
+        .feeds
+        .admit(principal.account_id)
+        .map_err(|throttled| throttled_error(state, throttled))?;
+    let filter = query.filter()?;
+    // Held until the answer is built: the scan and the encoding are the work it bounds.
+    let _permit = state
+        .feeds
+        .scan_permit()
+        .await
+        .map_err(|throttled| throttled_error(state, throttled))?;
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let selection = Selection {
         limits: &plan.limits,
-        filter: query.filter()?,
+        filter,
         exact: query.keys.exact.as_deref(),
         floor: replay_floor(&plan.limits, now_ms).max(StreamId::new(query.keys.since_ms, 0)),
         limit: query.keys.limit,
@@ -156,6 +175,12 @@ async fn feed(
         body.len() as u64,
     );
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// A 429 for a feed over one of its bounds, counted by reason.
+fn throttled_error(state: &AppState, throttled: limit::Throttled) -> ApiError {
+    state.metrics.feed_throttled(throttled.reason());
+    state.feeds.refusal(throttled)
 }
 
 /// CSV when asked for (CIF's clients ask with text/plain), unless JSON is acceptable too.

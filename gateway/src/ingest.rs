@@ -3,8 +3,7 @@
 //! Every item gets its own verdict; a bad item never costs the good ones. The provider is the
 //! authenticated account, never the payload (docs/protocol.md §2).
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -43,6 +42,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (status = 400, description = "The body is neither JSON nor NDJSON.", body = ErrorBody),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The token lacks the `write` scope.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `--http-body-timeout` \
+            (30 s); the connection is closed.", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB: split it.", body = ErrorBody),
         (status = 503, description = "The log backend is unavailable; nothing was stored, retry \
             (`Retry-After`).", body = ErrorBody),
@@ -52,9 +53,12 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    // The body is read only once the token is checked: a client that is not allowed to
+    // publish gets its 401 at once, without the server waiting for (or buffering) a body.
+    request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = crate::auth::authenticate(&state, &headers, None, Scope::Write).await?;
+    let body = Bytes::from_request(request, &state).await;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -68,13 +72,17 @@ pub async fn publish(
     let verdicts = parse_items(&headers, &body, provenance, chrono::Utc::now())?;
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
+    let mut reserved = 0;
     for (index, verdict) in verdicts.into_iter().enumerate() {
         match verdict {
             Ok(indicator) => accepted.push(indicator),
-            Err(rejection) => rejected.push(RejectedItem {
-                index,
-                error: rejection.to_string(),
-            }),
+            Err(rejection) => {
+                reserved += u64::from(rejection.reserved);
+                rejected.push(RejectedItem {
+                    index,
+                    error: rejection.to_string(),
+                })
+            }
         }
     }
     let count = accepted.len();
@@ -96,6 +104,7 @@ pub async fn publish(
         .rejected
         .get_or_create(&http)
         .inc_by(rejected.len() as u64);
+    state.metrics.reserved.get_or_create(&http).inc_by(reserved);
     tracing::info!(
         account.name = %principal.account,
         ingest.accepted = count,

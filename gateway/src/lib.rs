@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
+pub mod server;
 pub mod slots;
 pub mod stream;
 pub mod subscription;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Authenticated API tokens, kept fresh by the change log.
     pub tokens: Arc<token_cache::TokenCache>,
     pub usage: Arc<UsageMeter>,
+    /// Feeds' bounds: scans at once on this node, requests per account.
+    pub feeds: Arc<feed::limit::FeedLimits>,
     /// Cancelled when the node shuts down; every stream watches it.
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
@@ -79,6 +82,11 @@ impl AppState {
     ) -> Self {
         let hub = Hub::new(config.hub_capacity);
         let tokens = Arc::new(token_cache::TokenCache::new(config.token_cache_ttl));
+        let feeds = Arc::new(feed::limit::FeedLimits::new(
+            config.max_concurrent_feeds,
+            config.feed_rate,
+            config.feed_burst,
+        ));
         AppState {
             config: Arc::new(config),
             log,
@@ -89,6 +97,7 @@ impl AppState {
             registry: Arc::default(),
             tokens,
             usage: Arc::default(),
+            feeds,
             shutdown,
             tracker: TaskTracker::new(),
         }
@@ -159,13 +168,17 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
     }
 }
 
-/// Serves `app` on `listener` until `state.shutdown` is cancelled, then drains: streams get their
-/// close frame (1001 with the last cursor) and every tracked task gets `shutdown_grace` to finish.
+/// Serves `app` on `listener` (with the deadlines and caps of [`server`]) until
+/// `state.shutdown` is cancelled, then drains: streams get their close frame (1001 with the last
+/// cursor) and every tracked task gets `shutdown_grace` to finish.
 pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> anyhow::Result<()> {
     let shutdown = state.shutdown.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = server::Server::new(
+        server::HttpConfig::from(state.config.as_ref()),
+        state.metrics.clone(),
+    )
+    .serve(listener, app, shutdown.clone());
+    let server = tokio::spawn(server);
     shutdown.cancelled().await;
     let grace = state.config.shutdown_grace;
     state.tracker.close();

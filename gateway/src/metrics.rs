@@ -30,6 +30,12 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `cache`, `negative_cache` or `database`.
+    pub via: &'static str,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub connections: Family<ConnectionLabels, Gauge>,
@@ -38,9 +44,18 @@ pub struct Metrics {
     pub resets: Family<ReasonLabels, Counter>,
     pub accepted: Family<SourceLabels, Counter>,
     pub rejected: Family<SourceLabels, Counter>,
+    pub reserved: Family<SourceLabels, Counter>,
     pub upstream_duplicates: Counter,
     pub ingest_lag_ms: Gauge,
     pub backend_errors: Family<ReasonLabels, Counter>,
+    /// Connections closed at accept by the pending caps (`server.rs`), by cap.
+    pub connections_refused: Family<ReasonLabels, Counter>,
+    /// Connections that have not authenticated yet.
+    pub pending_connections: Gauge,
+    /// HTTP connections closed at a deadline (header, idle, write) or answered 408 (body).
+    pub http_timeouts: Family<ReasonLabels, Counter>,
+    pub feed_throttled: Family<ReasonLabels, Counter>,
+    pub token_lookups: Family<LookupLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -59,9 +74,15 @@ impl Metrics {
             resets: Family::default(),
             accepted: Family::default(),
             rejected: Family::default(),
+            reserved: Family::default(),
             upstream_duplicates: Counter::default(),
             ingest_lag_ms: Gauge::default(),
             backend_errors: Family::default(),
+            connections_refused: Family::default(),
+            pending_connections: Gauge::default(),
+            http_timeouts: Family::default(),
+            feed_throttled: Family::default(),
+            token_lookups: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock().expect("metrics registry poisoned");
@@ -96,6 +117,12 @@ impl Metrics {
                 metrics.rejected.clone(),
             );
             registry.register(
+                "ingest_reserved",
+                "Indicators refused for claiming to be Sluice's own (the sluice/ provider \
+                 namespace or the correlated tag), by source; also counted as rejected",
+                metrics.reserved.clone(),
+            );
+            registry.register(
                 "upstream_duplicates",
                 "Upstream messages another node already appended",
                 metrics.upstream_duplicates.clone(),
@@ -109,6 +136,35 @@ impl Metrics {
                 "backend_errors",
                 "Errors talking to Redis or the database, by component",
                 metrics.backend_errors.clone(),
+            );
+            registry.register(
+                "connections_refused",
+                "Connections closed at accept: too many that have not authenticated, in all \
+                 (pending_total) or from one address (pending_per_ip)",
+                metrics.connections_refused.clone(),
+            );
+            registry.register(
+                "pending_connections",
+                "Open HTTP connections on which no request has authenticated yet",
+                metrics.pending_connections.clone(),
+            );
+            registry.register(
+                "http_timeouts",
+                "HTTP connections closed at a deadline (header, idle, write) or requests \
+                 answered 408 (body)",
+                metrics.http_timeouts.clone(),
+            );
+            registry.register(
+                "feed_throttled",
+                "Feed requests refused with 429, by reason (busy: no scan permit free; rate: \
+                 the account's feed rate)",
+                metrics.feed_throttled.clone(),
+            );
+            registry.register(
+                "token_lookups",
+                "API token authentications, by where the answer came from (cache, \
+                 negative_cache, database)",
+                metrics.token_lookups.clone(),
             );
         }
         metrics
@@ -139,6 +195,18 @@ impl Metrics {
             .clone();
         gauge.inc();
         ConnectionGuard { gauge }
+    }
+
+    pub fn feed_throttled(&self, reason: &'static str) {
+        self.feed_throttled
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn token_lookup(&self, via: &'static str) {
+        self.token_lookups
+            .get_or_create(&LookupLabels { via })
+            .inc();
     }
 
     pub fn backend_error(&self, component: &'static str) {

@@ -36,6 +36,7 @@ pub enum Delivery {
 
 pub struct Subscription {
     log: Arc<dyn Log>,
+    hub: Hub,
     receiver: broadcast::Receiver<HubEvent>,
     filter: Filter,
     epoch: String,
@@ -90,6 +91,7 @@ impl Subscription {
         let start = make_cursor(&bounds.epoch, read_position);
         let subscription = Subscription {
             log,
+            hub: hub.clone(),
             receiver,
             filter,
             epoch: bounds.epoch,
@@ -121,6 +123,21 @@ impl Subscription {
                 continue;
             }
             if self.catching_up {
+                // What the hub still holds is shared by every lagging subscriber: no read.
+                if let Some(recent) =
+                    self.hub
+                        .recent_after(&self.epoch, self.read_position, CATCH_UP_BATCH)
+                {
+                    match recent.last() {
+                        Some(newest) => {
+                            self.read_position = newest.id();
+                            self.pending.extend(recent);
+                        }
+                        // Caught up with the hub: follow it live.
+                        None => self.catching_up = false,
+                    }
+                    continue;
+                }
                 match self
                     .log
                     .read_after(self.read_position, CATCH_UP_BATCH)
@@ -162,8 +179,15 @@ impl Subscription {
 
     fn absorb(&mut self, batch: ReadBatch) {
         if batch.epoch != self.epoch {
+            // A new epoch of the same log (Redis lost all or part of its data): what it holds
+            // before our place is what we delivered or a history that no longer exists, and
+            // what it appends from now on comes after it. So we keep our place, and say so; a
+            // replay of everything retained would send every client a day of duplicates at once.
             self.epoch = batch.epoch;
-            self.read_position = batch.trimmed_through.max(self.floor);
+            self.read_position = self
+                .read_position
+                .max(batch.trimmed_through)
+                .max(self.floor);
             self.pending_reset = Some(Delivery::Reset {
                 reason: ResetReason::LogRestarted,
                 cursor: make_cursor(&self.epoch, self.read_position),

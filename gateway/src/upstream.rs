@@ -109,10 +109,13 @@ async fn subscribe_and_consume(
         let mut valid = Vec::with_capacity(batch.len());
         for message in &batch {
             let payload = message.get_payload_bytes();
-            match Indicator::from_slice(payload, Provenance::Trusted, now) {
+            match Indicator::from_slice(payload, Provenance::Upstream, now) {
                 Ok(indicator) => valid.push((indicator, Sha256::digest(payload).into())),
                 Err(rejection) => {
                     metrics.rejected.get_or_create(&upstream).inc();
+                    if rejection.reserved {
+                        metrics.reserved.get_or_create(&upstream).inc();
+                    }
                     tracing::warn!(
                         upstream.channel = message.get_channel_name(),
                         upstream.bytes = payload.len(),

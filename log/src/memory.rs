@@ -1,6 +1,8 @@
 //! The in-process log: the embedded default for a single node (`sluice up` without `--redis`).
 //!
-//! Entries live in a `VecDeque` ordered by id; retention trims the front by age and by count.
+//! Entries live in a `VecDeque` ordered by id; retention trims the front by age, by count and by
+//! bytes (the stored JSON of the entries), and reports whatever it trimmed through
+//! `trimmed_through`, whichever bound removed it.
 //! A restart loses the log, so each process start is a new epoch: cursors from before are
 //! answered with `reset`, never silently.
 
@@ -15,10 +17,14 @@ use tokio::sync::Notify;
 
 use crate::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
 
+/// The in-process log's default bound on bytes (`--memory-log-max-bytes`): 256 MiB of stored JSON.
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
 pub struct MemoryLog {
     epoch: String,
     retention: Duration,
     max_entries: usize,
+    max_bytes: usize,
     inner: Mutex<Inner>,
     appended: Notify,
 }
@@ -26,6 +32,8 @@ pub struct MemoryLog {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<SharedEntry>,
+    /// The stored JSON bytes of `entries`, what `max_bytes` bounds.
+    bytes: usize,
     last: StreamId,
     trimmed_through: StreamId,
     /// `append_once` keys and when they are forgotten (ms).
@@ -37,12 +45,21 @@ struct Inner {
 }
 
 impl MemoryLog {
-    /// A log keeping entries for `retention`, and at most `max_entries` of them (memory bound).
+    /// A log keeping entries for `retention`, and at most `max_entries` of them (memory bound),
+    /// holding at most [`DEFAULT_MAX_BYTES`] of JSON.
     pub fn new(retention: Duration, max_entries: usize) -> Arc<Self> {
+        Self::with_max_bytes(retention, max_entries, DEFAULT_MAX_BYTES)
+    }
+
+    /// As [`MemoryLog::new`], keeping at most `max_bytes` of entries' stored JSON: the oldest
+    /// entries are trimmed when either bound is exceeded. The process's memory for the log is a
+    /// small multiple of it (each entry also keeps its parsed indicator).
+    pub fn with_max_bytes(retention: Duration, max_entries: usize, max_bytes: usize) -> Arc<Self> {
         Arc::new(MemoryLog {
             epoch: crate::new_epoch(),
             retention,
             max_entries: max_entries.max(1),
+            max_bytes: max_bytes.max(1),
             inner: Mutex::new(Inner::default()),
             appended: Notify::new(),
         })
@@ -74,6 +91,7 @@ impl MemoryLog {
                 };
                 let cursor = Cursor::new(&self.epoch, id).expect("epoch is valid by construction");
                 let json: Arc<str> = indicator.to_json().to_string().into();
+                inner.bytes += json.len();
                 inner
                     .entries
                     .push_back(Entry::new(cursor.clone(), indicator, json));
@@ -143,11 +161,12 @@ impl MemoryLog {
             now_ms.saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX));
         while let Some(front) = inner.entries.front() {
             let expired = front.id().ms < min_ms;
-            let over = inner.entries.len() > self.max_entries;
+            let over = inner.entries.len() > self.max_entries || inner.bytes > self.max_bytes;
             if !(expired || over) {
                 break;
             }
             inner.trimmed_through = front.id();
+            inner.bytes -= front.json().len();
             inner.entries.pop_front();
         }
     }

@@ -3,7 +3,9 @@
 //! One stream (`<prefix>log`, field `d` = the indicator's canonical JSON) holds 24 hours, trimmed by
 //! `XADD … MINID ~`. Beside it, `<prefix>epoch` (created with `SET NX`) names the incarnation: a
 //! Redis that lost its data comes back without it, a new epoch is created, and every cursor from
-//! before is recognised as belonging to a lost history.
+//! before is recognised as belonging to a lost history. A Redis that lost only part of it (an
+//! older AOF or snapshot, a lagging replica promoted) keeps the key; each node then notices that
+//! the newest entry it read is gone and replaces the epoch (`READ_SCRIPT`).
 //!
 //! Appends and reads are Lua scripts so that the epoch, the retention boundary and the entries are
 //! read atomically: a reader can never see entries of one incarnation labelled with another's
@@ -70,7 +72,24 @@ end
 return out
 "#;
 
+// KEYS: stream, epoch; ARGV: after, limit, epoch candidate, min id, then the epoch and id of
+// the newest entry this node has read ('' and '0-0' when none). Returns the epoch, the stream's
+// counters, the entries, the server's clock, and 1 when this call found the history lost and
+// started a new epoch.
+//
+// Lost history: Redis came back from an older AOF or snapshot, or a replica that lagged was
+// promoted. The epoch key came back with it, so only the entries tell: the newest one this node
+// read is gone although retention would have kept it (it is not before the first entry held),
+// or the stream's last id is below it. Only what this node read decides, never a client's
+// cursor: a forged cursor must not reset everybody.
 const READ_SCRIPT: &str = r#"
+local function before(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
 redis.call('SET', KEYS[2], ARGV[3], 'NX')
 local epoch = redis.call('GET', KEYS[2])
 local deleted, last, len, first, added = '0-0', '0-0', 0, '0-0', 0
@@ -86,13 +105,26 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     if name == 'entries-added' then added = info[i + 1] end
   end
 end
+local lost = 0
+if ARGV[5] == epoch and ARGV[6] ~= '0-0' then
+  local gone = before(last, ARGV[6])
+  if not gone and #redis.call('XRANGE', KEYS[1], ARGV[6], ARGV[6]) == 0 then
+    local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+    gone = #oldest == 1 and before(oldest[1][1], ARGV[6])
+  end
+  if gone then
+    epoch = ARGV[3]
+    redis.call('SET', KEYS[2], epoch)
+    lost = 1
+  end
+end
 local entries = {}
 if tonumber(ARGV[2]) > 0 then
   entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 end
 local time = redis.call('TIME')
 local clock = tostring(time[1]) .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
-return {epoch, deleted, last, len, entries, first, added, clock}
+return {epoch, deleted, last, len, entries, first, added, clock, lost}
 "#;
 
 /// A command connection that reconnects by itself, with bounded waits.
@@ -132,6 +164,9 @@ pub struct RedisLog {
     /// Dedicated connection for the hub's blocking `XREAD`: blocking on the shared connection
     /// would stall every other command behind it.
     blocking: Mutex<Option<MultiplexedConnection>>,
+    /// The newest entry this node has read, and its epoch: what a Redis that lost data no
+    /// longer holds (see `READ_SCRIPT`).
+    newest_read: std::sync::Mutex<(String, StreamId)>,
     append: Script,
     append_once: Script,
     append_spaced: Script,
@@ -157,6 +192,7 @@ impl RedisLog {
             client,
             commands,
             blocking: Mutex::new(None),
+            newest_read: std::sync::Mutex::new((String::new(), StreamId::ZERO)),
             append: Script::new(APPEND_SCRIPT),
             append_once: Script::new(APPEND_ONCE_SCRIPT),
             append_spaced: Script::new(APPEND_SPACED_SCRIPT),
@@ -176,7 +212,10 @@ impl RedisLog {
         format!("{}-0", now.saturating_sub(keep))
     }
 
-    async fn read_once(&self, after: StreamId, limit: usize) -> Result<ReadBatch, LogError> {
+    /// Runs the read script: the log's state and up to `limit` entries after `after`, checking
+    /// that what this node read before is still there.
+    async fn read_script(&self, after: StreamId, limit: usize) -> Result<ReadInfo, LogError> {
+        let (seen_epoch, seen_id) = self.newest_read.lock().expect("poisoned").clone();
         let mut conn = self.commands.clone();
         let reply: Value = self
             .read
@@ -186,10 +225,35 @@ impl RedisLog {
             .arg(limit)
             .arg(crate::new_epoch())
             .arg(self.min_id())
+            .arg(seen_epoch.as_str())
+            .arg(seen_id.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         let info = ReadInfo::parse(reply)?;
+        if info.lost {
+            tracing::error!(
+                log.epoch.old = %seen_epoch,
+                log.epoch.new = %info.epoch,
+                log.newest_read = %seen_id,
+                "Redis no longer holds entries this node read (restarted from an older AOF or \
+                 snapshot, or a lagging replica was promoted): started a new epoch, so every \
+                 client is told `reset` instead of missing them silently"
+            );
+        }
+        let mut newest = self.newest_read.lock().expect("poisoned");
+        if newest.0 != info.epoch {
+            *newest = (info.epoch.clone(), StreamId::ZERO);
+        }
+        // The stream's last id is an entry while it holds any; an empty stream's is not.
+        if info.len > 0 {
+            newest.1 = newest.1.max(info.last);
+        }
+        Ok(info)
+    }
+
+    async fn read_once(&self, after: StreamId, limit: usize) -> Result<ReadBatch, LogError> {
+        let info = self.read_script(after, limit).await?;
         let trimmed_through = info.trimmed_through();
         let (entries, read_through, scanned) = parse_entries(&info.epoch, info.entries)?;
         let epoch = info.epoch;
@@ -356,19 +420,7 @@ impl Log for RedisLog {
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
         async move {
-            let mut conn = self.commands.clone();
-            let reply: Value = self
-                .read
-                .key(&self.stream_key)
-                .key(&self.epoch_key)
-                .arg("0-0")
-                .arg(0)
-                .arg(crate::new_epoch())
-                .arg(self.min_id())
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            let info = ReadInfo::parse(reply)?;
+            let info = self.read_script(StreamId::ZERO, 0).await?;
             Ok(LogBounds {
                 trimmed_through: info.trimmed_through(),
                 epoch: info.epoch,
@@ -427,11 +479,13 @@ struct ReadInfo {
     first_recorded: StreamId,
     added: u64,
     clock_ms: u64,
+    /// This read found history this node had read gone, and started a new epoch.
+    lost: bool,
 }
 
 impl ReadInfo {
     fn parse(reply: Value) -> Result<ReadInfo, LogError> {
-        let [epoch, deleted, last, len, entries, first, added, clock] = array_of::<8>(reply)?;
+        let [epoch, deleted, last, len, entries, first, added, clock, lost] = array_of::<9>(reply)?;
         let epoch = string(epoch)?;
         // Someone else's value in the epoch key must not become a cursor (or a panic).
         domain::cursor::validate_epoch(&epoch).map_err(|_| {
@@ -446,6 +500,7 @@ impl ReadInfo {
             first_recorded: stream_id(first)?,
             added: number(added)?,
             clock_ms: number(clock)?,
+            lost: number(lost)? == 1,
         })
     }
 

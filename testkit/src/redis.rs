@@ -80,8 +80,9 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty (nothing was persisted), and waits until
-    /// it answers `PING`. Kills it first if it is still running.
+    /// Starts the server again on the same port and waits until it answers `PING`. Kills it
+    /// first if it is still running. It comes back empty, unless a `SAVE` left a snapshot in its
+    /// directory: then it loads that (a crash that lost what came after).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         // The old listening socket is gone once the process is reaped, but retry for a moment

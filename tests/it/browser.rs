@@ -13,7 +13,11 @@ const HOSTILE_TAG: &str = "<img src=x onerror=document.title='pwned'>";
 #[tokio::test]
 async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     // Default settings: the session cookie is `Secure`, which browsers accept from 127.0.0.1.
-    let (node, _redis) = start(Backend::Memory, &["--usage-flush-interval", "1s"]).await;
+    let (node, _redis) = start(
+        Backend::Memory,
+        &["--usage-flush-interval", "1s", "--billing-test-mode"],
+    )
+    .await;
     let browser = Browser::start("journey").await;
     let web = &browser.client;
 
@@ -210,7 +214,6 @@ async fn next_frame_of_type(socket: &mut Ws, kind: &str) -> Value {
 #[tokio::test]
 async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     // `sluice web` on one port, the gateway (`up`) on another: one account database, one key.
-    let secret = "split-origin-test-jwt-secret-0123456789";
     let data = tempfile::tempdir().unwrap();
     let (gateway_port, web_port) = (free_port(), free_port());
     let web_origin = format!("http://127.0.0.1:{web_port}");
@@ -218,9 +221,8 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
     let gateway = Node::start(NodeOptions {
         data_dir: Some(data.path().to_owned()),
         port: Some(gateway_port),
-        args: ["--jwt-secret", secret, "--allowed-origin", &web_origin]
-            .map(String::from)
-            .to_vec(),
+        // No --jwt-secret: the roles share the key made in their data directory.
+        args: ["--allowed-origin", &web_origin].map(String::from).to_vec(),
         ..NodeOptions::default()
     })
     .await;
@@ -228,7 +230,7 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
         role: Some("web"),
         data_dir: Some(data.path().to_owned()),
         port: Some(web_port),
-        args: ["--jwt-secret", secret, "--gateway-url", &gateway_origin]
+        args: ["--gateway-url", &gateway_origin, "--billing-test-mode"]
             .map(String::from)
             .to_vec(),
         ..NodeOptions::default()
@@ -306,7 +308,11 @@ async fn the_page_on_its_own_origin_streams_from_a_gateway() {
 async fn the_viewer_renews_its_stream_token_and_misses_nothing() {
     // Stream tokens of 2 s: the viewer's stream closes with 4001 every 2 s and must come back
     // from its cursor each time.
-    let (node, _redis) = start(Backend::Memory, &["--stream-token-ttl", "2s"]).await;
+    let (node, _redis) = start(
+        Backend::Memory,
+        &["--stream-token-ttl", "2s", "--billing-test-mode"],
+    )
+    .await;
     let browser = Browser::start("renewal").await;
     browser.client.goto(&node.http("/signup")).await.unwrap();
     browser.sign_up("renewal@example.org", None).await;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use domain::protocol::ResetReason;
+use domain::Frame;
 use serde_json::json;
 
 use crate::harness::*;
@@ -145,12 +147,82 @@ async fn redis_restart_is_announced_and_recovered() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let reset = ws_frame(&mut socket).await;
-    assert_eq!(reset["type"], "reset", "{reset}");
-    assert_eq!(reset["reason"], "log_restarted");
+    let reset = ws_typed_frame(&mut socket).await;
+    assert!(
+        matches!(
+            reset,
+            Frame::Reset {
+                reason: ResetReason::LogRestarted,
+                ..
+            }
+        ),
+        "{reset:?}"
+    );
     let got = ws_indicators(&mut socket, 2).await;
     assert_eq!(got[0].0, ids[0].as_str().unwrap());
     assert_eq!(got[1].0, ids[1].as_str().unwrap());
+}
+
+/// Redis crashes and comes back from a snapshot older than what it acknowledged (its epoch key
+/// included): the live client, which already received the lost indicators, is told `reset`
+/// instead of continuing as if nothing happened, and a client resuming from a lost cursor
+/// is reset too.
+#[tokio::test]
+async fn redis_back_from_an_older_snapshot_is_announced() {
+    let mut redis = RedisServer::start().unwrap();
+    let node = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    ws_indicators(&mut socket, 3).await;
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut redis_conn(&redis.url()).await)
+        .await
+        .unwrap();
+    // Acknowledged and streamed, then lost with the crash.
+    let lost = node
+        .publish_all(&(3..6).map(indicator).collect::<Vec<_>>())
+        .await;
+    ws_indicators(&mut socket, 3).await;
+    redis.kill();
+    redis.restart().unwrap();
+    let ids = loop {
+        let (status, answer) = node
+            .publish(&node.admin_token, &json!([indicator(10)]))
+            .await;
+        if status == 202 {
+            break answer["ids"].as_array().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reset = ws_typed_frame(&mut socket).await;
+    assert!(
+        matches!(
+            reset,
+            Frame::Reset {
+                reason: ResetReason::LogRestarted,
+                ..
+            }
+        ),
+        "{reset:?}\n{}",
+        node.logs()
+    );
+    let got = ws_indicators(&mut socket, 1).await;
+    assert_eq!(got[0].0, ids[0].as_str().unwrap());
+    // A client that held a lost cursor is told too, on any node.
+    let url = node.ws(&format!("/v1/stream?cursor={}", lost[2]));
+    let mut resumed = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
+    ws_frame(&mut resumed).await;
+    let reset = ws_typed_frame(&mut resumed).await;
+    assert!(matches!(reset, Frame::Reset { .. }), "{reset:?}");
 }
 
 /// Garbage on the upstream channel is counted and logged; the valid message after it is stored.
@@ -269,9 +341,11 @@ async fn plan_change_reaches_every_node() {
         .status
         .success());
     for socket in [&mut on_first, &mut on_second] {
-        let frame = ws_frame(socket).await;
-        assert_eq!(frame["type"], "plan", "{frame}");
-        assert_eq!(frame["plan"], "pro");
+        let frame = ws_typed_frame(socket).await;
+        assert!(
+            matches!(&frame, Frame::Plan { plan, .. } if plan == "pro"),
+            "{frame:?}"
+        );
     }
     assert!(changed.elapsed() < Duration::from_secs(5));
 }

@@ -1,4 +1,5 @@
-//! The real firehose clients security teams run, unmodified, against Sluice (COMPAT.md):
+//! The real firehose clients security teams run, unmodified, against Sluice (docs/protocol.md
+//! §10):
 //! `csirtg-firehose` (csirtgsdk 1.1.5 on websocket-client 0.46.0) on `/firehose`, and
 //! `cif-firehose` (cifsdk 4.0) pointed here with `CIF_REMOTE_WS`. `scripts/test` installs them
 //! in virtualenvs under `target/compat` (or `SLUICE_COMPAT_DIR`).

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, TimeDelta, Utc};
+use domain::Frame;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
@@ -33,9 +34,10 @@ async fn publish_upstream(url: &str, messages: &[Value]) {
 
 /// Reads the next indicator frame, skipping nothing else silently.
 async fn next_indicator(socket: &mut Ws) -> Value {
-    let frame = ws_frame(socket).await;
-    assert_eq!(frame["type"], "indicator", "unexpected frame {frame}");
-    frame["data"].clone()
+    match ws_typed_frame(socket).await {
+        Frame::Indicator { data, .. } => data,
+        other => panic!("unexpected frame {other:?}"),
+    }
 }
 
 /// A node correlating with [`FAST_RULE`] (on `redis`, or embedded) and an admin's WebSocket on

@@ -72,7 +72,7 @@ async fn postgres_backed_node_streams_with_cli_created_tokens() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Nodes cache authenticated tokens; the change log evicts a revoked one within a poll
-    // interval (1 s), well inside SPEC's 5 s.
+    // interval (1 s), well inside the 5 s of docs/protocol.md §5.5.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match ws_connect(&node.ws("/v1/stream"), Some(&token)).await {

@@ -1,35 +1,34 @@
 //! Delivery and resume over WebSocket and SSE, on both log backends (same test bodies).
 
+use domain::protocol::ResetReason;
+use domain::{Cursor, Frame};
 use serde_json::Value;
 
 use crate::harness::*;
 use crate::{start, Backend};
+
+on_both_log_backends!(
+    ws_delivers_in_order,
+    sse_delivers_in_order,
+    resume_without_gap_or_duplicate,
+    earliest_replays_the_log,
+);
 
 async fn ws_delivers_in_order(backend: Backend) {
     let (node, _redis) = start(backend, &[]).await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
         .await
         .unwrap();
-    let hello = ws_frame(&mut socket).await;
-    assert_eq!(hello["type"], "hello");
-    assert_eq!(hello["plan"], "enterprise");
-    assert!(hello["cursor"].is_string());
+    let Frame::Hello { plan, .. } = ws_typed_frame(&mut socket).await else {
+        panic!("the stream does not start with `hello`");
+    };
+    assert_eq!(plan, "enterprise");
 
     let sent: Vec<Value> = (0..50).map(indicator).collect();
     let ids = node.publish_all(&sent).await;
     let received = ws_indicators(&mut socket, 50).await;
     let expected: Vec<(String, String)> = ids.into_iter().zip((0..50).map(ip)).collect();
     assert_eq!(received, expected);
-}
-
-#[tokio::test]
-async fn ws_delivers_in_order_memory() {
-    ws_delivers_in_order(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn ws_delivers_in_order_redis() {
-    ws_delivers_in_order(Backend::Redis).await;
 }
 
 async fn sse_delivers_in_order(backend: Backend) {
@@ -51,14 +50,44 @@ async fn sse_delivers_in_order(backend: Backend) {
     assert_eq!(received, expected);
 }
 
+/// Each SSE connection's `retry:` hint is drawn between the configured 2 s and twice it, so the
+/// clients of a node that restarts do not all come back in the same instant.
 #[tokio::test]
-async fn sse_delivers_in_order_memory() {
-    sse_delivers_in_order(Backend::Memory).await;
-}
+async fn sse_retry_hints_are_jittered_per_connection() {
+    use futures::StreamExt;
 
-#[tokio::test]
-async fn sse_delivers_in_order_redis() {
-    sse_delivers_in_order(Backend::Redis).await;
+    let (node, _redis) = start(Backend::Memory, &["--no-correlator"]).await;
+    let mut hints = Vec::new();
+    for _ in 0..8 {
+        let response = reqwest::Client::new()
+            .get(node.http("/v1/stream"))
+            .bearer_auth(&node.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.bytes_stream();
+        let mut text = String::new();
+        while !text.contains("\n\n") {
+            let chunk = tokio::time::timeout(WAIT, body.next())
+                .await
+                .expect("no greeting in time")
+                .expect("the stream ended before its greeting")
+                .unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let first = text.lines().next().unwrap();
+        let retry: u64 = first
+            .strip_prefix("retry: ")
+            .unwrap_or_else(|| panic!("the body does not start with `retry:`: {text}"))
+            .parse()
+            .unwrap();
+        assert!((2000..=4000).contains(&retry), "retry: {retry}");
+        hints.push(retry);
+    }
+    hints.sort();
+    hints.dedup();
+    assert!(hints.len() > 1, "every connection got retry: {}", hints[0]);
 }
 
 /// A client reads part of the stream, disconnects, more arrives, and it resumes from its last
@@ -82,8 +111,10 @@ async fn resume_without_gap_or_duplicate(backend: Backend) {
     let resume_from = &first.last().unwrap().0;
     let url = node.ws(&format!("/v1/stream?cursor={resume_from}"));
     let mut socket = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
-    let hello = ws_frame(&mut socket).await;
-    assert_eq!(hello["cursor"], resume_from.as_str());
+    let Frame::Hello { cursor, .. } = ws_typed_frame(&mut socket).await else {
+        panic!("the stream does not start with `hello`");
+    };
+    assert_eq!(cursor.to_string(), *resume_from);
     let rest = ws_indicators(&mut socket, 30).await;
 
     let all_ids: Vec<String> = first_ids.into_iter().chain(later_ids).collect();
@@ -108,16 +139,6 @@ async fn resume_without_gap_or_duplicate(backend: Backend) {
     assert_eq!(tail, all_ids[35..]);
 }
 
-#[tokio::test]
-async fn resume_without_gap_or_duplicate_memory() {
-    resume_without_gap_or_duplicate(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn resume_without_gap_or_duplicate_redis() {
-    resume_without_gap_or_duplicate(Backend::Redis).await;
-}
-
 async fn earliest_replays_the_log(backend: Backend) {
     let (node, _redis) = start(backend, &[]).await;
     let ids = node
@@ -136,16 +157,6 @@ async fn earliest_replays_the_log(backend: Backend) {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(got, ids);
-}
-
-#[tokio::test]
-async fn earliest_replays_the_log_memory() {
-    earliest_replays_the_log(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn earliest_replays_the_log_redis() {
-    earliest_replays_the_log(Backend::Redis).await;
 }
 
 /// Filters are applied server-side: only matching indicators arrive, in order.
@@ -184,10 +195,12 @@ async fn trimmed_history_is_announced_memory() {
     let url = node.ws(&format!("/v1/stream?cursor={}", ids[0]));
     let mut socket = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
     ws_frame(&mut socket).await;
-    let reset = ws_frame(&mut socket).await;
-    assert_eq!(reset["type"], "reset", "{reset}");
-    assert_eq!(reset["reason"], "history_trimmed");
-    assert_eq!(reset["cursor"], ids[6].as_str());
+    let reset = ws_typed_frame(&mut socket).await;
+    let Frame::Reset { reason, cursor } = reset else {
+        panic!("expected `reset`, got {reset:?}");
+    };
+    assert_eq!(reason, ResetReason::HistoryTrimmed);
+    assert_eq!(cursor.to_string(), ids[6]);
     let got: Vec<String> = ws_indicators(&mut socket, 5)
         .await
         .into_iter()
@@ -215,17 +228,22 @@ async fn trimmed_history_is_announced_redis() {
     let url = node.ws(&format!("/v1/stream?cursor={}", ids[0]));
     let mut socket = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
     ws_frame(&mut socket).await;
-    let reset = ws_frame(&mut socket).await;
-    assert_eq!(reset["type"], "reset", "{reset}");
-    assert_eq!(reset["reason"], "history_trimmed");
+    let reset = ws_typed_frame(&mut socket).await;
+    let Frame::Reset {
+        reason,
+        cursor: position,
+    } = reset
+    else {
+        panic!("expected `reset`, got {reset:?}");
+    };
+    assert_eq!(reason, ResetReason::HistoryTrimmed);
     // Redis reports where retention stopped, not which id it removed last: the reset cursor
     // lies between the last removed entry and the first retained one.
-    let position: domain::Cursor = reset["cursor"].as_str().unwrap().parse().unwrap();
-    let removed: domain::Cursor = ids[6].parse().unwrap();
-    let retained: domain::Cursor = ids[7].parse().unwrap();
+    let removed: Cursor = ids[6].parse().unwrap();
+    let retained: Cursor = ids[7].parse().unwrap();
     assert!(
         removed.id() <= position.id() && position.id() < retained.id(),
-        "{reset}"
+        "{position} is not between {removed} and {retained}"
     );
     let got: Vec<String> = ws_indicators(&mut socket, 5)
         .await
@@ -252,9 +270,17 @@ async fn cursor_from_a_lost_log_is_reset() {
     let url = node.ws("/v1/stream?cursor=zzzzzz.1-0");
     let mut socket = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
     ws_frame(&mut socket).await;
-    let reset = ws_frame(&mut socket).await;
-    assert_eq!(reset["type"], "reset");
-    assert_eq!(reset["reason"], "log_restarted");
+    let reset = ws_typed_frame(&mut socket).await;
+    assert!(
+        matches!(
+            reset,
+            Frame::Reset {
+                reason: ResetReason::LogRestarted,
+                ..
+            }
+        ),
+        "{reset:?}"
+    );
 
     let bad = ws_connect(
         &node.ws("/v1/stream?cursor=garbage"),

@@ -19,6 +19,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// For each named `async fn(Backend)` in scope, a module named after it with a `memory` and a
+/// `redis` test running it on that log backend (test names read `module::body::memory` and
+/// `module::body::redis`).
+macro_rules! on_both_log_backends {
+    ($($body:ident),* $(,)?) => {
+        $(
+            mod $body {
+                #[tokio::test]
+                async fn memory() {
+                    super::$body($crate::Backend::Memory).await;
+                }
+
+                #[tokio::test]
+                async fn redis() {
+                    super::$body($crate::Backend::Redis).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_log_backends;
+
 pub fn sluice_binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
@@ -186,6 +208,11 @@ impl Node {
             .unwrap_or(0)
     }
 
+    /// The node's process id (for reading its memory and descriptors from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("node already exited")
+    }
+
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("node already exited");
         let status = std::process::Command::new("kill")
@@ -321,6 +348,14 @@ pub async fn ws_frame(socket: &mut Ws) -> Value {
         WsEvent::Frame(frame) => frame,
         WsEvent::Closed(close) => panic!("expected a frame, the socket closed: {close:?}"),
     }
+}
+
+/// The next frame, read as the protocol's typed [`domain::Frame`]; panics, showing the JSON,
+/// when it is not one.
+pub async fn ws_typed_frame(socket: &mut Ws) -> domain::Frame {
+    let frame = ws_frame(socket).await;
+    serde_json::from_value(frame.clone())
+        .unwrap_or_else(|error| panic!("not a protocol frame ({error}): {frame}"))
 }
 
 /// Reads `n` indicator frames, returning (cursor, indicator) pairs; panics on anything else.

@@ -1,5 +1,8 @@
 //! Bad input gets a clear error and costs nothing else.
 
+use std::time::Duration;
+
+use domain::CloseCode;
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -119,7 +122,7 @@ async fn websocket_protocol_violations_get_their_close_codes() {
         .send(Message::text("x".repeat(100 * 1024)))
         .await
         .unwrap();
-    assert_eq!(ws_close_code(&mut socket).await.0, 1009);
+    assert_eq!(ws_close_code(&mut socket).await.0, CloseCode::TooBig.code());
 
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
         .await
@@ -127,7 +130,10 @@ async fn websocket_protocol_violations_get_their_close_codes() {
     ws_frame(&mut socket).await;
     let invalid = Frame::message(vec![0xff, 0xfe, 0xfd], OpCode::Data(Data::Text), true);
     socket.send(Message::Frame(invalid)).await.unwrap();
-    assert_eq!(ws_close_code(&mut socket).await.0, 1007);
+    assert_eq!(
+        ws_close_code(&mut socket).await.0,
+        CloseCode::InvalidData.code()
+    );
 
     // Ordinary client chatter is ignored, and the stream goes on.
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
@@ -137,4 +143,84 @@ async fn websocket_protocol_violations_get_their_close_codes() {
     socket.send(Message::text("{\"hello\":1}")).await.unwrap();
     node.publish_all(&[indicator(1)]).await;
     assert_eq!(ws_frame(&mut socket).await["type"], "indicator");
+}
+
+/// Nobody outside Sluice speaks as its correlator: a `sluice/` provider or the `correlated`
+/// tag is refused on the Redis upstream and over HTTP, counted apart, and never reaches a
+/// `?correlated=true` stream or the feed.
+#[tokio::test]
+async fn forged_correlator_output_is_refused_on_every_path() {
+    let (node, redis) = start(Backend::Redis, &["--no-correlator"]).await;
+    let redis = redis.unwrap();
+    let mut correlated = ws_connect(
+        &node.ws("/v1/stream?correlated=true"),
+        Some(&node.admin_token),
+    )
+    .await
+    .unwrap();
+    let mut everything = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    ws_frame(&mut correlated).await;
+    ws_frame(&mut everything).await;
+    wait_upstream_subscribers(&redis.url(), 1).await;
+    let mut conn = redis_conn(&redis.url()).await;
+    for forged in [
+        json!({"indicator": ip(1), "provider": "sluice/correlator", "tags": ["correlated", "scanner"],
+               "count": 3, "rule": "scanners"}),
+        json!({"indicator": ip(2), "provider": "sluice/anything"}),
+        json!({"indicator": ip(3), "provider": "honeypot", "tags": "correlated"}),
+        json!({"indicator": ip(4), "provider": "honeypot", "tags": "scanner"}),
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("indicators")
+            .arg(forged.to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let (status, answer) = node
+        .publish(
+            &node.admin_token,
+            &json!([
+                {"indicator": ip(5), "provider": "sluice/correlator"},
+                {"indicator": ip(6), "tags": ["Correlated"]},
+                {"indicator": ip(7)},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    for item in answer["rejected"].as_array().unwrap() {
+        assert!(
+            item["error"].as_str().unwrap().contains("reserved"),
+            "{item}"
+        );
+    }
+    // Only the two honest ones arrive (the upstream and HTTP race each other, so in either
+    // order), and nothing on the correlated stream.
+    let mut delivered: Vec<String> = ws_indicators(&mut everything, 2)
+        .await
+        .into_iter()
+        .map(|(_, indicator)| indicator)
+        .collect();
+    delivered.sort();
+    let mut honest = [ip(4), ip(7)];
+    honest.sort();
+    assert_eq!(delivered, honest);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ws_frame(&mut correlated))
+            .await
+            .is_err(),
+        "a forged indicator reached ?correlated=true"
+    );
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.contains(r#"sluice_ingest_reserved_total{source="upstream"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_ingest_reserved_total{source="http"} 2"#),
+        "{metrics}"
+    );
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use domain::CloseCode;
+
 use crate::harness::*;
 use crate::{start, Backend};
 
@@ -19,7 +21,7 @@ async fn sigterm_closes_streams_with_1001_and_the_cursor() {
     ws_indicators(&mut socket, 3).await;
     node.signal("TERM");
     let (code, reason) = ws_close_code(&mut socket).await;
-    assert_eq!(code, 1001);
+    assert_eq!(code, CloseCode::Shutdown.code());
     assert!(
         reason.contains(&ids[2]),
         "close reason {reason:?} lacks the last cursor {}",
@@ -42,7 +44,27 @@ async fn silent_peer_is_closed() {
     // Not reading means tungstenite answers no pings: the server sees silence.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (code, _) = ws_close_code(&mut socket).await;
-    assert_eq!(code, 1008);
+    assert_eq!(code, CloseCode::Policy.code());
+}
+
+/// The close codes are docs/protocol.md §4.7's numbers, which clients act on: the tests name
+/// them by [`CloseCode`], and this holds each name to its number.
+#[test]
+fn close_codes_are_the_documented_numbers() {
+    let documented = [
+        (CloseCode::Shutdown, 1001),
+        (CloseCode::ProtocolError, 1002),
+        (CloseCode::InvalidData, 1007),
+        (CloseCode::Policy, 1008),
+        (CloseCode::TooBig, 1009),
+        (CloseCode::TokenRevoked, 4001),
+        (CloseCode::SlowConsumer, 4009),
+        (CloseCode::PlanDisallows, 4010),
+    ];
+    assert_eq!(documented.len(), CloseCode::ALL.len());
+    for (code, number) in documented {
+        assert_eq!(code.code(), number, "{code:?}");
+    }
 }
 
 #[tokio::test]
@@ -54,6 +76,37 @@ async fn bad_configuration_exits_64_with_one_line() {
         &["up", "--database", "mysql://x"],
         &["tokens", "create", "--account", "a", "--scope", "god"],
         &["publish", "--format", "xml", "-"],
+        &["up", "--change-poll-interval", "0s"],
+        &["up", "--usage-flush-interval", "0ms"],
+        &["up", "--ws-ping-interval", "0s"],
+        &["up", "--sse-heartbeat", "0s"],
+        &["up", "--slow-consumer-timeout", "0s"],
+        &["up", "--retention", "100y"],
+        &[
+            "up",
+            "--ws-ping-interval",
+            "30s",
+            "--ws-idle-timeout",
+            "30s",
+        ],
+        &["up", "--memory-log-max-entries", "0"],
+        &["up", "--demo-rate", "0"],
+        &["up", "--jwt-secret", "short"],
+        &[
+            "up",
+            "--billing-test-mode",
+            "--billing-webhook-secret",
+            "whsec_1",
+        ],
+        &[
+            "gateway",
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--sse-heartbeat",
+            "0s",
+        ],
+        &["publish", "--batch", "0", "-"],
+        &["stream", "--token", "t", "--max-backoff", "0s"],
         &["stream"],
         &["stream", "--token", "t", "--itype", "ipv9"],
         &["stream", "--token", "t", "--confidence", "eleven"],
@@ -120,6 +173,42 @@ async fn first_start_bootstraps_the_admin_token() {
     child.start_kill().unwrap();
     let stdout = child.wait_with_output().await.unwrap().stdout;
     assert!(String::from_utf8_lossy(&stdout).contains(&token));
+    // The stream-token key was made beside it, as private, and is kept across restarts.
+    let key = dir.path().join("jwt.secret");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+}
+
+/// No shipped file carries a stream-token key (anyone could sign tokens with it), and a
+/// published placeholder is refused.
+#[tokio::test]
+async fn no_default_jwt_secret_is_shipped_or_accepted() {
+    let compose = include_str!("../../deploy/compose.yaml");
+    let line = compose
+        .lines()
+        .find(|line| line.trim_start().starts_with("SLUICE_JWT_SECRET:"))
+        .expect("compose passes SLUICE_JWT_SECRET");
+    assert!(
+        line.contains("${SLUICE_JWT_SECRET:?"),
+        "a default is shipped: {line}"
+    );
+    assert!(
+        !compose.contains("SLUICE_BILLING_TEST_MODE: "),
+        "test mode is shipped on"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for secret in [
+        "laptop-only-jwt-secret-change-me-0000",
+        "change-me-change-me-change-me-change-me",
+    ] {
+        let output = run_cli(&["up", "--jwt-secret", secret], dir.path()).await;
+        assert_eq!(output.status.code(), Some(64), "{output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("placeholder"), "{stderr}");
+    }
 }
 
 /// `sluice publish` reads a real feed file and sends it; rejections are reported per line.

@@ -14,6 +14,7 @@ mod openapi;
 mod plans;
 mod recent;
 mod sessions;
+mod slowloris;
 mod stream_cli;
 mod webdriver;
 

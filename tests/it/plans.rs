@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use domain::protocol::{DropReason, ResetReason};
+use domain::{CloseCode, Frame};
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -16,14 +18,13 @@ fn green(n: usize) -> Value {
 async fn count_until(socket: &mut Ws, expected: u64) -> (Vec<String>, u64) {
     let (mut indicators, mut dropped) = (Vec::new(), 0u64);
     while (indicators.len() as u64) + dropped < expected {
-        let frame = ws_frame(socket).await;
-        match frame["type"].as_str().unwrap() {
-            "indicator" => indicators.push(frame["id"].as_str().unwrap().to_owned()),
-            "dropped" => {
-                assert_eq!(frame["reason"], "rate_limit", "{frame}");
-                dropped += frame["count"].as_u64().unwrap();
+        match ws_typed_frame(socket).await {
+            Frame::Indicator { id, .. } => indicators.push(id.to_string()),
+            Frame::Dropped { count, reason, .. } => {
+                assert_eq!(reason, DropReason::RateLimit);
+                dropped += count;
             }
-            other => panic!("unexpected {other} frame: {frame}"),
+            other => panic!("unexpected frame: {other:?}"),
         }
     }
     (indicators, dropped)
@@ -40,10 +41,12 @@ async fn rate_limit_skips_and_counts_exactly() {
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
         .await
         .unwrap();
-    let hello = ws_frame(&mut socket).await;
-    assert_eq!(hello["plan"], "free");
-    assert_eq!(hello["limits"]["rate_per_second"], 1);
-    assert_eq!(hello["limits"]["burst"], 10);
+    let Frame::Hello { plan, limits, .. } = ws_typed_frame(&mut socket).await else {
+        panic!("the stream does not start with `hello`");
+    };
+    assert_eq!(plan, "free");
+    assert_eq!(limits.rate_per_second, Some(1));
+    assert_eq!(limits.burst, Some(10));
     // 40 visible (green) and 10 invisible (amber) to a free plan.
     let mut batch: Vec<Value> = (0..40).map(green).collect();
     batch.extend((40..50).map(indicator));
@@ -195,10 +198,12 @@ async fn plan_changes_reach_live_connections() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let frame = ws_frame(&mut plain).await;
-    assert_eq!(frame["type"], "plan", "{frame}");
-    assert_eq!(frame["plan"], "pro");
-    assert_eq!(frame["limits"]["rate_per_second"], 2000);
+    let frame = ws_typed_frame(&mut plain).await;
+    let Frame::Plan { plan, limits } = frame else {
+        panic!("expected `plan`, got {frame:?}");
+    };
+    assert_eq!(plan, "pro");
+    assert_eq!(limits.rate_per_second, Some(2000));
     assert!(
         changed.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -211,7 +216,7 @@ async fn plan_changes_reach_live_connections() {
     let frame = ws_frame(&mut plain).await;
     assert_eq!(frame["plan"], "free");
     let (code, reason) = ws_close_code(&mut correlated).await;
-    assert_eq!(code, 4010, "{reason}");
+    assert_eq!(code, CloseCode::PlanDisallows.code(), "{reason}");
     // The downgraded connection now runs at the free plan's limits.
     node.publish_all(&(0..30).map(green).collect::<Vec<_>>())
         .await;
@@ -237,7 +242,7 @@ async fn revocation_closes_live_connections() {
     let revoked = std::time::Instant::now();
     assert!(node.cli(&["tokens", "revoke", &id]).await.status.success());
     let (code, _) = ws_close_code(&mut socket).await;
-    assert_eq!(code, 4001);
+    assert_eq!(code, CloseCode::TokenRevoked.code());
     assert!(revoked.elapsed() < Duration::from_secs(5));
     assert_eq!(
         ws_connect(&node.ws("/v1/stream"), Some(&token)).await.err(),
@@ -269,11 +274,10 @@ async fn cached_tokens_follow_plan_changes() {
         .await
         .status
         .success());
-    let frame = ws_frame(&mut live).await;
-    assert_eq!(
-        (frame["type"].as_str(), frame["plan"].as_str()),
-        (Some("plan"), Some("pro")),
-        "{frame}"
+    let frame = ws_typed_frame(&mut live).await;
+    assert!(
+        matches!(&frame, Frame::Plan { plan, .. } if plan == "pro"),
+        "{frame:?}"
     );
     let mut after = ws_connect(&node.ws("/v1/stream"), Some(&token))
         .await
@@ -294,9 +298,17 @@ async fn replay_window_bounds_resume() {
     let url = node.ws(&format!("/v1/stream?cursor={}", ids[0]));
     let mut socket = ws_connect(&url, Some(&token)).await.unwrap();
     ws_frame(&mut socket).await;
-    let reset = ws_frame(&mut socket).await;
-    assert_eq!(reset["type"], "reset");
-    assert_eq!(reset["reason"], "replay_window");
+    let reset = ws_typed_frame(&mut socket).await;
+    assert!(
+        matches!(
+            reset,
+            Frame::Reset {
+                reason: ResetReason::ReplayWindow,
+                ..
+            }
+        ),
+        "{reset:?}"
+    );
     // `earliest` means the oldest the plan may see: nothing before now. (The free plan has
     // one connection: wait for the first one's slot to come back.)
     ws_send_close(&mut socket).await;
@@ -339,9 +351,11 @@ async fn signed_webhook_changes_a_live_plan() {
     );
     let sent = std::time::Instant::now();
     assert_eq!(post(signature, body).await.unwrap().status(), 200);
-    let frame = ws_frame(&mut socket).await;
-    assert_eq!(frame["type"], "plan", "{frame}");
-    assert_eq!(frame["plan"], "pro");
+    let frame = ws_typed_frame(&mut socket).await;
+    assert!(
+        matches!(&frame, Frame::Plan { plan, .. } if plan == "pro"),
+        "{frame:?}"
+    );
     assert!(sent.elapsed() < Duration::from_secs(5));
 }
 

@@ -97,19 +97,34 @@ async fn stream_jwt_for(node: &Node, email: &str) -> String {
 }
 
 /// Opens the stream with `?access_token=` and an `Origin` header: the handshake's status.
+/// The handshake's status. An accepted stream is closed and drained before returning; the
+/// free plan's one connection slot is released as the server ends the stream, so a handshake
+/// that races that release (429) is tried again.
 async fn handshake_from(url: &str, origin: Option<&str>) -> u16 {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = url.into_client_request().unwrap();
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
+    for _ in 0..50 {
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        let status = match tokio_tungstenite::connect_async(request).await {
+            Ok((mut socket, response)) => {
+                ws_send_close(&mut socket).await;
+                response.status().as_u16()
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(error) => panic!("{error}"),
+        };
+        if status != 429 {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(error) => panic!("{error}"),
-    }
+    429
 }
 
 #[tokio::test]

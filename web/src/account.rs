@@ -81,11 +81,14 @@ pub(crate) async fn subscribe(
     }
     let checkout = state.config.billing_checkout_url.as_deref();
     if !state.config.test_mode() && checkout.is_none() {
-        return Err(ApiError::Conflict(
+        let message = if state.config.billing_webhook_secrets.is_empty() {
+            "this deployment takes no payments, so an admin changes plans (PUT \
+             /v1/admin/accounts/{name}/plan); to try plans out, run it with --billing-test-mode"
+        } else {
             "subscriptions are managed by the billing provider; change the plan through its \
              checkout or customer portal (an admin can still use PUT /v1/admin/accounts/{name}/plan)"
-                .into(),
-        ));
+        };
+        return Err(ApiError::Conflict(message.into()));
     }
     let plan = state
         .store

@@ -66,6 +66,10 @@ pub enum ApiError {
         message: String,
         retry_after_seconds: u64,
     },
+    /// Too much password hashing under way to take this request's turn (503 with
+    /// `Retry-After`; nothing is logged, the caller only has to retry).
+    #[error("{0}")]
+    Overloaded(String),
     /// The endpoint is not configured on this deployment (503, no retry hint).
     #[error("{0}")]
     NotConfigured(String),
@@ -92,7 +96,9 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotConfigured(_) | ApiError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::Overloaded(_) | ApiError::Database(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Rejected(status, _) => *status,
         }
     }
@@ -112,7 +118,7 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Database(_) => {
+            ApiError::Database(_) | ApiError::Overloaded(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
@@ -149,6 +155,7 @@ impl From<StoreError> for ApiError {
             StoreError::AccountExists(_) | StoreError::TokenInUse | StoreError::EmailTaken => {
                 ApiError::Conflict(error.to_string())
             }
+            StoreError::Busy => ApiError::Overloaded(error.to_string()),
             StoreError::Db(error) => ApiError::Database(error),
         }
     }

@@ -35,6 +35,7 @@ mod webhook;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use billing::Store;
@@ -48,7 +49,7 @@ pub use error::{
 };
 pub use openapi::ApiDoc;
 pub use page::{content_security_policy, set_security_headers};
-pub use session::SESSION_TTL;
+pub use session::{MAX_SESSION_BODY_BYTES, SESSION_TTL};
 pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};
 
 /// What the operator configured for this API.
@@ -56,9 +57,13 @@ pub use webhook::{MAX_WEBHOOK_BODY_BYTES, NOT_CONFIGURED_MESSAGE};
 pub struct Config {
     /// Secrets the billing webhook's signature may be made with (`--billing-webhook-secret`,
     /// `SLUICE_BILLING_WEBHOOK_SECRET`; several while rotating: any may match). Empty (the
-    /// default) is *test mode*: no payment provider, the webhook answers 503 and an account's
-    /// own subscription toggle applies directly.
+    /// default): the webhook answers 503, and only admins change plans unless
+    /// [`Config::billing_test_mode`] is on.
     pub billing_webhook_secrets: Vec<String>,
+    /// *Test mode* (`--billing-test-mode`, set by `sluice up --demo`): no payment provider, and
+    /// an account's own subscription toggle applies directly, so anyone who signs up can give
+    /// themselves a paid plan. Off by default; excludes webhook secrets.
+    pub billing_test_mode: bool,
     /// The HS256 key of the stream JWTs the page gets from `POST /v1/session/stream-token`
     /// (and the gateway verifies); at least 32 bytes. Every node of a cluster needs the same
     /// one. `None` (the default): a random 32-byte key per process, so stream tokens do not
@@ -111,7 +116,7 @@ impl fmt::Debug for Secret {
 impl Config {
     /// Whether no payment provider is configured (no webhook secret).
     pub fn test_mode(&self) -> bool {
-        self.billing_webhook_secrets.is_empty()
+        self.billing_test_mode
     }
 
     /// Seconds a page's stream token is valid.
@@ -134,12 +139,14 @@ impl Config {
     /// setting (for exit code 64).
     pub fn validate(&self) -> Result<(), String> {
         if let Some(secret) = &self.jwt_secret {
-            if secret.expose().len() < MIN_JWT_SECRET_BYTES {
-                return Err(format!(
-                    "--jwt-secret must be at least {MIN_JWT_SECRET_BYTES} bytes (generate one \
-                     with `openssl rand -hex 32`)"
-                ));
-            }
+            check_jwt_secret(secret.expose())?;
+        }
+        if self.billing_test_mode && !self.billing_webhook_secrets.is_empty() {
+            return Err(
+                "--billing-test-mode lets accounts switch plans without paying; it cannot go with \
+                 --billing-webhook-secret (drop one)"
+                    .into(),
+            );
         }
         for (flag, value) in [
             ("--billing-checkout-url", &self.billing_checkout_url),
@@ -186,6 +193,7 @@ impl fmt::Debug for Config {
                 "billing_webhook_secrets",
                 &format_args!("[{} redacted]", self.billing_webhook_secrets.len()),
             )
+            .field("billing_test_mode", &self.billing_test_mode)
             .field("jwt_secret", &self.jwt_secret)
             .field("insecure_cookies", &self.insecure_cookies)
             .field("billing_checkout_url", &self.billing_checkout_url)
@@ -193,6 +201,39 @@ impl fmt::Debug for Config {
             .field("stream_token_ttl", &self.stream_token_ttl)
             .finish()
     }
+}
+
+/// Secrets that have been published as examples or defaults: anyone could sign stream tokens
+/// with them.
+const PUBLISHED_JWT_SECRETS: &[&str] = &["laptop-only-jwt-secret-change-me-0000"];
+
+/// A configured stream-JWT key must be long enough for HS256 and not one anybody could know
+/// (a published placeholder, or text saying it should be changed).
+pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(format!(
+            "--jwt-secret must be at least {MIN_JWT_SECRET_BYTES} bytes (generate one with \
+             `openssl rand -hex 32`)"
+        ));
+    }
+    let lower = secret.to_ascii_lowercase();
+    let placeholder = [
+        "change-me",
+        "changeme",
+        "change_me",
+        "replace-me",
+        "example",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker));
+    if placeholder || PUBLISHED_JWT_SECRETS.contains(&secret) {
+        return Err(
+            "--jwt-secret is a placeholder anyone can read: generate one with `openssl rand -hex \
+             32`, or leave it unset to have one made in --data-dir"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// This process's stream-JWT key when none is configured: 32 random bytes, made at first use.
@@ -240,8 +281,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/account/tokens/{id}", delete(tokens::revoke))
         .route("/v1/plans", get(account::plans))
         .route("/v1/session", get(session::show))
-        .route("/v1/session/signup", post(session::sign_up))
-        .route("/v1/session/signin", post(session::sign_in))
+        .route(
+            "/v1/session/signup",
+            post(session::sign_up).layer(DefaultBodyLimit::max(session::MAX_SESSION_BODY_BYTES)),
+        )
+        .route(
+            "/v1/session/signin",
+            post(session::sign_in).layer(DefaultBodyLimit::max(session::MAX_SESSION_BODY_BYTES)),
+        )
         .route("/v1/session/signout", post(session::sign_out))
         .route("/v1/session/stream-token", post(session::stream_token))
         .route("/v1/admin/plans", get(admin::list_plans))
@@ -274,8 +321,27 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        assert!(Config::default().test_mode());
+        assert!(
+            !Config::default().test_mode(),
+            "test mode is asked for, never a default"
+        );
         assert_eq!(Config::default().validate(), Ok(()));
+        let both = Config {
+            billing_webhook_secrets: vec!["whsec_1".into()],
+            billing_test_mode: true,
+            ..Config::default()
+        };
+        assert!(both.validate().unwrap_err().contains("--billing-test-mode"));
+        for placeholder in [
+            "laptop-only-jwt-secret-change-me-0000",
+            "please-CHANGEME-before-production-000",
+        ] {
+            let config = Config {
+                jwt_secret: Some(Secret::new(placeholder)),
+                ..Config::default()
+            };
+            assert!(config.validate().unwrap_err().contains("placeholder"));
+        }
         let configured = Config {
             billing_webhook_secrets: vec!["whsec_1".into()],
             ..Config::default()

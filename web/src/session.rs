@@ -23,6 +23,30 @@ use crate::AppState;
 /// How long a browser session lasts after sign-in: 7 days.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Largest sign-up or sign-in body accepted (413 beyond): an address of at most 254
+/// characters and a password of at most 1024 bytes fit many times over, even escaped.
+pub const MAX_SESSION_BODY_BYTES: usize = 8 * 1024;
+
+/// Refuses (400) an email address longer than [`billing::MAX_EMAIL_LEN`] characters (after
+/// trimming, as the store would) or a password longer than [`billing::MAX_PASSWORD_BYTES`]
+/// bytes: checked first, before the throttle remembers anything, the database is asked or a
+/// password is hashed, so what an attacker sends costs no more than the body limit.
+fn check_lengths(email: &str, password: &str) -> Result<(), ApiError> {
+    if email.trim().chars().count() > billing::MAX_EMAIL_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "the email address is too long: at most {} characters (RFC 5321)",
+            billing::MAX_EMAIL_LEN
+        )));
+    }
+    if password.len() > billing::MAX_PASSWORD_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "the password is too long: at most {} bytes",
+            billing::MAX_PASSWORD_BYTES
+        )));
+    }
+    Ok(())
+}
+
 /// Sign up.
 ///
 /// `POST /v1/session/signup` `{email, password, account}`: creates the account (plan `free`)
@@ -35,21 +59,25 @@ pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
     responses(
         (status = 201, description = "Signed up and in; the cookie is set.", body = SessionView,
             headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800[; Secure]`"))),
-        (status = 400, description = "The body is not the expected JSON, or the account name \
-            breaks the naming rule.", body = ErrorBody),
+        (status = 400, description = "The body is not the expected JSON, the email address is \
+            over 254 characters, the password over 1024 bytes, or the account name breaks the \
+            naming rule.", body = ErrorBody),
         (status = 409, description = "The email address or the account name is taken.",
             body = ErrorBody),
+        (status = 413, description = "The body is over 8 KiB.", body = ErrorBody),
         (status = 422, description = "The email address or the password is not acceptable.",
             body = ErrorBody),
         (status = 429, description = "Too many sign-ups and sign-ins at the moment; \
             `Retry-After` says when to retry.", body = ErrorBody),
-        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable, or too many \
+            passwords are being hashed; `Retry-After` says when to retry.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignUpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    check_lengths(&request.email, &request.password)?;
     state.throttle.sign_up()?;
     let user = match request.account.as_deref().map(str::trim) {
         Some(account) if !account.is_empty() => {
@@ -76,18 +104,22 @@ pub(crate) async fn sign_up(
     responses(
         (status = 200, description = "Signed in; the cookie is set.", body = SessionView,
             headers(("Set-Cookie" = String, description = "`sluice_session=…; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800[; Secure]`"))),
-        (status = 400, description = "The body is not the expected JSON.", body = ErrorBody),
+        (status = 400, description = "The body is not the expected JSON, the email address is \
+            over 254 characters or the password over 1024 bytes.", body = ErrorBody),
         (status = 401, description = "Wrong email or password.", body = ErrorBody),
+        (status = 413, description = "The body is over 8 KiB.", body = ErrorBody),
         (status = 429, description = "Too many attempts for this email address (10 a minute \
             after a burst of 10), or for the whole process; `Retry-After` says when to retry.",
             body = ErrorBody),
-        (status = 503, description = "The account database is unavailable; retry.", body = ErrorBody),
+        (status = 503, description = "The account database is unavailable, or too many \
+            passwords are being hashed; `Retry-After` says when to retry.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SignInRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    check_lengths(&request.email, &request.password)?;
     state.throttle.sign_in(&request.email)?;
     let user = state
         .store

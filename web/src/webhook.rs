@@ -61,7 +61,7 @@ pub(crate) async fn receive(
     body: Body,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
     let secrets = &state.config.billing_webhook_secrets;
-    if state.config.test_mode() {
+    if secrets.is_empty() {
         return Err(ApiError::NotConfigured(NOT_CONFIGURED_MESSAGE.into()));
     }
     let body = to_bytes(body, MAX_WEBHOOK_BODY_BYTES).await.map_err(|_| {

@@ -4,7 +4,8 @@ use billing::StoreError;
 
 use crate::{assert_recent, TestDb};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     creates_and_finds_accounts,
     duplicate_accounts_are_refused,
     invalid_names_are_refused,

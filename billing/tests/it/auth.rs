@@ -7,7 +7,8 @@ use domain::Plan;
 
 use crate::TestDb;
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     authenticates_with_the_account_plan_and_scope,
     revoked_tokens_are_refused,
     expired_tokens_are_refused,

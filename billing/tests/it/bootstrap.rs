@@ -5,7 +5,8 @@ use domain::Plan;
 
 use crate::TestDb;
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     bootstrap_creates_the_admin_once,
     bootstrap_registers_a_fixed_token,
     a_fixed_token_given_later_is_registered_once,

@@ -10,7 +10,8 @@ use sqlx::Row;
 
 use crate::{count_rows, default_plan, TestDb};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     an_empty_log_starts_at_zero,
     set_plan_records_an_account_plan_change,
     revocation_records_a_token_revoked_change,

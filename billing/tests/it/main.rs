@@ -1,30 +1,8 @@
 //! Integration tests of `billing`: every test body runs twice, on SQLite (a temporary data
 //! directory, the embedded default) and on a fresh PostgreSQL database (`testkit::PgDatabase`),
-//! so the two backends cannot drift apart.
-
-/// For each named `async fn(&TestDb)` in scope, a module with a `sqlite` and a `postgres` test
-/// running it (test names read `module::body::sqlite`).
-macro_rules! on_both_backends {
-    ($($body:ident),* $(,)?) => {
-        $(
-            mod $body {
-                #[tokio::test]
-                async fn sqlite() {
-                    let db = $crate::TestDb::sqlite().await;
-                    super::$body(&db).await;
-                    db.finish().await;
-                }
-
-                #[tokio::test]
-                async fn postgres() {
-                    let db = $crate::TestDb::postgres().await;
-                    super::$body(&db).await;
-                    db.finish().await;
-                }
-            }
-        )*
-    };
-}
+//! so the two backends cannot drift apart. Each module names its bodies in
+//! `testkit::on_both_backends!`, which makes the tests `module::body::sqlite` and
+//! `module::body::postgres` over a [`TestDb`].
 
 mod accounts;
 mod auth;
@@ -123,7 +101,7 @@ pub async fn count_rows(store: &Store, table: &str) -> i64 {
         .unwrap()
 }
 
-/// The default plan called `name` (SPEC §5).
+/// The default plan called `name` (docs/protocol.md §5.2).
 pub fn default_plan(name: &str) -> domain::Plan {
     domain::Plan::defaults()
         .into_iter()

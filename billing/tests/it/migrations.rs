@@ -6,7 +6,8 @@ use sqlx::Row;
 
 use crate::TestDb;
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     migrations_are_idempotent,
     seeded_plans_equal_the_spec_defaults,
     ping_and_backend_name,

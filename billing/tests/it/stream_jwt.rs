@@ -1,5 +1,8 @@
 //! `billing::stream_jwt`: a valid round trip, the exact leeway boundaries, and the JWT
-//! negative matrix of TESTING.md, every refusal the same error value and text.
+//! negative matrix (`alg: none`, HS/RS key confusion, other HMAC algorithms, stripped or wrong
+//! signatures, missing or expired `exp`, missing or future `nbf`, wrong or missing `aud`/`iss`,
+//! any `kid`, oversized tokens), every refusal the same error value and text
+//! (docs/protocol.md §6.5).
 
 use billing::stream_jwt::{self, JwtError, StreamClaims, AUDIENCE, ISSUER, LEEWAY_SECONDS};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

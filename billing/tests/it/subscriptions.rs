@@ -5,7 +5,8 @@ use billing::{ChangeKind, EventOutcome, StoreError, SubscriptionEvent};
 
 use crate::{count_rows, default_plan, TestDb};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     updated_moves_the_account_and_records_a_change,
     deleted_moves_the_account_to_free,
     redeliveries_are_duplicates,

@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use crate::{assert_recent, TestDb};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     creates_lists_and_revokes_tokens,
     tokens_of_unknown_accounts_are_refused,
     expiry_is_recorded,

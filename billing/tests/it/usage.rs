@@ -5,7 +5,8 @@ use chrono::NaiveDate;
 
 use crate::{count_rows, TestDb};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     deltas_add_up_and_peaks_take_the_maximum,
     usage_lists_the_days_in_range_oldest_first,
     a_batch_with_an_unknown_account_records_nothing,

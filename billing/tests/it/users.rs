@@ -11,7 +11,8 @@ use crate::{assert_recent, count_rows, default_plan, TestDb};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestDb;
     sign_up_creates_a_free_account_and_its_user,
     sign_up_refusals_leave_nothing_behind,
     sign_in_checks_the_password,

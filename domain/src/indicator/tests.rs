@@ -285,7 +285,12 @@ fn recognises_correlated_indicators() {
     )
     .unwrap();
     assert!(derived.is_correlated());
-    assert!(!accept(json!({"indicator": "8.8.8.8", "tags": "correlated"})).is_correlated());
+    // The tag alone would not make an indicator correlated, and from outside it is refused.
+    reject(
+        json!({"indicator": "8.8.8.8", "tags": "correlated"}),
+        "tags",
+        "reserved",
+    );
 }
 
 fn check_tags(tags: Value, expected: &[&str]) {
@@ -914,4 +919,36 @@ proptest! {
             prop_assert!(!rejection.field.is_empty() && !rejection.reason.is_empty());
         }
     }
+}
+
+/// Only Sluice writes its own namespace: every outside path refuses it, marked as reserved so
+/// it can be counted; what Sluice wrote reads back.
+#[test]
+fn the_sluice_namespace_is_refused_from_outside() {
+    let forged =
+        json!({"indicator": "185.220.101.4", "provider": "sluice/correlator", "tags": "scanner"});
+    let tagged = json!({"indicator": "185.220.101.4", "provider": "acme", "tags": ["scanner", "Correlated"]});
+    for provenance in [Provenance::Authenticated("alice"), Provenance::Upstream] {
+        for (value, field) in [(&forged, "provider"), (&tagged, "tags")] {
+            let rejection = Indicator::from_json(value.clone(), provenance, now())
+                .expect_err(&format!("{value} accepted from {provenance:?}"));
+            assert_eq!(rejection.field, field);
+            assert!(rejection.reserved, "{rejection}");
+            assert!(rejection.reason.contains("reserved"), "{rejection}");
+        }
+    }
+    let own = Indicator::from_json(forged.clone(), Provenance::Trusted, now()).unwrap();
+    assert!(own.is_correlated());
+    let ordinary = Indicator::from_json(
+        json!({"indicator": "not one!"}),
+        Provenance::Upstream,
+        now(),
+    );
+    assert!(
+        !ordinary.unwrap_err().reserved,
+        "other rejections are not reserved"
+    );
+    // Over the API a payload provider outside the namespace is dropped, as before.
+    let renamed = accept(json!({"indicator": "185.220.101.4", "provider": "mallory"}));
+    assert_eq!(renamed.provider(), "alice");
 }

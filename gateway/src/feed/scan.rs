@@ -86,6 +86,9 @@ impl<'a> Collector<'a> {
         let mut position = StreamId::new(start.ms.saturating_sub(1), u64::MAX);
         while self.scanned < MAX_SCAN {
             let batch = log.read_after(position, READ_BATCH).await?;
+            // The in-process log answers at once: without this a scan would hold its worker
+            // thread, and the streams queued on it, for the whole scan.
+            tokio::task::yield_now().await;
             self.scanned += batch.scanned;
             for entry in &batch.entries {
                 if entry.id() >= end {

@@ -5,6 +5,9 @@
 //! exactly; its `data` is the same JSON object a WebSocket frame carries. A `:` comment every
 //! 15 s keeps proxies from timing the stream out. SSE has no close codes: ending the response is
 //! the signal, and a reconnect that is no longer allowed is refused with an HTTP status.
+//!
+//! The `retry:` hint is drawn per connection between `sse_retry` and twice it, so the clients of
+//! a node that restarts do not all come back in the same instant.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -62,9 +65,16 @@ impl SseTransport {
         SseTransport {
             sender,
             heartbeats: interval_at(Instant::now() + every, every),
-            retry: state.config.sse_retry,
+            retry: jittered_retry(state.config.sse_retry),
         }
     }
+}
+
+/// A reconnection delay drawn uniformly from `[base, 2 × base]`, whole milliseconds.
+pub fn jittered_retry(base: Duration) -> Duration {
+    use rand::Rng;
+    let base_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX / 2);
+    Duration::from_millis(rand::thread_rng().gen_range(base_ms..=base_ms.saturating_mul(2)))
 }
 
 /// One frame as an event: named after its type, with the cursor as its id.
@@ -119,4 +129,24 @@ impl Transport for SseTransport {
 
     /// Dropping the sender ends the response body.
     async fn finish(self, _end: End, _last: &Cursor) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_hints_spread_between_the_base_and_twice_it() {
+        let base = Duration::from_secs(2);
+        let draws: Vec<Duration> = (0..200).map(|_| jittered_retry(base)).collect();
+        assert!(
+            draws.iter().all(|d| (base..=base * 2).contains(d)),
+            "{draws:?}"
+        );
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct of 200", distinct.len());
+        assert!(draws.iter().any(|d| *d < base + base / 2));
+        assert!(draws.iter().any(|d| *d > base + base / 2));
+        assert_eq!(jittered_retry(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -225,9 +225,11 @@ async function connect() {
   });
 }
 
+// Backoff doubling from 1 s to 30 s, each delay scaled by a random factor in [0.5, 1] ("equal
+// jitter"): the viewers of a gateway that restarts do not all reconnect in the same instant.
 function retry() {
   clearTimeout(retryTimer);
-  retryTimer = setTimeout(connect, retryDelay);
+  retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
   retryDelay = Math.min(retryDelay * 2, 30000);
 }
 

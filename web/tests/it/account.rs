@@ -1,14 +1,15 @@
 //! The caller's own account: who am I, the subscription toggle, usage.
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use billing::{ApiToken, Scope, UsageDelta};
 use chrono::{Days, Utc};
 use serde_json::json;
 
-use crate::{call, send, TestApp};
+use crate::{send, Client, TestApp};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestApp;
     the_account_shows_its_plan_and_limits,
     requests_without_a_valid_token_are_401,
     test_mode_toggle_applies_directly_and_records_a_change,
@@ -20,9 +21,7 @@ on_both_backends!(
 
 async fn the_account_shows_its_plan_and_limits(app: &TestApp) {
     let (_, token) = app.account("acme", "hobby", Scope::Read).await;
-    let answer = app
-        .call(Method::GET, "/v1/account", Some(&token), None)
-        .await;
+    let answer = app.client().with_token(&token).get("/v1/account").await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(
         answer.body,
@@ -65,7 +64,11 @@ async fn requests_without_a_valid_token_are_401(app: &TestApp) {
     let unknown = ApiToken::generate();
     let mut answers = Vec::new();
     for presented in [None, Some(&unknown), Some(&token)] {
-        answers.push(app.call(Method::GET, "/v1/account", presented, None).await);
+        let client = match presented {
+            Some(presented) => app.client().with_token(presented),
+            None => app.client(),
+        };
+        answers.push(client.get("/v1/account").await);
     }
     let request = Request::get("/v1/account")
         .header(header::AUTHORIZATION, "Bearer slc_garbage")
@@ -82,16 +85,13 @@ async fn requests_without_a_valid_token_are_401(app: &TestApp) {
 
 async fn test_mode_toggle_applies_directly_and_records_a_change(app: &TestApp) {
     let (acme, reader) = app.account("acme", "free", Scope::Read).await;
-    let test_mode = app.router_with_secrets(&[]);
+    let test_mode = Client::new(&app.router_with_secrets(&[]));
     // A `read` token streams; it does not move the account between plans.
-    let answer = call(
-        &test_mode,
-        Method::PUT,
-        "/v1/account/subscription",
-        Some(&reader),
-        Some(json!({"plan": "hobby"})),
-    )
-    .await;
+    let answer = test_mode
+        .clone()
+        .with_token(&reader)
+        .put_json("/v1/account/subscription", json!({"plan": "hobby"}))
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{:?}", answer.body);
     assert!(
         answer.error().contains("`read` token"),
@@ -104,14 +104,10 @@ async fn test_mode_toggle_applies_directly_and_records_a_change(app: &TestApp) {
         .create_token("acme", Scope::Write, None)
         .await
         .unwrap();
-    let answer = call(
-        &test_mode,
-        Method::PUT,
-        "/v1/account/subscription",
-        Some(&token),
-        Some(json!({"plan": "hobby"})),
-    )
-    .await;
+    let writer = test_mode.with_token(&token);
+    let answer = writer
+        .put_json("/v1/account/subscription", json!({"plan": "hobby"}))
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["plan"], "hobby");
     assert_eq!(answer.body["limits"]["max_connections"], 2);
@@ -125,18 +121,30 @@ async fn test_mode_toggle_applies_directly_and_records_a_change(app: &TestApp) {
             plan: app.store.plan("hobby").await.unwrap().unwrap(),
         }
     );
+    // Without test mode and without a provider nobody moves themselves: an admin does.
+    let no_provider = Client::new(&app.router_with_config(web::Config::default()))
+        .with_token(&token)
+        .put_json("/v1/account/subscription", json!({"plan": "pro"}))
+        .await;
+    assert_eq!(
+        no_provider.status,
+        StatusCode::CONFLICT,
+        "{:?}",
+        no_provider.body
+    );
+    assert!(
+        no_provider.error().contains("--billing-test-mode"),
+        "{}",
+        no_provider.error()
+    );
+    assert_eq!(app.plan_of("acme").await, "hobby");
     // The same token now carries the new plan.
-    let answer = call(&test_mode, Method::GET, "/v1/account", Some(&token), None).await;
+    let answer = writer.get("/v1/account").await;
     assert_eq!(answer.body["plan"], "hobby");
     // Toggling to the current plan is fine and records nothing.
-    let answer = call(
-        &test_mode,
-        Method::PUT,
-        "/v1/account/subscription",
-        Some(&token),
-        Some(json!({"plan": "hobby"})),
-    )
-    .await;
+    let answer = writer
+        .put_json("/v1/account/subscription", json!({"plan": "hobby"}))
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(app.count("changes").await, 1);
 }
@@ -144,12 +152,9 @@ async fn test_mode_toggle_applies_directly_and_records_a_change(app: &TestApp) {
 async fn toggle_is_a_conflict_when_a_provider_is_configured(app: &TestApp) {
     let (_, token) = app.account("acme", "free", Scope::Admin).await;
     let answer = app
-        .call(
-            Method::PUT,
-            "/v1/account/subscription",
-            Some(&token),
-            Some(json!({"plan": "pro"})),
-        )
+        .client()
+        .with_token(&token)
+        .put_json("/v1/account/subscription", json!({"plan": "pro"}))
         .await;
     assert_eq!(answer.status, StatusCode::CONFLICT, "{:?}", answer.body);
     assert!(
@@ -166,20 +171,8 @@ async fn toggle_is_a_conflict_when_a_provider_is_configured(app: &TestApp) {
 async fn toggle_refuses_unknown_and_contract_plans_and_bad_bodies(app: &TestApp) {
     let (_, token) = app.account("acme", "free", Scope::Write).await;
     let test_mode = app.router_with_secrets(&[]);
-    let put = |body: serde_json::Value| {
-        let test_mode = test_mode.clone();
-        let token = token.clone();
-        async move {
-            call(
-                &test_mode,
-                Method::PUT,
-                "/v1/account/subscription",
-                Some(&token),
-                Some(body),
-            )
-            .await
-        }
-    };
+    let writer = Client::new(&test_mode).with_token(&token);
+    let put = |body| writer.put_json("/v1/account/subscription", body);
     let answer = put(json!({"plan": "platinum"})).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(answer.error().contains("platinum"));
@@ -242,9 +235,8 @@ async fn usage_round_trip(app: &TestApp) {
         .unwrap();
 
     // Default range: the last 30 days, so only today.
-    let answer = app
-        .call(Method::GET, "/v1/account/usage", Some(&token), None)
-        .await;
+    let reader = app.client().with_token(&token);
+    let answer = reader.get("/v1/account/usage").await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(
         answer.body,
@@ -264,7 +256,7 @@ async fn usage_round_trip(app: &TestApp) {
     );
     // An explicit range reaches further back.
     let uri = format!("/v1/account/usage?from={long_ago}&to={today}");
-    let answer = app.call(Method::GET, &uri, Some(&token), None).await;
+    let answer = reader.get(&uri).await;
     let days: Vec<_> = answer.body["days"]
         .as_array()
         .unwrap()
@@ -279,7 +271,7 @@ async fn usage_round_trip(app: &TestApp) {
         "/v1/account/usage?from=2020-01-01&to=2024-01-01",
         "/v1/account/usage?since=2024-01-01",
     ] {
-        let answer = app.call(Method::GET, bad, Some(&token), None).await;
+        let answer = reader.get(bad).await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -288,16 +280,14 @@ async fn usage_round_trip(app: &TestApp) {
         );
         assert!(!answer.error().is_empty());
     }
-    let answer = app.call(Method::GET, "/v1/account/usage", None, None).await;
+    let answer = app.client().get("/v1/account/usage").await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
 }
 
 async fn a_database_outage_is_503(app: &TestApp) {
     let (_, token) = app.account("acme", "pro", Scope::Read).await;
     app.store.close().await;
-    let answer = app
-        .call(Method::GET, "/v1/account", Some(&token), None)
-        .await;
+    let answer = app.client().with_token(&token).get("/v1/account").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.headers[header::RETRY_AFTER], "2");
     assert!(answer.error().contains("retry"), "{}", answer.error());

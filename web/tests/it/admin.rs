@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::TestApp;
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestApp;
     admins_list_the_plans,
     a_plan_edit_applies_and_records_plan_edited,
     plan_edits_are_validated,
@@ -32,9 +33,7 @@ fn pro_limits() -> Value {
 
 async fn admins_list_the_plans(app: &TestApp) {
     let (_, admin) = app.account("ops", "enterprise", Scope::Admin).await;
-    let answer = app
-        .call(Method::GET, "/v1/admin/plans", Some(&admin), None)
-        .await;
+    let answer = app.client().with_token(&admin).get("/v1/admin/plans").await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     let plans = answer.body["plans"].as_array().unwrap();
     let names: Vec<_> = plans
@@ -52,22 +51,19 @@ async fn admins_list_the_plans(app: &TestApp) {
 
 async fn a_plan_edit_applies_and_records_plan_edited(app: &TestApp) {
     let (_, admin) = app.account("ops", "enterprise", Scope::Admin).await;
+    let admin = app.client().with_token(&admin);
     let (_, customer) = app.account("acme", "pro", Scope::Read).await;
     let mut edit = pro_limits();
     edit["max_connections"] = json!(12);
     edit["rate_per_second"] = json!(null);
     edit["max_tlp"] = json!("RED");
-    let answer = app
-        .call(Method::PUT, "/v1/admin/plans/pro", Some(&admin), Some(edit))
-        .await;
+    let answer = admin.put_json("/v1/admin/plans/pro", edit).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["max_connections"], 12);
     assert_eq!(answer.body["max_tlp"], "red");
 
     // Accounts on the plan see the new limits at once.
-    let answer = app
-        .call(Method::GET, "/v1/account", Some(&customer), None)
-        .await;
+    let answer = app.client().with_token(&customer).get("/v1/account").await;
     assert_eq!(answer.body["limits"]["max_connections"], 12);
     assert_eq!(answer.body["limits"]["rate_per_second"], Value::Null);
     assert_eq!(app.change_kinds().await, vec!["plan_edited"]);
@@ -81,20 +77,14 @@ async fn a_plan_edit_applies_and_records_plan_edited(app: &TestApp) {
     // Naming the plan in the body is allowed when it agrees with the path.
     let mut named = pro_limits();
     named["name"] = json!("pro");
-    let answer = app
-        .call(
-            Method::PUT,
-            "/v1/admin/plans/pro",
-            Some(&admin),
-            Some(named),
-        )
-        .await;
+    let answer = admin.put_json("/v1/admin/plans/pro", named).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(app.count("changes").await, 2);
 }
 
 async fn plan_edits_are_validated(app: &TestApp) {
     let (_, admin) = app.account("ops", "enterprise", Scope::Admin).await;
+    let admin = app.client().with_token(&admin);
     let with = |field: &str, value: Value| {
         let mut body = pro_limits();
         body[field] = value;
@@ -192,9 +182,7 @@ async fn plan_edits_are_validated(app: &TestApp) {
         ),
     ];
     for (case, body, status, fragment) in cases {
-        let answer = app
-            .call(Method::PUT, "/v1/admin/plans/pro", Some(&admin), Some(body))
-            .await;
+        let answer = admin.put_json("/v1/admin/plans/pro", body).await;
         assert_eq!(answer.status, status, "{case}: {:?}", answer.body);
         assert!(
             answer.error().contains(fragment),
@@ -202,13 +190,8 @@ async fn plan_edits_are_validated(app: &TestApp) {
             answer.error()
         );
     }
-    let answer = app
-        .call(
-            Method::PUT,
-            "/v1/admin/plans/platinum",
-            Some(&admin),
-            Some(pro_limits()),
-        )
+    let answer = admin
+        .put_json("/v1/admin/plans/platinum", pro_limits())
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{:?}", answer.body);
     assert!(answer.error().contains("platinum"));
@@ -224,14 +207,13 @@ async fn plan_edits_are_validated(app: &TestApp) {
 
 async fn admins_move_any_account(app: &TestApp) {
     let (_, admin) = app.account("ops", "enterprise", Scope::Admin).await;
+    let admin = app.client().with_token(&admin);
     app.account("acme", "free", Scope::Read).await;
     // Contract plans are fine for admins, and the provider's configuration does not matter.
-    let answer = app
-        .call(
-            Method::PUT,
+    let answer = admin
+        .put_json(
             "/v1/admin/accounts/acme/plan",
-            Some(&admin),
-            Some(json!({"plan": "enterprise"})),
+            json!({"plan": "enterprise"}),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
@@ -241,23 +223,13 @@ async fn admins_move_any_account(app: &TestApp) {
     assert_eq!(app.plan_of("acme").await, "enterprise");
     assert_eq!(app.change_kinds().await, vec!["account_plan"]);
 
-    let answer = app
-        .call(
-            Method::PUT,
-            "/v1/admin/accounts/ghost/plan",
-            Some(&admin),
-            Some(json!({"plan": "pro"})),
-        )
+    let answer = admin
+        .put_json("/v1/admin/accounts/ghost/plan", json!({"plan": "pro"}))
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert!(answer.error().contains("ghost"));
-    let answer = app
-        .call(
-            Method::PUT,
-            "/v1/admin/accounts/acme/plan",
-            Some(&admin),
-            Some(json!({"plan": "platinum"})),
-        )
+    let answer = admin
+        .put_json("/v1/admin/accounts/acme/plan", json!({"plan": "platinum"}))
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.count("changes").await, 1);
@@ -265,6 +237,7 @@ async fn admins_move_any_account(app: &TestApp) {
 
 async fn admins_read_any_accounts_usage(app: &TestApp) {
     let (_, admin) = app.account("ops", "enterprise", Scope::Admin).await;
+    let admin = app.client().with_token(&admin);
     let (acme, _) = app.account("acme", "pro", Scope::Read).await;
     let today = Utc::now().date_naive();
     let delta = UsageDelta {
@@ -279,18 +252,11 @@ async fn admins_read_any_accounts_usage(app: &TestApp) {
         .await
         .unwrap();
     let uri = format!("/v1/admin/accounts/acme/usage?from={today}&to={today}");
-    let answer = app.call(Method::GET, &uri, Some(&admin), None).await;
+    let answer = admin.get(&uri).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["account"], "acme");
     assert_eq!(answer.body["days"][0]["delivered"], 7);
-    let answer = app
-        .call(
-            Method::GET,
-            "/v1/admin/accounts/ghost/usage",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let answer = admin.get("/v1/admin/accounts/ghost/usage").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
@@ -313,7 +279,9 @@ async fn only_admin_tokens_reach_the_admin_api(app: &TestApp) {
     for (method, uri, body) in &requests {
         for token in &tokens {
             let answer = app
-                .call(method.clone(), uri, Some(token), body.clone())
+                .client()
+                .with_token(token)
+                .request(method.clone(), uri, body.clone())
                 .await;
             assert_eq!(
                 answer.status,
@@ -323,7 +291,10 @@ async fn only_admin_tokens_reach_the_admin_api(app: &TestApp) {
             );
             assert!(answer.error().contains("admin"), "{}", answer.error());
         }
-        let answer = app.call(method.clone(), uri, None, body.clone()).await;
+        let answer = app
+            .client()
+            .request(method.clone(), uri, body.clone())
+            .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{uri}");
     }
     assert_eq!(app.plan_of("acme").await, "pro");

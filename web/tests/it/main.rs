@@ -1,29 +1,7 @@
 //! In-process tests of `web::router` (`tower::ServiceExt::oneshot`): every test body runs on
 //! SQLite and on a fresh PostgreSQL database, like `billing`'s tests, so the API cannot depend
-//! on one backend's behaviour.
-
-/// For each named `async fn(&TestApp)` in scope, a module with a `sqlite` and a `postgres` test.
-macro_rules! on_both_backends {
-    ($($body:ident),* $(,)?) => {
-        $(
-            mod $body {
-                #[tokio::test]
-                async fn sqlite() {
-                    let app = $crate::TestApp::sqlite().await;
-                    super::$body(&app).await;
-                    app.finish().await;
-                }
-
-                #[tokio::test]
-                async fn postgres() {
-                    let app = $crate::TestApp::postgres().await;
-                    super::$body(&app).await;
-                    app.finish().await;
-                }
-            }
-        )*
-    };
-}
+//! on one backend's behaviour. Each module names its bodies in `testkit::on_both_backends!`,
+//! which makes the tests `module::body::sqlite` and `module::body::postgres` over a [`TestApp`].
 
 mod account;
 mod admin;
@@ -103,6 +81,8 @@ impl TestApp {
             store.clone(),
             web::Config {
                 billing_webhook_secrets: secrets.iter().map(|secret| secret.to_string()).collect(),
+                // No provider in these tests means trying plans out: test mode, asked for.
+                billing_test_mode: secrets.is_empty(),
                 ..web::Config::default()
             },
         ))
@@ -151,15 +131,9 @@ impl TestApp {
         self.store.account(account).await.unwrap().unwrap().plan
     }
 
-    /// Sends a JSON request (with a bearer token, if given) to [`TestApp::router`].
-    pub async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: Option<&ApiToken>,
-        body: Option<Value>,
-    ) -> Answer {
-        call(&self.router, method, uri, token, body).await
+    /// A client of [`TestApp::router`] without credentials.
+    pub fn client(&self) -> Client {
+        Client::new(&self.router)
     }
 
     /// Posts `body` to the webhook with `signature` as `Sluice-Signature`.
@@ -176,26 +150,95 @@ impl TestApp {
     }
 }
 
-/// Sends a JSON request to `router`.
-pub async fn call(
-    router: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&ApiToken>,
-    body: Option<Value>,
-) -> Answer {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
+/// A client of one router: the credentials it presents (a bearer token, a session cookie, a
+/// CSRF token; none by default), then JSON requests answered with an [`Answer`].
+#[derive(Clone)]
+pub struct Client {
+    router: Router,
+    token: Option<String>,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Client {
+    pub fn new(router: &Router) -> Client {
+        Client {
+            router: router.clone(),
+            token: None,
+            cookie: None,
+            csrf: None,
         }
-        None => Body::empty(),
-    };
-    send(router, request.body(body).unwrap()).await
+    }
+
+    /// Presents `token` as `Authorization: Bearer`.
+    pub fn with_token(mut self, token: &ApiToken) -> Client {
+        self.token = Some(token.expose().to_owned());
+        self
+    }
+
+    /// Presents the session cookie `sluice_session=<cookie>` (among another cookie, as a
+    /// browser would), without a CSRF token.
+    pub fn with_cookie(mut self, cookie: &str) -> Client {
+        self.cookie = Some(cookie.to_owned());
+        self
+    }
+
+    /// Presents `csrf` as `X-CSRF-Token`.
+    pub fn with_csrf(mut self, csrf: &str) -> Client {
+        self.csrf = Some(csrf.to_owned());
+        self
+    }
+
+    /// A signed-in browser: the session cookie and its CSRF token.
+    pub fn with_session(self, cookie: &str, csrf: &str) -> Client {
+        self.with_cookie(cookie).with_csrf(csrf)
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.request(Method::GET, uri, None).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Answer {
+        self.request(Method::DELETE, uri, None).await
+    }
+
+    /// A POST without a body.
+    pub async fn post(&self, uri: &str) -> Answer {
+        self.request(Method::POST, uri, None).await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: Value) -> Answer {
+        self.request(Method::POST, uri, Some(body)).await
+    }
+
+    pub async fn put_json(&self, uri: &str, body: Value) -> Answer {
+        self.request(Method::PUT, uri, Some(body)).await
+    }
+
+    /// Any request, with a JSON body if given.
+    pub async fn request(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = &self.token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header(
+                header::COOKIE,
+                format!("theme=dark; sluice_session={cookie}"),
+            );
+        }
+        if let Some(csrf) = &self.csrf {
+            request = request.header("X-CSRF-Token", csrf);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        send(&self.router, request.body(body).unwrap()).await
+    }
 }
 
 /// Posts raw bytes to the webhook.

@@ -9,9 +9,10 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::session::{router, sign_up};
-use crate::{call, TestApp};
+use crate::{Client, TestApp};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestApp;
     pages_need_a_session_and_carry_security_headers,
     plans_are_public,
     the_switch_sends_to_checkout_when_a_provider_is_configured,
@@ -135,7 +136,7 @@ async fn pages_need_a_session_and_carry_security_headers(app: &TestApp) {
 }
 
 async fn plans_are_public(app: &TestApp) {
-    let answer = call(&router(app), Method::GET, "/v1/plans", None, None).await;
+    let answer = Client::new(&router(app)).get("/v1/plans").await;
     assert_eq!(answer.status, StatusCode::OK);
     let names: Vec<&str> = answer.body["plans"]
         .as_array()
@@ -155,14 +156,10 @@ async fn the_switch_sends_to_checkout_when_a_provider_is_configured(app: &TestAp
         ..web::Config::default()
     });
     let (_, token) = app.account("acme", "free", Scope::Write).await;
-    let answer = call(
-        &router,
-        Method::PUT,
-        "/v1/account/subscription",
-        Some(&token),
-        Some(json!({"plan": "hobby"})),
-    )
-    .await;
+    let writer = Client::new(&router).with_token(&token);
+    let answer = writer
+        .put_json("/v1/account/subscription", json!({"plan": "hobby"}))
+        .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
     assert_eq!(answer.body["status"], "checkout");
     assert_eq!(
@@ -173,13 +170,8 @@ async fn the_switch_sends_to_checkout_when_a_provider_is_configured(app: &TestAp
     assert_eq!(app.plan_of("acme").await, "free");
     assert_eq!(app.count("changes").await, 0);
     // Contract plans stay contract plans.
-    let answer = call(
-        &router,
-        Method::PUT,
-        "/v1/account/subscription",
-        Some(&token),
-        Some(json!({"plan": "enterprise"})),
-    )
-    .await;
+    let answer = writer
+        .put_json("/v1/account/subscription", json!({"plan": "enterprise"}))
+        .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
 }

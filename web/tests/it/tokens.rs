@@ -1,14 +1,15 @@
 //! The Tokens page's API: a signed-in user creates (value once), lists and revokes the
 //! account's own tokens; API tokens cannot mint tokens, and no one mints `admin` tokens here.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use billing::Scope;
 use serde_json::json;
 
-use crate::session::{call, router, sign_up};
-use crate::TestApp;
+use crate::session::{router, sign_up};
+use crate::{Client, TestApp};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestApp;
     a_session_creates_lists_and_revokes_its_tokens,
     token_creation_refuses_what_it_must,
 );
@@ -16,14 +17,12 @@ on_both_backends!(
 async fn a_session_creates_lists_and_revokes_its_tokens(app: &TestApp) {
     let router = router(app);
     let (cookie, csrf) = sign_up(&router).await;
+    let signed_in = Client::new(&router).with_cookie(&cookie);
+    let with_csrf = signed_in.clone().with_csrf(&csrf);
     let ask_for_write = || {
-        call(
-            &router,
-            Method::POST,
+        with_csrf.post_json(
             "/v1/account/tokens",
-            Some(&cookie),
-            Some(&csrf),
-            Some(json!({"scope": "write", "expires_in_days": 30})),
+            json!({"scope": "write", "expires_in_days": 30}),
         )
     };
     // A signed-up account does not publish until an operator makes it a publisher.
@@ -49,29 +48,13 @@ async fn a_session_creates_lists_and_revokes_its_tokens(app: &TestApp) {
     assert_eq!(principal.account, "acme");
     assert_eq!(principal.scope, Scope::Write);
     // A second, with the defaults: read, never expires.
-    let second = call(
-        &router,
-        Method::POST,
-        "/v1/account/tokens",
-        Some(&cookie),
-        Some(&csrf),
-        Some(json!({})),
-    )
-    .await;
+    let second = with_csrf.post_json("/v1/account/tokens", json!({})).await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.body["scope"], "read");
     assert!(second.body["expires_at"].is_null());
 
     // Listed newest first, never with a value.
-    let list = call(
-        &router,
-        Method::GET,
-        "/v1/account/tokens",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let list = signed_in.get("/v1/account/tokens").await;
     assert_eq!(list.status, StatusCode::OK);
     let tokens = list.body["tokens"].as_array().unwrap();
     assert_eq!(tokens.len(), 3, "the operator's, and two of the page's");
@@ -80,32 +63,16 @@ async fn a_session_creates_lists_and_revokes_its_tokens(app: &TestApp) {
 
     // Revocation needs the CSRF token, then takes effect.
     let path = format!("/v1/account/tokens/{id}");
-    let refused = call(&router, Method::DELETE, &path, Some(&cookie), None, None).await;
+    let refused = signed_in.delete(&path).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let revoked = call(
-        &router,
-        Method::DELETE,
-        &path,
-        Some(&cookie),
-        Some(&csrf),
-        None,
-    )
-    .await;
+    let revoked = with_csrf.delete(&path).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     assert!(app.store.authenticate(&token).await.is_err());
     assert!(app
         .change_kinds()
         .await
         .contains(&"token_revoked".to_owned()));
-    let list = call(
-        &router,
-        Method::GET,
-        "/v1/account/tokens",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let list = signed_in.get("/v1/account/tokens").await;
     // Two tokens made within one second may list in either order: find them by id.
     for listed in list.body["tokens"].as_array().unwrap() {
         let revoked = listed["id"] == id.as_str();
@@ -115,15 +82,9 @@ async fn a_session_creates_lists_and_revokes_its_tokens(app: &TestApp) {
     // Another account's token is not this account's to revoke, nor to see.
     let (_, other) = app.account("other", "free", Scope::Read).await;
     let other_id = app.store.tokens("other").await.unwrap()[0].id.clone();
-    let answer = call(
-        &router,
-        Method::DELETE,
-        &format!("/v1/account/tokens/{other_id}"),
-        Some(&cookie),
-        Some(&csrf),
-        None,
-    )
-    .await;
+    let answer = with_csrf
+        .delete(&format!("/v1/account/tokens/{other_id}"))
+        .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{:?}", answer.body);
     assert!(app.store.authenticate(other.expose()).await.is_ok());
 }
@@ -131,6 +92,8 @@ async fn a_session_creates_lists_and_revokes_its_tokens(app: &TestApp) {
 async fn token_creation_refuses_what_it_must(app: &TestApp) {
     let router = router(app);
     let (cookie, csrf) = sign_up(&router).await;
+    let signed_in = Client::new(&router).with_cookie(&cookie);
+    let with_csrf = signed_in.clone().with_csrf(&csrf);
     for (body, status, fragment) in [
         (
             json!({"scope": "admin"}),
@@ -163,15 +126,9 @@ async fn token_creation_refuses_what_it_must(app: &TestApp) {
             "colour",
         ),
     ] {
-        let answer = call(
-            &router,
-            Method::POST,
-            "/v1/account/tokens",
-            Some(&cookie),
-            Some(&csrf),
-            Some(body.clone()),
-        )
-        .await;
+        let answer = with_csrf
+            .post_json("/v1/account/tokens", body.clone())
+            .await;
         assert_eq!(answer.status, status, "{body}: {:?}", answer.body);
         assert!(
             answer.error().contains(fragment),
@@ -180,25 +137,13 @@ async fn token_creation_refuses_what_it_must(app: &TestApp) {
         );
     }
     // Without the CSRF token, and with an API token instead of a session: refused.
-    let answer = call(
-        &router,
-        Method::POST,
-        "/v1/account/tokens",
-        Some(&cookie),
-        None,
-        Some(json!({})),
-    )
-    .await;
+    let answer = signed_in.post_json("/v1/account/tokens", json!({})).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     let (_, token) = app.account("tooling", "pro", Scope::Write).await;
-    let answer = crate::call(
-        &router,
-        Method::POST,
-        "/v1/account/tokens",
-        Some(&token),
-        Some(json!({})),
-    )
-    .await;
+    let answer = Client::new(&router)
+        .with_token(&token)
+        .post_json("/v1/account/tokens", json!({}))
+        .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(app.store.tokens("acme").await.unwrap().len(), 0);
 }

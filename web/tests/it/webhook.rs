@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::{webhook, TestApp, SECRET};
 
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::TestApp;
     a_valid_event_changes_the_plan_and_records_a_change,
     bad_signatures_are_refused_before_any_query,
     rotated_secrets_verify,
