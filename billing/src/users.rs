@@ -7,8 +7,8 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, Params};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
@@ -188,57 +188,108 @@ impl Store {
 }
 
 /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of `password` with a fresh salt, on a
-/// blocking thread once the process's hashing budget allows (see `hash_gate`).
+/// blocking thread once the process's hashing budget allows, in memory it lends (see
+/// `hash_gate`).
 async fn hash_password(password: String) -> Result<String, StoreError> {
     gate()
-        .run(Params::DEFAULT_M_COST, "hashing a password", move || {
-            hash_password_now(&password)
-        })
+        .run(
+            Params::default().block_count(),
+            "hashing a password",
+            move |memory| hash_password_in(&password, memory),
+        )
         .await?
         .db("hashing a password")
 }
 
-fn hash_password_now(password: &str) -> anyhow::Result<String> {
+/// [`hash_password`] with the default parameters (argon2id, v19, m=19456, t=2, p=1, 32-byte
+/// output), in `memory` (at least [`Params::block_count`] blocks): the PHC string argon2's own
+/// `hash_password` makes, without it allocating the 19 MiB itself.
+fn hash_password_in(password: &str, memory: &mut [Block]) -> anyhow::Result<String> {
+    let argon2 = Argon2::default();
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|error| anyhow::anyhow!("encoding a salt: {error}"))?;
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|error| anyhow::anyhow!("decoding a salt: {error}"))?;
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut output, memory)
         .map_err(|error| anyhow::anyhow!("argon2: {error}"))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(&Params::default())
+            .map_err(|error| anyhow::anyhow!("argon2 parameters: {error}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(|error| anyhow::anyhow!("argon2: {error}"))?),
+    };
     Ok(hash.to_string())
 }
 
-/// Whether `password` matches the stored PHC string, or the dummy hash when `None` (the
-/// parameters are read from the string, so hashes made with older defaults keep working, and
-/// take their memory cost from the hashing budget). A malformed stored hash is a database
-/// error. Runs on a blocking thread once the budget allows, like [`hash_password`]; the dummy
-/// hash is made there too the first time, never on an async worker.
+/// [`hash_password_in`] with memory of its own (tests, and the dummy hash made once).
+fn hash_password_now(password: &str) -> anyhow::Result<String> {
+    let mut memory = vec![Block::default(); Params::default().block_count()];
+    hash_password_in(password, &mut memory)
+}
+
+/// Whether `password` matches the stored PHC string, or the dummy hash when `None`. The
+/// algorithm, version and parameters are read from the string, so hashes made with older
+/// defaults keep working and take their own memory cost from the hashing budget. A malformed
+/// stored hash is a database error. Runs on a blocking thread once the budget allows, in memory
+/// the gate lends, like [`hash_password`]; the dummy hash is made there too the first time,
+/// never on an async worker.
 async fn verify_password(password: String, stored: Option<String>) -> Result<bool, StoreError> {
-    let memory_kib = match &stored {
+    let blocks = match &stored {
         Some(stored) => PasswordHash::new(stored)
             .ok()
-            .and_then(|parsed| parsed.params.get_decimal("m"))
-            .unwrap_or(Params::DEFAULT_M_COST),
-        None => Params::DEFAULT_M_COST,
+            .and_then(|parsed| Params::try_from(&parsed).ok())
+            .map_or(Params::default().block_count(), |params| {
+                params.block_count()
+            }),
+        None => Params::default().block_count(),
     };
     gate()
-        .run(
-            memory_kib,
-            "verifying a password",
-            move || -> anyhow::Result<bool> {
-                let stored: &str = match &stored {
-                    Some(stored) => stored,
-                    None => dummy_hash(),
-                };
-                let parsed = PasswordHash::new(stored).map_err(|error| {
-                    anyhow::anyhow!("stored password hash is malformed: {error}")
-                })?;
-                Ok(Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
-            },
-        )
+        .run(blocks, "verifying a password", move |memory| {
+            let stored: &str = match &stored {
+                Some(stored) => stored,
+                None => dummy_hash(),
+            };
+            verify_password_in(&password, stored, memory)
+        })
         .await?
         .db("verifying a password")
+}
+
+/// What argon2's `verify_password` does (hash `password` with the stored hash's algorithm,
+/// version, parameters and salt; compare in constant time), in `memory`.
+fn verify_password_in(password: &str, stored: &str, memory: &mut [Block]) -> anyhow::Result<bool> {
+    let malformed = |error: &dyn std::fmt::Display| {
+        anyhow::anyhow!("stored password hash is malformed: {error}")
+    };
+    let parsed = PasswordHash::new(stored).map_err(|error| malformed(&error))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|error| malformed(&error))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|error| malformed(&error))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|error| malformed(&error))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(malformed(&"no salt or no hash"));
+    };
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|error| malformed(&error))?;
+    let mut output = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut output, memory)
+        .map_err(|error| malformed(&error))?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(&output).map_err(|error| malformed(&error))? == expected)
 }
 
 /// A hash nobody's password matches (of 32 random bytes, made once per process), verified
@@ -264,6 +315,7 @@ fn user_from_row(row: &AnyRow, account: &str) -> anyhow::Result<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
     fn check(email: &str, expected: Option<&str>) {
         let result = normalize_email(email);
@@ -324,5 +376,46 @@ mod tests {
         // A fresh salt each time.
         assert_ne!(hash, hash_password_now("correct horse battery").unwrap());
         assert!(dummy_hash().starts_with("$argon2id$"));
+    }
+
+    #[test]
+    fn hashing_in_lent_memory_agrees_with_argon2_itself() {
+        let mut memory = vec![Block::default(); Params::default().block_count()];
+        // Ours verifies what argon2 made, with its defaults and with other parameters (an
+        // older hash: more memory than the default buffer, argon2i, another output length).
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let made = Argon2::default()
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password_in("correct horse battery", &made, &mut memory).unwrap());
+        assert!(!verify_password_in("correct horse batterz", &made, &mut memory).unwrap());
+        let other = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(32 * 1024, 1, 2, Some(24)).unwrap(),
+        )
+        .hash_password(b"correct horse battery", &salt)
+        .unwrap()
+        .to_string();
+        assert!(
+            other.starts_with("$argon2i$v=19$m=32768,t=1,p=2$"),
+            "{other}"
+        );
+        let mut bigger = vec![Block::default(); 32 * 1024];
+        assert!(verify_password_in("correct horse battery", &other, &mut bigger).unwrap());
+        assert!(!verify_password_in("correct horse batterz", &other, &mut bigger).unwrap());
+        // Too little memory for the stored parameters is an error, not a wrong password.
+        assert!(verify_password_in("correct horse battery", &other, &mut memory).is_err());
+        // A malformed stored hash is an error too.
+        assert!(verify_password_in("x", "$argon2id$v=19$nonsense", &mut memory).is_err());
+        // The same salt and password give argon2's own string.
+        let ours = hash_password_in("correct horse battery", &mut memory).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse battery", parsed.salt.unwrap())
+            .unwrap()
+            .to_string();
+        assert_eq!(ours, theirs);
     }
 }

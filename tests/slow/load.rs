@@ -129,6 +129,25 @@ async fn stream_round(
     (latencies, published, received.load(Ordering::Relaxed))
 }
 
+/// A WebSocket whose receive buffer is small, as a reader across the internet that stops reading
+/// has a closed window soon: on loopback the kernel would otherwise buffer megabytes for it, and
+/// the "stalled" reader would cost what a healthy one does until that filled.
+async fn stalled_connect(addr: std::net::SocketAddr, url: &str, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    socket
+}
+
 /// Thousands of readers that stop reading while a few keep up: the stalled cost the healthy
 /// little (p99 within 2× of a round without them, measured in this run), every healthy reader
 /// gets everything, and each stalled one is closed by its own budget (4009, or the TCP close
@@ -160,18 +179,26 @@ async fn stalled_readers_cost_the_healthy_little() {
     );
     let rss_before = rss_kib(pid);
 
-    // The stalled: each reads its `hello`, then never reads again.
-    let permits = Arc::new(Semaphore::new(64));
+    // The stalled: each reads its `hello`, then never reads again. Enterprise accounts hold
+    // 100 connections each, so they are spread over enough of them.
+    let mut tokens = Vec::new();
+    for n in 0..stalled.div_ceil(100) {
+        let account = format!("stalled-{n}");
+        node.create_account(&account, "enterprise").await;
+        tokens.push(node.create_token(&account, "read").await);
+    }
+    let permits = Arc::new(Semaphore::new(32));
     let mut opening = Vec::new();
-    for _ in 0..stalled {
+    for n in 0..stalled {
         let (url, token, permits) = (
             node.ws("/v1/stream"),
-            node.admin_token.clone(),
+            tokens[n / 100].clone(),
             permits.clone(),
         );
+        let addr = node.addr;
         opening.push(tokio::spawn(async move {
             let _permit = permits.acquire().await.unwrap();
-            let mut socket = ws_connect(&url, Some(&token)).await.unwrap();
+            let mut socket = stalled_connect(addr, &url, &token).await;
             ws_frame(&mut socket).await;
             socket
         }));

@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use domain::{Cursor, Frame};
+use futures::FutureExt;
 use tokio::time::timeout;
 
 use super::close::CloseReason;
@@ -59,8 +60,15 @@ pub trait Transport: Send {
     /// A frame's size in bytes, for usage metering.
     fn frame_len(frame: &Self::Frame) -> usize;
 
-    /// Writes one frame.
+    /// Queues one frame; it may stay buffered until [`Transport::flush`] (so a burst of
+    /// outputs costs a few writes, not one each). Waits when the connection's buffer is full.
     fn send(&mut self, frame: Self::Frame) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// Writes out what [`Transport::send`] buffered. [`drive`] calls it whenever no output is
+    /// ready right away, so buffering never delays a frame behind an idle stream.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Gone>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// Waits for what the connection itself needs (a client frame to answer, a keep-alive due,
     /// the peer leaving). Must be cancel-safe: [`drive`] drops it whenever an output is ready.
@@ -73,6 +81,42 @@ pub trait Transport: Send {
 
     /// Ends the connection as `end` says; `last` is the last delivered cursor.
     fn finish(self, end: End, last: &Cursor) -> impl Future<Output = ()> + Send;
+}
+
+/// What to do with the next output or event.
+enum Step<F> {
+    Send(F, Option<Output>),
+    /// An output the transport has no word for: counted as sent, nothing written.
+    Skip(Output),
+    End(End),
+}
+
+/// The step for one output of the session (`None`: the node shuts down).
+fn step<T: Transport>(
+    output: Option<Output>,
+    transport: &mut T,
+    last: &Cursor,
+    state: &AppState,
+) -> Step<T::Frame> {
+    match output {
+        None => Step::End(End::Close(CloseReason::Shutdown)),
+        Some(Output::Close(reason)) => Step::End(End::Close(reason)),
+        Some(output) => {
+            if let Output::Reset { reason, .. } = &output {
+                state
+                    .metrics
+                    .resets
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            match transport.encode(&output, last) {
+                Some(frame) => Step::Send(frame, Some(output)),
+                None => Step::Skip(output),
+            }
+        }
+    }
 }
 
 /// Runs `session` over `transport` until either ends or the node shuts down.
@@ -88,42 +132,60 @@ pub async fn drive<T: Transport>(mut session: Session, mut transport: T, state: 
     let mut last = session.start.clone();
 
     let greeting = transport.greeting(&session.hello(), &session.start);
-    if !matches!(
-        timeout(deadline, transport.send(greeting)).await,
-        Ok(Ok(()))
-    ) {
+    let greeted = timeout(deadline, async {
+        transport.send(greeting).await?;
+        transport.flush().await
+    })
+    .await;
+    if !matches!(greeted, Ok(Ok(()))) {
         return;
     }
+    let mut unflushed = false;
     let end = loop {
-        let (frame, output) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break End::Close(CloseReason::Shutdown),
-            event = transport.event() => match event {
-                Event::Send(frame) => (frame, None),
-                Event::Close(reason) => break End::Close(reason),
-                Event::PeerClosing => break End::PeerClosing,
-                Event::Gone => break End::Gone,
-            },
-            output = session.next(&shutdown), if transport.ready() => match output {
-                None => break End::Close(CloseReason::Shutdown),
-                Some(Output::Close(reason)) => break End::Close(reason),
-                Some(output) => {
-                    if let Output::Reset { reason, .. } = &output {
-                        metrics.resets.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
-                    }
-                    match transport.encode(&output, &last) {
-                        Some(frame) => (frame, Some(output)),
-                        None => {
-                            session.record_sent(&output, 0);
-                            continue;
-                        }
+        // An output that is ready now joins the frames not yet written; otherwise they are
+        // written before waiting (the session's `next` is cancel-safe, so polling it once and
+        // dropping it loses nothing).
+        let ready_now = if unflushed && transport.ready() {
+            session.next(&shutdown).now_or_never()
+        } else {
+            None
+        };
+        let next = match ready_now {
+            Some(output) => step(output, &mut transport, &last, state),
+            None => {
+                if unflushed {
+                    match timeout(deadline, transport.flush()).await {
+                        Ok(Ok(())) => unflushed = false,
+                        Ok(Err(Gone)) => break End::Gone,
+                        Err(_) => break End::Close(CloseReason::SlowConsumer),
                     }
                 }
-            },
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break End::Close(CloseReason::Shutdown),
+                    event = transport.event() => match event {
+                        Event::Send(frame) => Step::Send(frame, None),
+                        Event::Close(reason) => Step::End(End::Close(reason)),
+                        Event::PeerClosing => Step::End(End::PeerClosing),
+                        Event::Gone => Step::End(End::Gone),
+                    },
+                    output = session.next(&shutdown), if transport.ready() => {
+                        step(output, &mut transport, &last, state)
+                    }
+                }
+            }
+        };
+        let (frame, output) = match next {
+            Step::Send(frame, output) => (frame, output),
+            Step::Skip(output) => {
+                session.record_sent(&output, 0);
+                continue;
+            }
+            Step::End(end) => break end,
         };
         let bytes = T::frame_len(&frame);
         match timeout(deadline, transport.send(frame)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => unflushed = true,
             Ok(Err(Gone)) => break End::Gone,
             Err(_) => break End::Close(CloseReason::SlowConsumer),
         }

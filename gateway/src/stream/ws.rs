@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use domain::{Cursor, Frame};
+use futures::SinkExt;
 use tokio::time::{interval_at, timeout, Instant, Interval};
 
 use super::close::CloseReason;
@@ -99,7 +100,11 @@ impl<D: Dialect> Transport for WsTransport<D> {
     }
 
     async fn send(&mut self, frame: Message) -> Result<(), Gone> {
-        self.socket.send(frame).await.map_err(|_| Gone)
+        self.socket.feed(frame).await.map_err(|_| Gone)
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        self.socket.flush().await.map_err(|_| Gone)
     }
 
     async fn event(&mut self) -> Event<Message> {
