@@ -16,27 +16,9 @@ use sluice_log::redis::{RedisLog, RedisLogConfig};
 use sluice_log::{Log, LogError, ReadBatch, Spaced, SpacedOutcome};
 use testkit::RedisServer;
 
-/// For each named `async fn(Backend)` in scope, a module named after it with a `memory` and a
-/// `redis` test running it on that backend.
-macro_rules! on_both_log_backends {
-    ($($body:ident),* $(,)?) => {
-        $(
-            mod $body {
-                #[tokio::test]
-                async fn memory() {
-                    super::$body($crate::Backend::Memory).await;
-                }
-
-                #[tokio::test]
-                async fn redis() {
-                    super::$body($crate::Backend::Redis).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_log_backends!(
+testkit::on_both_log_backends!(
+    crate::Backend::Memory,
+    crate::Backend::Redis;
     appends_read_back_in_order_with_increasing_cursors,
     reads_after_a_position_return_only_later_entries,
     now_and_earliest_are_the_bounds,

@@ -7,7 +7,9 @@ use serde_json::Value;
 use crate::harness::*;
 use crate::{start, Backend};
 
-on_both_log_backends!(
+testkit::on_both_log_backends!(
+    crate::Backend::Memory,
+    crate::Backend::Redis;
     ws_delivers_in_order,
     sse_delivers_in_order,
     resume_without_gap_or_duplicate,

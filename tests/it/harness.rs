@@ -19,28 +19,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// For each named `async fn(Backend)` in scope, a module named after it with a `memory` and a
-/// `redis` test running it on that log backend (test names read `module::body::memory` and
-/// `module::body::redis`).
-macro_rules! on_both_log_backends {
-    ($($body:ident),* $(,)?) => {
-        $(
-            mod $body {
-                #[tokio::test]
-                async fn memory() {
-                    super::$body($crate::Backend::Memory).await;
-                }
-
-                #[tokio::test]
-                async fn redis() {
-                    super::$body($crate::Backend::Redis).await;
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both_log_backends;
-
 pub fn sluice_binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }

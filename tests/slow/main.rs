@@ -3,7 +3,7 @@
 //! them) and asserts only what must hold on any machine: bounds, and ratios measured within the
 //! same run, never absolute timings.
 
-#[allow(dead_code, unused_macros, unused_imports)]
+#[allow(dead_code)]
 #[path = "../it/harness.rs"]
 mod harness;
 
