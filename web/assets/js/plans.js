@@ -1,7 +1,8 @@
 // Plans: the current plan, every plan with its price and limits, and a subscribe switch per
 // plan. Switching a plan on subscribes to it; switching the current paid plan off goes back to
-// free. In test mode the change applies at once; with a payment provider the server answers
-// where to pay, and the provider's webhook changes the plan.
+// free. In billing test mode the change applies at once; with a payment provider the server
+// answers where to pay, and the provider's webhook changes the plan; with neither, its 409 says
+// that an admin changes plans (shown as the error).
 import { api, count, el, showError } from "./common.js";
 
 const current = document.querySelector('[data-testid="plan-current"]');
