@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use domain::protocol::ResetReason;
 use domain::Frame;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::*;
 use testkit::RedisServer;
@@ -100,6 +100,25 @@ async fn two_nodes_are_one_firehose() {
     assert_eq!(ws_indicators(&mut resumed, 1).await[0].0, next[0]);
 }
 
+/// Publishes `items` as soon as the node's log takes appends again (after a Redis restart);
+/// their cursors.
+async fn publish_once_back(node: &Node, items: &[Value]) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, answer) = node
+            .publish(&node.admin_token, &Value::from(items.to_vec()))
+            .await;
+        if status == 202 {
+            return answer["ids"].as_array().unwrap().clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log never took appends again: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Redis killed and restarted empty under a live client: the node stays up, /readyz reports
 /// degraded then ready, the client is told the history was lost (`reset`), and new indicators
 /// flow again, without reconnecting.
@@ -138,15 +157,7 @@ async fn redis_restart_is_announced_and_recovered() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ids = loop {
-        let (status, answer) = node
-            .publish(&node.admin_token, &json!([indicator(10), indicator(11)]))
-            .await;
-        if status == 202 {
-            break answer["ids"].as_array().unwrap().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ids = publish_once_back(&node, &[indicator(10), indicator(11)]).await;
     let reset = ws_typed_frame(&mut socket).await;
     assert!(
         matches!(
@@ -194,15 +205,7 @@ async fn redis_back_from_an_older_snapshot_is_announced() {
     ws_indicators(&mut socket, 3).await;
     redis.kill();
     redis.restart().unwrap();
-    let ids = loop {
-        let (status, answer) = node
-            .publish(&node.admin_token, &json!([indicator(10)]))
-            .await;
-        if status == 202 {
-            break answer["ids"].as_array().unwrap().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ids = publish_once_back(&node, &[indicator(10)]).await;
     let reset = ws_typed_frame(&mut socket).await;
     assert!(
         matches!(

@@ -374,11 +374,19 @@ async fn usage_is_metered() {
     ws_indicators(&mut socket, 5).await;
     ws_send_close(&mut socket).await;
     drop(socket);
+    let day = usage_once_delivered(&node, &token, 5).await;
+    assert_eq!(day["connections"], 1, "{day}");
+    assert!(day["bytes"].as_u64().unwrap() > 5 * 50, "{day}");
+}
+
+/// Today's usage of the token's account, once it counts `delivered` indicators (usage is
+/// flushed to the database every `--usage-flush-interval`).
+async fn usage_once_delivered(node: &Node, token: &str, delivered: u64) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let usage: Value = reqwest::Client::new()
             .get(node.http("/v1/account/usage"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -386,14 +394,12 @@ async fn usage_is_metered() {
             .await
             .unwrap();
         let day = &usage["days"][0];
-        if day["delivered"] == 5 {
-            assert_eq!(day["connections"], 1, "{usage}");
-            assert!(day["bytes"].as_u64().unwrap() > 5 * 50, "{usage}");
-            break;
+        if day["delivered"] == delivered {
+            return day.clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "usage never recorded: {usage}"
+            "usage never reached {delivered} delivered: {usage}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -417,26 +423,6 @@ async fn feed_usage_counts_the_body() {
         .await
         .unwrap();
     assert_eq!(serde_json::from_str::<Vec<Value>>(&body).unwrap().len(), 3);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let usage: Value = reqwest::Client::new()
-            .get(node.http("/v1/account/usage"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let day = &usage["days"][0];
-        if day["delivered"] == 3 {
-            assert_eq!(day["bytes"], body.len() as u64, "{usage}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "feed usage never recorded: {usage}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let day = usage_once_delivered(&node, &token, 3).await;
+    assert_eq!(day["bytes"], body.len() as u64, "{day}");
 }
