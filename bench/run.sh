@@ -2,7 +2,7 @@
 # Reproduces the figures in BENCHMARKS.md on one machine: a private redis-server, a release
 # `sluice up --redis` gateway, and `sluice bench` as subscribers and paced publisher.
 # Usage: bench/run.sh [scenario…]   scenarios: idle ws2000 enforce2000 sse2000 max10 max1000
-# handshake correlator (default: all). The stream scenarios run the gateway without its correlator, so
+# handshake correlator log (default: all). The stream scenarios run the gateway without its correlator, so
 # they measure fan-out alone; `correlator` measures the correlator alone.
 # Needs redis-server and curl; raises the open-files limit for 10,000 sockets.
 set -euo pipefail
@@ -91,7 +91,16 @@ correlator() {
   echo
 }
 
-scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000 handshake correlator}
+log() {
+  # The log backends side by side; the SQLite files go in the scratch directory (on the same
+  # file system as the default --data-dir would be when it is run from the repository).
+  start_stack
+  echo "### sluice bench-log (memory, SQLite with and without a sync per batch, Redis)"
+  RUST_LOG=warn $SLUICE bench-log --dir "$work/bench-log" --redis "redis://127.0.0.1:$redis_port/" ${BENCH_LOG_ARGS:-}
+  echo
+}
+
+scenarios=${*:-idle ws2000 enforce2000 sse2000 max10 max1000 handshake correlator log}
 for scenario in $scenarios; do
   case $scenario in
     idle)    bench --idle --subscribers 10000 ;;
@@ -102,6 +111,7 @@ for scenario in $scenarios; do
     max1000) for rate in 50 75 100; do bench --subscribers 1000 --rate "$rate" --duration 10s; done ;;
     handshake) handshake ;;
     correlator) correlator ;;
+    log) log ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;
   esac
 done

@@ -60,6 +60,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Measure the correlator: the rule on one core, memory per scanner, and end to end on Redis.
     BenchCorrelator(BenchCorrelatorArgs),
+    /// Measure the log backends side by side: append and replay throughput, the cost of a sync
+    /// per batch, and how long the SQLite log takes to open.
+    BenchLog(BenchLogArgs),
 }
 
 /// Where the account database is.
@@ -99,23 +102,26 @@ pub struct NodeArgs {
     /// How long the log keeps indicators.
     #[arg(long, env = "SLUICE_RETENTION", value_parser = parse_duration, default_value = "24h")]
     pub retention: Duration,
-    /// Entries the in-process log keeps at most (memory bound of the embedded default).
+    /// Entries the embedded log (`--log sqlite` or `memory`) keeps at most.
     #[arg(
         long,
-        env = "SLUICE_MEMORY_LOG_MAX_ENTRIES",
+        alias = "memory-log-max-entries",
+        env = "SLUICE_LOG_MAX_ENTRIES",
         value_parser = parse_count,
         default_value_t = 1_000_000
     )]
-    pub memory_log_max_entries: usize,
-    /// Bytes of indicator JSON the in-process log keeps at most (`268435456`, `256MiB`, `1GiB`;
-    /// at least 1 MiB): the oldest entries go first when this or the entry bound is exceeded.
+    pub log_max_entries: usize,
+    /// Bytes of indicator JSON the embedded log keeps at most, on disk and in memory
+    /// (`268435456`, `256MiB`, `1GiB`; at least 1 MiB): the oldest entries go first when this
+    /// or the entry bound is exceeded.
     #[arg(
         long,
-        env = "SLUICE_MEMORY_LOG_MAX_BYTES",
+        alias = "memory-log-max-bytes",
+        env = "SLUICE_LOG_MAX_BYTES",
         value_parser = parse_bytes,
         default_value = "256MiB"
     )]
-    pub memory_log_max_bytes: usize,
+    pub log_max_bytes: usize,
     /// Deadline for draining connections on SIGTERM.
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", value_parser = parse_duration_or_zero, default_value = "10s")]
     pub shutdown_grace: Duration,
@@ -174,6 +180,16 @@ pub struct UpArgs {
     /// Redis URL: use Redis Streams as the shared log and subscribe to the upstream channels.
     #[arg(long, env = "SLUICE_REDIS")]
     pub redis: Option<String>,
+    /// The embedded log, without --redis: `sqlite` keeps it in `<data-dir>/log.db` across
+    /// restarts; `memory` forgets it at exit (tests, throwaway runs).
+    #[arg(long, env = "SLUICE_LOG", value_enum)]
+    pub log: Option<LogKind>,
+    /// When the SQLite log's commits reach the disk: `batch` syncs every batch before it is
+    /// acknowledged (nothing acknowledged is lost, even to a power cut); `off` leaves it to the
+    /// operating system (a process crash loses nothing, a machine crash may lose the last
+    /// second or so, and the log then starts a new epoch so clients are told `reset`).
+    #[arg(long, env = "SLUICE_LOG_FSYNC", value_enum, default_value = "batch")]
+    pub log_fsync: LogFsync,
     /// Replay the bundled sample feeds so data flows immediately.
     #[arg(long, env = "SLUICE_DEMO")]
     pub demo: bool,
@@ -187,6 +203,32 @@ pub struct UpArgs {
     /// Run no correlator in this process (e.g. when `sluice correlator` runs elsewhere).
     #[arg(long, env = "SLUICE_NO_CORRELATOR")]
     pub no_correlator: bool,
+}
+
+/// Where `sluice up` keeps its log without `--redis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogKind {
+    /// `<data-dir>/log.db`, kept across restarts.
+    #[default]
+    Sqlite,
+    /// In this process only, lost at exit.
+    Memory,
+}
+
+/// `--log-fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFsync {
+    Batch,
+    Off,
+}
+
+impl From<LogFsync> for sluice_log::sqlite::Fsync {
+    fn from(value: LogFsync) -> Self {
+        match value {
+            LogFsync::Batch => sluice_log::sqlite::Fsync::EveryBatch,
+            LogFsync::Off => sluice_log::sqlite::Fsync::Off,
+        }
+    }
 }
 
 /// The web page's and account API's settings, shared by `up` and `web`.
@@ -535,6 +577,29 @@ pub struct BenchCorrelatorArgs {
     pub e2e_scanners: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct BenchLogArgs {
+    /// Indicators appended to each backend.
+    #[arg(long, default_value_t = 200_000, value_parser = parse_count)]
+    pub entries: usize,
+    /// Indicators per append call.
+    #[arg(long, default_value_t = 100, value_parser = parse_count)]
+    pub batch: usize,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 4, value_parser = parse_count)]
+    pub appenders: usize,
+    /// One-indicator appends timed one after the other.
+    #[arg(long, default_value_t = 2_000, value_parser = parse_count)]
+    pub single: usize,
+    /// Scratch directory for the SQLite files (removed afterwards).
+    #[arg(long, default_value = "./sluice-bench-log")]
+    pub dir: PathBuf,
+    /// Also measure a Redis log there (keys under a fresh `bench-log-…:` prefix, deleted
+    /// afterwards). Never read from the environment: point it at a scratch server.
+    #[arg(long)]
+    pub redis: Option<String>,
+}
+
 /// The longest duration any flag takes: longer ones are typos, and deadlines that far away
 /// overflow the clock.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -668,10 +733,7 @@ mod tests {
         );
         assert_eq!(args.feed_rate, config.feed_rate);
         assert_eq!(args.feed_burst, config.feed_burst);
-        assert_eq!(
-            args.memory_log_max_bytes,
-            sluice_log::memory::DEFAULT_MAX_BYTES
-        );
+        assert_eq!(args.log_max_bytes, sluice_log::memory::DEFAULT_MAX_BYTES);
     }
 
     #[test]

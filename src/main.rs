@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_correlator;
+mod bench_log;
 mod cli;
 mod demo;
 mod exit;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
             Command::Stream(args) => stream::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::BenchCorrelator(args) => bench_correlator::run(args).await,
+            Command::BenchLog(args) => bench_log::run(args).await,
         }
     });
     match result {

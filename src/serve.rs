@@ -12,11 +12,12 @@ use gateway::upstream::UpstreamConfig;
 use gateway::AppState;
 use sluice_log::memory::MemoryLog;
 use sluice_log::redis::{RedisLog, RedisLogConfig};
+use sluice_log::sqlite::{Recovery, SqliteLog, SqliteLogConfig};
 use sluice_log::Log;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CorrelatorArgs, GatewayArgs, NodeArgs, UpArgs, WebArgs, WebFlags};
+use crate::cli::{CorrelatorArgs, GatewayArgs, LogKind, NodeArgs, UpArgs, WebArgs, WebFlags};
 use crate::exit;
 
 /// Connection-cap leases on Redis expire this long after their node stops renewing them.
@@ -24,13 +25,28 @@ const SLOT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     args.node.check().map_err(exit::config)?;
+    let log = match (args.redis.as_deref(), args.log) {
+        (Some(_), Some(kind)) => {
+            return Err(exit::config(format!(
+                "--log {} chooses the embedded log, and --redis makes the log Redis Streams: \
+                 give one of them",
+                match kind {
+                    LogKind::Sqlite => "sqlite",
+                    LogKind::Memory => "memory",
+                }
+            )))
+        }
+        (Some(url), None) => LogChoice::Redis(url),
+        (None, Some(LogKind::Memory)) => LogChoice::Memory,
+        (None, _) => LogChoice::Sqlite(args.log_fsync.into()),
+    };
     let mut web_config = web_config(&args.web, args.node.jwt_secret.clone(), None, args.demo)?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     let jwt_secret = JwtSecret::resolve(args.node.jwt_secret.clone(), &args.node.store.data_dir)?;
     web_config.jwt_secret = Some(web::Secret::new(jwt_secret.value.clone()));
     bootstrap_admin(&store, &args.node.store.data_dir).await?;
     let jwt_key = JwtKey(web_config.stream_jwt_secret().into());
-    let node = Node::start(&args.node, args.redis.as_deref(), store, Some(jwt_key)).await?;
+    let node = Node::start(&args.node, log, store, Some(jwt_key)).await?;
     jwt_secret.announce();
     if !args.no_correlator {
         let mut rules = args.correlate.rules.clone();
@@ -201,7 +217,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     let secret = JwtSecret::resolve(args.node.jwt_secret.clone(), &args.node.store.data_dir)?;
     let jwt_key = Some(JwtKey(secret.value.clone().into_bytes().into()));
-    let node = Node::start(&args.node, Some(&args.redis), store, jwt_key).await?;
+    let node = Node::start(&args.node, LogChoice::Redis(&args.redis), store, jwt_key).await?;
     secret.announce();
     node.serve(None).await
 }
@@ -431,6 +447,17 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 struct Node {
     state: AppState,
     listener: TcpListener,
+    /// The SQLite log, closed once the node has drained.
+    sqlite: Option<Arc<SqliteLog>>,
+}
+
+/// Where a node's log is.
+enum LogChoice<'a> {
+    /// The cluster's Redis, at this URL.
+    Redis(&'a str),
+    /// `<data-dir>/log.db`.
+    Sqlite(sluice_log::sqlite::Fsync),
+    Memory,
 }
 
 /// Where a node keeps its log and connection counts: in process, or on the cluster's Redis.
@@ -441,6 +468,7 @@ struct Backends {
     redis_slots: Option<Arc<RedisSlots>>,
     /// The trusted Redis pub/sub the node subscribes to.
     upstream: Option<UpstreamConfig>,
+    sqlite: Option<Arc<SqliteLog>>,
 }
 
 impl Backends {
@@ -448,13 +476,59 @@ impl Backends {
         Backends {
             log: MemoryLog::with_max_bytes(
                 args.retention,
-                args.memory_log_max_entries,
-                args.memory_log_max_bytes,
+                args.log_max_entries,
+                args.log_max_bytes,
             ),
             slots: Arc::new(MemorySlots::default()),
             redis_slots: None,
             upstream: None,
+            sqlite: None,
         }
+    }
+
+    async fn sqlite(args: &NodeArgs, fsync: sluice_log::sqlite::Fsync) -> anyhow::Result<Backends> {
+        let path = args.store.data_dir.join(sluice_log::sqlite::FILE_NAME);
+        let started = std::time::Instant::now();
+        let log = SqliteLog::open(SqliteLogConfig {
+            path: path.clone(),
+            retention: args.retention,
+            max_entries: args.log_max_entries,
+            max_bytes: args.log_max_bytes,
+            fsync,
+        })
+        .await?;
+        let bounds = log.bounds().await?;
+        let what = match log.recovery() {
+            Recovery::Created => "created",
+            Recovery::Resumed => "resumed",
+            Recovery::CutCorruptTail { .. } => "recovered (damaged tail cut, new epoch)",
+            Recovery::ReplacedCorruptFile { .. } => "recreated (damaged file moved aside)",
+            Recovery::NewEpochAfterUnsyncedCrash => {
+                tracing::warn!(
+                    "the machine went down while the log was open with --log-fsync off: the \
+                     newest acknowledged entries may be lost, so the log goes on under a new \
+                     epoch (clients are told `reset`)"
+                );
+                "resumed under a new epoch"
+            }
+        };
+        tracing::info!(
+            log.path = %path.display(),
+            log.entries = bounds.len,
+            log.epoch = %bounds.epoch,
+            log.fsync = fsync.name(),
+            "log {what}: {} entries in {} ({} ms)",
+            bounds.len,
+            path.display(),
+            started.elapsed().as_millis()
+        );
+        Ok(Backends {
+            log: log.clone(),
+            slots: Arc::new(MemorySlots::default()),
+            redis_slots: None,
+            upstream: None,
+            sqlite: Some(log),
+        })
     }
 
     async fn redis(args: &NodeArgs, url: &str) -> anyhow::Result<Backends> {
@@ -476,6 +550,7 @@ impl Backends {
                 channels: args.upstream_channels.clone(),
                 patterns: args.upstream_patterns.clone(),
             }),
+            sqlite: None,
         })
     }
 }
@@ -484,13 +559,14 @@ impl Node {
     /// Opens the backends, then the port: a node that cannot reach Redis does not take it.
     async fn start(
         args: &NodeArgs,
-        redis: Option<&str>,
+        log: LogChoice<'_>,
         store: Store,
         stream_jwt_key: Option<JwtKey>,
     ) -> anyhow::Result<Node> {
-        let backends = match redis {
-            Some(url) => Backends::redis(args, url).await?,
-            None => Backends::memory(args),
+        let backends = match log {
+            LogChoice::Redis(url) => Backends::redis(args, url).await?,
+            LogChoice::Sqlite(fsync) => Backends::sqlite(args, fsync).await?,
+            LogChoice::Memory => Backends::memory(args),
         };
         let listener = TcpListener::bind(args.listen).await.map_err(|error| {
             exit::config(format!(
@@ -542,7 +618,11 @@ impl Node {
             storage.database = state.store.backend_name(),
             "sluice is up: stream at ws://{address}/v1/stream (WebSocket) or http://{address}/v1/stream (SSE)"
         );
-        Ok(Node { state, listener })
+        Ok(Node {
+            state,
+            listener,
+            sqlite: backends.sqlite,
+        })
     }
 
     /// Serves [`node_app`] until shutdown.
@@ -552,6 +632,10 @@ impl Node {
             "shutting down: closing streams with 1001 and draining",
         );
         let app = node_app(self.state.clone(), extra);
-        gateway::serve(self.listener, app, self.state).await
+        let served = gateway::serve(self.listener, app, self.state).await;
+        if let Some(log) = self.sqlite {
+            log.close().await;
+        }
+        served
     }
 }

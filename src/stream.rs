@@ -32,7 +32,11 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let filter = filter(&args)?;
     let base = stream_base(&args.url)?;
     let mut position = match &args.cursor_file {
-        Some(path) => read_cursor(path)?,
+        Some(path) => {
+            let position = read_cursor(path)?;
+            output::check_writable("--cursor-file", path)?;
+            position
+        }
         None => None,
     };
     if position.is_none() {

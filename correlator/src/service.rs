@@ -338,7 +338,9 @@ impl Correlator {
                 }
             }
         }
-        tracing::info!(
+        // Routine (every few seconds under `--demo`): the emissions counter in /metrics tells
+        // the same; each emission is logged above at debug.
+        tracing::debug!(
             correlator.appended = appended,
             correlator.already_present = outcomes.len() - appended,
             "correlator: correlated indicators decided"

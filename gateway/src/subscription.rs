@@ -79,8 +79,17 @@ impl Subscription {
                 oldest_allowed
             }
             LogPosition::After(cursor) if cursor.id() < floor => {
-                pending_reset = Some(ResetReason::ReplayWindow);
-                oldest_allowed
+                // Out of the window only if something the plan may not replay follows the
+                // cursor: a client whose cursor is old because nothing arrived after it (the
+                // `hello` of an empty log, a quiet day) has lost nothing and goes on from it.
+                let next = log.read_after(cursor.id(), 1).await?;
+                match next.entries.first() {
+                    Some(entry) if entry.id() < floor => {
+                        pending_reset = Some(ResetReason::ReplayWindow);
+                        oldest_allowed
+                    }
+                    _ => cursor.id(),
+                }
             }
             LogPosition::After(cursor) if cursor.id() > bounds.last => {
                 pending_reset = Some(ResetReason::CursorAheadOfLog);

@@ -32,16 +32,30 @@ impl Entry {
     /// validated as of its arrival (the id's time), so every reader, whatever its clock, reads
     /// the same indicator.
     pub fn from_stored(cursor: Cursor, stored: &[u8]) -> Result<SharedEntry, domain::Rejection> {
-        let arrival = i64::try_from(cursor.id().ms)
-            .ok()
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .unwrap_or_else(chrono::Utc::now);
-        let indicator = Indicator::from_slice(stored, domain::Provenance::Trusted, arrival)?;
+        let indicator = Self::parse_stored(&cursor, stored)?;
         Ok(Arc::new(Entry {
             cursor,
             indicator,
             json: OnceLock::new(),
         }))
+    }
+
+    /// As [`Entry::from_stored`], keeping `stored` as the entry's JSON: the embedded log stores
+    /// the canonical JSON it streamed, so a replay after a restart is the same bytes.
+    pub fn from_stored_json(
+        cursor: Cursor,
+        stored: Arc<str>,
+    ) -> Result<SharedEntry, domain::Rejection> {
+        let indicator = Self::parse_stored(&cursor, stored.as_bytes())?;
+        Ok(Entry::new(cursor, indicator, stored))
+    }
+
+    fn parse_stored(cursor: &Cursor, stored: &[u8]) -> Result<Indicator, domain::Rejection> {
+        let arrival = i64::try_from(cursor.id().ms)
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(chrono::Utc::now);
+        Indicator::from_slice(stored, domain::Provenance::Trusted, arrival)
     }
 
     /// The indicator's canonical JSON.

@@ -1,10 +1,10 @@
-//! The indicator log: one trait, two backends (in-process and Redis Streams).
+//! The indicator log: one trait, three backends (SQLite on disk, in-process, Redis Streams).
 //!
 //! The log is the source of truth for delivery: live fan-out is only an optimisation over it, and
 //! any subscriber that falls behind or resumes reads the log itself. That is what makes "no gap,
 //! no duplicate" hold: every entry has one cursor, and cursors are ordered.
 //!
-//! This crate knows indicators and cursors (`domain`) and its two storage backends; it knows
+//! This crate knows indicators and cursors (`domain`) and its storage backends; it knows
 //! nothing of transports, accounts or plans.
 
 mod backoff;
@@ -12,6 +12,8 @@ mod entry;
 mod epoch;
 pub mod memory;
 pub mod redis;
+mod retained;
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -66,7 +68,7 @@ pub enum LogError {
 /// Implementations must give every entry a unique [`StreamId`] greater than all earlier ones,
 /// and report retention honestly through `trimmed_through`.
 pub trait Log: Send + Sync + 'static {
-    /// `"memory"` or `"redis"`, for logs and `/readyz`.
+    /// `"sqlite"`, `"memory"` or `"redis"`, for logs and `/readyz`.
     fn backend_name(&self) -> &'static str;
 
     /// Appends validated indicators in order and returns their cursors.

@@ -1,12 +1,12 @@
-//! The in-process log: the embedded default for a single node (`sluice up` without `--redis`).
+//! The in-process log (`--log memory`): tests and throwaway runs.
 //!
-//! Entries live in a `VecDeque` ordered by id; retention trims the front by age, by count and by
-//! bytes (the stored JSON of the entries), and reports whatever it trimmed through
+//! Entries live in the retained window (`retained.rs`); retention trims it by age, by count and
+//! by bytes (the stored JSON of the entries), and reports whatever it trimmed through
 //! `trimmed_through`, whichever bound removed it.
 //! A restart loses the log, so each process start is a new epoch: cursors from before are
 //! answered with `reset`, never silently.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,27 +15,20 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use crate::{Entry, Log, LogBounds, LogError, ReadBatch, SharedEntry, Spaced, SpacedOutcome};
+use crate::retained::{next_id, now_ms, Bounds, Retained};
+use crate::{Entry, Log, LogBounds, LogError, ReadBatch, Spaced, SpacedOutcome};
 
-/// The in-process log's default bound on bytes (`--memory-log-max-bytes`): 256 MiB of stored JSON.
+/// The embedded logs' default bound on bytes (`--log-max-bytes`): 256 MiB of stored JSON.
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 pub struct MemoryLog {
     epoch: String,
-    retention: Duration,
-    max_entries: usize,
-    max_bytes: usize,
     inner: Mutex<Inner>,
     appended: Notify,
 }
 
-#[derive(Default)]
 struct Inner {
-    entries: VecDeque<SharedEntry>,
-    /// The stored JSON bytes of `entries`, what `max_bytes` bounds.
-    bytes: usize,
-    last: StreamId,
-    trimmed_through: StreamId,
+    retained: Retained,
     /// `append_once` keys and when they are forgotten (ms).
     remembered: HashMap<[u8; 32], u64>,
     /// `remembered`'s size after its last pruning: it is pruned again when it has doubled.
@@ -53,20 +46,19 @@ impl MemoryLog {
 
     /// As [`MemoryLog::new`], keeping at most `max_bytes` of entries' stored JSON: the oldest
     /// entries are trimmed when either bound is exceeded. The process's memory for the log is a
-    /// small multiple of it (each entry also keeps its parsed indicator).
+    /// multiple of it: about 8 times for typical indicators, as each entry also keeps its parsed
+    /// indicator (BENCHMARKS.md).
     pub fn with_max_bytes(retention: Duration, max_entries: usize, max_bytes: usize) -> Arc<Self> {
         Arc::new(MemoryLog {
             epoch: crate::new_epoch(),
-            retention,
-            max_entries: max_entries.max(1),
-            max_bytes: max_bytes.max(1),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                retained: Retained::new(Bounds::new(retention, max_entries, max_bytes)),
+                remembered: HashMap::new(),
+                remembered_pruned_at: 0,
+                series: HashMap::new(),
+            }),
             appended: Notify::new(),
         })
-    }
-
-    fn now_ms() -> u64 {
-        u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
     }
 
     fn append_sync(&self, items: Vec<Indicator>) -> Vec<Cursor> {
@@ -79,33 +71,24 @@ impl MemoryLog {
 
     fn append_locked(&self, inner: &mut Inner, items: Vec<Indicator>) -> Vec<Cursor> {
         // Read under the lock, so an id is never older than a clock a reader already saw.
-        let now = Self::now_ms();
+        let now = now_ms();
         let mut cursors = Vec::with_capacity(items.len());
-        {
-            for indicator in items {
-                // Same rule as Redis `XADD *`: time-based, monotonic even if the clock steps back.
-                let id = if now > inner.last.ms {
-                    StreamId::new(now, 0)
-                } else {
-                    StreamId::new(inner.last.ms, inner.last.seq + 1)
-                };
-                let cursor = Cursor::new(&self.epoch, id).expect("epoch is valid by construction");
-                let json: Arc<str> = indicator.to_json().to_string().into();
-                inner.bytes += json.len();
-                inner
-                    .entries
-                    .push_back(Entry::new(cursor.clone(), indicator, json));
-                inner.last = id;
-                cursors.push(cursor);
-            }
-            self.trim(inner, now);
+        for indicator in items {
+            let id = next_id(inner.retained.last, now);
+            let cursor = Cursor::new(&self.epoch, id).expect("epoch is valid by construction");
+            let json: Arc<str> = indicator.to_json().to_string().into();
+            inner
+                .retained
+                .push(Entry::new(cursor.clone(), indicator, json));
+            cursors.push(cursor);
         }
+        inner.retained.trim(now);
         cursors
     }
 
     fn append_spaced_sync(&self, items: Vec<Spaced>, remember: Duration) -> Vec<SpacedOutcome> {
         let mut inner = self.inner.lock().expect("memory log lock poisoned");
-        let now = Self::now_ms();
+        let now = now_ms();
         inner.series.retain(|_, (_, forget_at)| *forget_at > now);
         let forget_at = now.saturating_add(u64::try_from(remember.as_millis()).unwrap_or(u64::MAX));
         let mut results = Vec::with_capacity(items.len());
@@ -131,7 +114,7 @@ impl MemoryLog {
         remember: Duration,
     ) -> Vec<Option<Cursor>> {
         let mut inner = self.inner.lock().expect("memory log lock poisoned");
-        let now = Self::now_ms();
+        let now = now_ms();
         if inner.remembered.len() >= 2 * inner.remembered_pruned_at.max(1024) {
             inner.remembered.retain(|_, forget_at| *forget_at > now);
             inner.remembered_pruned_at = inner.remembered.len();
@@ -156,39 +139,18 @@ impl MemoryLog {
         results
     }
 
-    fn trim(&self, inner: &mut Inner, now_ms: u64) {
-        let min_ms =
-            now_ms.saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX));
-        while let Some(front) = inner.entries.front() {
-            let expired = front.id().ms < min_ms;
-            let over = inner.entries.len() > self.max_entries || inner.bytes > self.max_bytes;
-            if !(expired || over) {
-                break;
-            }
-            inner.trimmed_through = front.id();
-            inner.bytes -= front.json().len();
-            inner.entries.pop_front();
-        }
-    }
-
     fn read_sync(&self, after: StreamId, limit: usize) -> ReadBatch {
         let mut inner = self.inner.lock().expect("memory log lock poisoned");
-        self.trim(&mut inner, Self::now_ms());
-        let start = inner.entries.partition_point(|entry| entry.id() <= after);
-        let entries: Vec<SharedEntry> = inner
-            .entries
-            .iter()
-            .skip(start)
-            .take(limit)
-            .cloned()
-            .collect();
+        let now = now_ms();
+        inner.retained.trim(now);
+        let entries = inner.retained.read_after(after, limit);
         ReadBatch {
             epoch: self.epoch.clone(),
-            trimmed_through: inner.trimmed_through,
+            trimmed_through: inner.retained.trimmed_through,
             read_through: entries.last().map(|entry| entry.id()),
             scanned: entries.len(),
             entries,
-            clock_ms: Self::now_ms().max(inner.last.ms),
+            clock_ms: now.max(inner.retained.last.ms),
         }
     }
 }
@@ -224,12 +186,12 @@ impl Log for MemoryLog {
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
         let bounds = {
             let mut inner = self.inner.lock().expect("memory log lock poisoned");
-            self.trim(&mut inner, Self::now_ms());
+            inner.retained.trim(now_ms());
             LogBounds {
                 epoch: self.epoch.clone(),
-                last: inner.last,
-                trimmed_through: inner.trimmed_through,
-                len: inner.entries.len() as u64,
+                last: inner.retained.last,
+                trimmed_through: inner.retained.trimmed_through,
+                len: inner.retained.len() as u64,
             }
         };
         async move { Ok(bounds) }.boxed()

@@ -1,11 +1,12 @@
-//! The [`Log`] contract, on both backends: every body runs against the in-process log and
-//! against a Redis log on a private `redis-server` (`testkit::RedisServer`), so the two cannot
-//! drift apart. Test names read `body::memory` and `body::redis`.
+//! The [`Log`] contract, on every backend: each body runs against the SQLite log in a temporary
+//! directory, the in-process log, and a Redis log on a private `redis-server`
+//! (`testkit::RedisServer`), so they cannot drift apart. Test names read `body::sqlite`,
+//! `body::memory` and `body::redis`.
 //!
-//! Where the backends' bounds differ (the memory log is bounded by age, by a number of entries
-//! and by bytes, the Redis log by age only, trimmed approximately), a body asserts what the trait
-//! promises of both: whatever a backend removed is reported through `trimmed_through`, and what
-//! it kept is read back whole.
+//! Where the backends' bounds differ (the embedded logs are bounded by age, by a number of
+//! entries and by bytes, exactly; the Redis log by age only, trimmed approximately), a body
+//! asserts what the trait promises of all: whatever a backend removed is reported through
+//! `trimmed_through`, and what it kept is read back whole.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +14,12 @@ use std::time::{Duration, Instant};
 use domain::{Cursor, Indicator, Provenance, StreamId};
 use sluice_log::memory::MemoryLog;
 use sluice_log::redis::{RedisLog, RedisLogConfig};
+use sluice_log::sqlite::{SqliteLog, SqliteLogConfig};
 use sluice_log::{Log, LogError, ReadBatch, Spaced, SpacedOutcome};
 use testkit::RedisServer;
 
-testkit::on_both_log_backends!(
+testkit::on_each_log_backend!(
+    crate::Backend::Sqlite,
     crate::Backend::Memory,
     crate::Backend::Redis;
     appends_read_back_in_order_with_increasing_cursors,
@@ -25,6 +28,7 @@ testkit::on_both_log_backends!(
     wait_after_returns_what_arrives_or_nothing_after_the_block,
     retention_by_age_removes_old_entries_and_says_so,
     a_bound_on_entries_trims_the_oldest_and_says_so,
+    a_bound_on_bytes_trims_the_oldest_and_says_so,
     the_epoch_names_one_incarnation_of_the_storage,
     append_once_appends_each_key_once_while_remembered,
     append_spaced_keeps_a_series_a_spacing_apart,
@@ -39,17 +43,27 @@ const RECONNECT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    Sqlite,
     Memory,
     Redis,
+}
+
+impl Backend {
+    /// Whether the backend trims exactly at its bounds (Redis trims whole stream nodes).
+    fn trims_exactly(self) -> bool {
+        self != Backend::Redis
+    }
 }
 
 /// How the log under test is built.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     retention: Duration,
-    /// The memory log's bound on entries. The Redis log has none: [`TestLog::apply_max_entries`]
-    /// trims its stream to it by hand.
+    /// The embedded logs' bound on entries. The Redis log has none:
+    /// [`TestLog::apply_max_entries`] trims its stream to it by hand.
     max_entries: usize,
+    /// The embedded logs' bound on bytes of stored JSON.
+    max_bytes: usize,
 }
 
 impl Default for Settings {
@@ -57,28 +71,34 @@ impl Default for Settings {
         Settings {
             retention: sluice_log::DEFAULT_RETENTION,
             max_entries: 100_000,
+            max_bytes: sluice_log::memory::DEFAULT_MAX_BYTES,
         }
     }
 }
 
-/// A log on one backend, and the Redis server it needs.
+/// A log on one backend, and the Redis server or the directory it needs.
 struct TestLog {
     log: Arc<dyn Log>,
     backend: Backend,
     settings: Settings,
     redis: Option<RedisServer>,
+    dir: tempfile::TempDir,
+    /// The SQLite log, to close it before its file is removed.
+    sqlite: Option<Arc<SqliteLog>>,
 }
 
 impl TestLog {
     async fn start(backend: Backend, settings: Settings) -> TestLog {
         let redis = match backend {
-            Backend::Memory => None,
+            Backend::Sqlite | Backend::Memory => None,
             Backend::Redis => Some(RedisServer::start().expect("cannot start redis-server")),
         };
-        let log = build(backend, settings, redis.as_ref()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sqlite) = build(backend, settings, redis.as_ref(), dir.path()).await;
         assert_eq!(
             log.backend_name(),
             match backend {
+                Backend::Sqlite => "sqlite",
                 Backend::Memory => "memory",
                 Backend::Redis => "redis",
             }
@@ -88,6 +108,8 @@ impl TestLog {
             backend,
             settings,
             redis,
+            dir,
+            sqlite,
         }
     }
 
@@ -112,13 +134,23 @@ impl TestLog {
             .unwrap();
     }
 
-    /// Loses the log's storage. In memory, the process restarted: a new log. On Redis, the
-    /// server crashes (meanwhile the log reports itself unavailable) and comes back empty, and
-    /// the same log reconnects to it.
+    /// Loses the log's storage. In memory, the process restarted: a new log. On SQLite, the
+    /// file is deleted between two runs. On Redis, the server crashes (meanwhile the log
+    /// reports itself unavailable) and comes back empty, and the same log reconnects to it.
     async fn lose_storage(&mut self) {
         match self.backend {
             Backend::Memory => {
-                self.log = build(self.backend, self.settings, None).await;
+                self.log = build(self.backend, self.settings, None, self.dir.path())
+                    .await
+                    .0;
+            }
+            Backend::Sqlite => {
+                self.sqlite.take().unwrap().close().await;
+                for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+                    std::fs::remove_file(entry.unwrap().path()).unwrap();
+                }
+                (self.log, self.sqlite) =
+                    build(self.backend, self.settings, None, self.dir.path()).await;
             }
             Backend::Redis => {
                 let redis = self.redis.as_mut().unwrap();
@@ -136,16 +168,39 @@ impl TestLog {
     }
 }
 
-async fn build(backend: Backend, settings: Settings, redis: Option<&RedisServer>) -> Arc<dyn Log> {
+async fn build(
+    backend: Backend,
+    settings: Settings,
+    redis: Option<&RedisServer>,
+    dir: &std::path::Path,
+) -> (Arc<dyn Log>, Option<Arc<SqliteLog>>) {
     match backend {
-        Backend::Memory => MemoryLog::new(settings.retention, settings.max_entries),
-        Backend::Redis => RedisLog::connect(RedisLogConfig {
-            url: redis.expect("a Redis log needs its server").url(),
-            key_prefix: KEY_PREFIX.into(),
-            retention: settings.retention,
-        })
-        .await
-        .unwrap(),
+        Backend::Sqlite => {
+            let log = SqliteLog::open(SqliteLogConfig {
+                path: dir.join(sluice_log::sqlite::FILE_NAME),
+                retention: settings.retention,
+                max_entries: settings.max_entries,
+                max_bytes: settings.max_bytes,
+                fsync: Default::default(),
+            })
+            .await
+            .unwrap();
+            (log.clone(), Some(log))
+        }
+        Backend::Memory => (
+            MemoryLog::with_max_bytes(settings.retention, settings.max_entries, settings.max_bytes),
+            None,
+        ),
+        Backend::Redis => (
+            RedisLog::connect(RedisLogConfig {
+                url: redis.expect("a Redis log needs its server").url(),
+                key_prefix: KEY_PREFIX.into(),
+                retention: settings.retention,
+            })
+            .await
+            .unwrap(),
+            None,
+        ),
     }
 }
 
@@ -370,7 +425,7 @@ async fn retention_by_age_removes_old_entries_and_says_so(backend: Backend) {
         .collect();
     assert_eq!(batch_ids(&batch), kept);
     assert!(batch.trimmed_through < newest[0].id());
-    if backend == Backend::Memory {
+    if backend.trims_exactly() {
         assert_eq!(batch.trimmed_through, fresh[0].id());
     }
 }
@@ -390,11 +445,11 @@ async fn a_bound_on_entries_trims_the_oldest_and_says_so(backend: Backend) {
     let bounds = log.bounds().await.unwrap();
     assert_eq!(bounds.len, 5);
     assert_eq!(bounds.last, all[11]);
-    // The memory log reports the last id it removed; Redis where retention stopped, which is
-    // no earlier and before the first retained entry.
+    // The embedded logs report the last id they removed; Redis where retention stopped, which
+    // is no earlier and before the first retained entry.
     let trimmed = bounds.trimmed_through;
     assert!(all[6] <= trimmed && trimmed < all[7], "{trimmed}");
-    if backend == Backend::Memory {
+    if backend.trims_exactly() {
         assert_eq!(trimmed, all[6]);
     }
 
@@ -422,15 +477,25 @@ async fn a_bound_on_entries_trims_the_oldest_and_says_so(backend: Backend) {
     assert!(all[9] <= batch.trimmed_through && batch.trimmed_through < all[10]);
 }
 
-/// The memory log's bound on bytes (Redis has none: its memory is Redis's `maxmemory`). Twelve
-/// entries under a bound that holds the newest five's JSON: the oldest seven are trimmed and
-/// reported exactly as the bound on entries reports them, whichever bound was hit.
-#[tokio::test]
-async fn a_bound_on_bytes_trims_the_oldest_and_says_so_memory() {
+/// The embedded logs' bound on bytes (Redis has none: its memory is Redis's `maxmemory`, and
+/// the body only checks that it keeps everything under it). Twelve entries under a bound that
+/// holds the newest five's JSON: the oldest seven are trimmed and reported exactly as the bound
+/// on entries reports them, whichever bound was hit.
+async fn a_bound_on_bytes_trims_the_oldest_and_says_so(backend: Backend) {
     let size = |n: usize| indicator(n).to_json().to_string().len();
     let max_bytes: usize = (7..12).map(size).sum();
-    let log = MemoryLog::with_max_bytes(sluice_log::DEFAULT_RETENTION, 100_000, max_bytes);
-    let all = ids(&append(&*log, 0..12).await);
+    let settings = Settings {
+        max_bytes,
+        ..Settings::default()
+    };
+    let test = TestLog::start(backend, settings).await;
+    let log = &test.log;
+    let all = ids(&append(&**log, 0..12).await);
+    if !backend.trims_exactly() {
+        let batch = log.read_after(StreamId::ZERO, 100).await.unwrap();
+        assert_eq!(batch_ids(&batch), all);
+        return;
+    }
 
     let bounds = log.bounds().await.unwrap();
     assert_eq!(bounds.len, 5);
@@ -446,7 +511,7 @@ async fn a_bound_on_bytes_trims_the_oldest_and_says_so_memory() {
     // are kept, and what is not kept is reported trimmed (no silent gap).
     let mut all = all;
     for n in 12..15 {
-        all.extend(ids(&append(&*log, n..n + 1).await));
+        all.extend(ids(&append(&**log, n..n + 1).await));
         let batch = log.read_after(StreamId::ZERO, 100).await.unwrap();
         let kept: usize = batch.entries.iter().map(|entry| entry.json().len()).sum();
         assert!(kept <= max_bytes, "{kept} > {max_bytes}");
@@ -460,8 +525,14 @@ async fn a_bound_on_bytes_trims_the_oldest_and_says_so_memory() {
     }
 
     // Whichever bound is the tighter one trims: here the count.
-    let log = MemoryLog::with_max_bytes(sluice_log::DEFAULT_RETENTION, 3, max_bytes);
-    let all = ids(&append(&*log, 0..12).await);
+    let settings = Settings {
+        max_entries: 3,
+        max_bytes,
+        ..Settings::default()
+    };
+    let test = TestLog::start(backend, settings).await;
+    let log = &test.log;
+    let all = ids(&append(&**log, 0..12).await);
     let bounds = log.bounds().await.unwrap();
     assert_eq!((bounds.len, bounds.trimmed_through), (3, all[8]));
 }

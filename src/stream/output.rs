@@ -13,6 +13,8 @@ use anyhow::Context;
 use domain::export::Format;
 use domain::Indicator;
 
+use crate::exit;
+
 /// How long a line stays in a whole-file output after it was last seen.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// Lines a whole-file output keeps at most (the least recently seen go first).
@@ -42,20 +44,26 @@ impl Output {
         interval: Duration,
     ) -> anyhow::Result<Output> {
         let sink = match path {
-            Some(path) if format.is_whole_file() => Sink::WholeFile {
-                entries: read_back(&path, format)?,
-                path,
-                interval,
-                dirty: true,
-                written: None,
-            },
+            Some(path) if format.is_whole_file() => {
+                check_writable("--output", &path)?;
+                Sink::WholeFile {
+                    entries: read_back(&path, format)?,
+                    path,
+                    interval,
+                    dirty: true,
+                    written: None,
+                }
+            }
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&path)
-                    .with_context(|| {
-                        format!("--output {}: cannot open for appending", path.display())
+                    .map_err(|error| {
+                        exit::config(format!(
+                            "--output {}: cannot open it for appending ({error})",
+                            path.display()
+                        ))
                     })?;
                 let header_needed = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
                 let mut sink: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(file));
@@ -200,15 +208,38 @@ fn read_back(path: &Path, format: Format) -> anyhow::Result<BTreeMap<String, Ins
         .collect())
 }
 
+/// Checks, before anything connects, that a file can be written at `path` the way
+/// [`write_atomically`] writes it: `path` is not a directory and its directory takes a new file.
+/// A path that fails is a configuration error (exit 64) naming `flag`.
+pub fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(exit::config(format!(
+            "{flag} {}: is a directory; give the path of a file",
+            path.display()
+        )));
+    }
+    tempfile::NamedTempFile::new_in(directory_of(path))
+        .map(drop)
+        .map_err(|error| {
+            exit::config(format!(
+                "{flag} {}: cannot write there ({error}); create the directory or pick another path",
+                path.display()
+            ))
+        })
+}
+
+/// The directory a file at `path` goes in (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes `bytes` to a fresh temporary file beside `path` (created exclusively, with the old
 /// file's permissions), then renames it over `path`: readers see the old file or the new one,
 /// never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let directory = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    let mut file = tempfile::NamedTempFile::new_in(directory_of(path))?;
     file.write_all(bytes)?;
     if let Ok(metadata) = std::fs::metadata(path) {
         file.as_file().set_permissions(metadata.permissions())?;

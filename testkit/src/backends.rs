@@ -1,6 +1,6 @@
-//! One test body, run on both backends: [`on_both_backends!`](crate::on_both_backends) for the
-//! account database (SQLite, PostgreSQL), [`on_both_log_backends!`](crate::on_both_log_backends)
-//! for the log (in-process, Redis).
+//! One test body, run on every backend: [`on_both_backends!`](crate::on_both_backends) for the
+//! account database (SQLite, PostgreSQL), [`on_each_log_backend!`](crate::on_each_log_backend)
+//! for the log (SQLite, in-process, Redis).
 
 /// For each named `async fn(&F)` in scope, a module named after it holding two `#[tokio::test]`s,
 /// `sqlite` and `postgres`: each builds the fixture (`F::sqlite()` or `F::postgres()`), runs the
@@ -41,21 +41,30 @@ macro_rules! on_both_backends {
     };
 }
 
-/// For each named `async fn(B)` in scope, a module named after it holding two `#[tokio::test]`s,
-/// `memory` and `redis`, each running the body with the given value of the calling crate's
-/// backend type (paths that resolve from inside the generated module, e.g.
-/// `crate::Backend::Memory`). Test names read `module::body::memory` and `module::body::redis`.
+/// For each named `async fn(B)` in scope, a module named after it holding three
+/// `#[tokio::test]`s, `sqlite`, `memory` and `redis`, each running the body with the given value
+/// of the calling crate's backend type (paths that resolve from inside the generated module,
+/// e.g. `crate::Backend::Memory`). Test names read `module::body::sqlite`, `module::body::memory`
+/// and `module::body::redis`.
 ///
 /// ```ignore
-/// testkit::on_both_log_backends!(crate::Backend::Memory, crate::Backend::Redis; delivers_in_order);
+/// testkit::on_each_log_backend!(
+///     crate::Backend::Sqlite, crate::Backend::Memory, crate::Backend::Redis;
+///     delivers_in_order,
+/// );
 ///
 /// async fn delivers_in_order(backend: crate::Backend) { /* … */ }
 /// ```
 #[macro_export]
-macro_rules! on_both_log_backends {
-    ($memory:expr, $redis:expr; $($body:ident),* $(,)?) => {
+macro_rules! on_each_log_backend {
+    ($sqlite:expr, $memory:expr, $redis:expr; $($body:ident),* $(,)?) => {
         $(
             mod $body {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$body($sqlite).await;
+                }
+
                 #[tokio::test]
                 async fn memory() {
                     super::$body($memory).await;

@@ -14,7 +14,7 @@ const HOSTILE_TAG: &str = "<img src=x onerror=document.title='pwned'>";
 async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
     // Default settings: the session cookie is `Secure`, which browsers accept from 127.0.0.1.
     let (node, _redis) = start(
-        Backend::Memory,
+        Backend::Sqlite,
         &["--usage-flush-interval", "1s", "--billing-test-mode"],
     )
     .await;
@@ -138,6 +138,10 @@ async fn newcomer_signs_up_subscribes_creates_a_token_and_watches_the_stream() {
         today.contains(&chrono::Utc::now().format("%Y-%m-%d").to_string()),
         "{today}"
     );
+    // The page says when its figures were read (they lag live streams by the flush interval).
+    browser
+        .wait_text("usage-loaded", |text| text.ends_with(" UTC"))
+        .await;
     browser.screenshot("usage").await;
 
     let errors = browser.console_errors().await;
@@ -309,7 +313,7 @@ async fn the_viewer_renews_its_stream_token_and_misses_nothing() {
     // Stream tokens of 2 s: the viewer's stream closes with 4001 every 2 s and must come back
     // from its cursor each time.
     let (node, _redis) = start(
-        Backend::Memory,
+        Backend::Sqlite,
         &["--stream-token-ttl", "2s", "--billing-test-mode"],
     )
     .await;
@@ -344,6 +348,7 @@ async fn the_viewer_renews_its_stream_token_and_misses_nothing() {
     shown.sort();
     shown.dedup();
     assert_eq!(shown.len(), published.len(), "{shown:?}");
+    browser.screenshot("firehose").await;
     let metrics = node.metrics().await;
     let renewals = metrics
         .lines()

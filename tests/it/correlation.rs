@@ -179,7 +179,8 @@ fn start_correlator(redis: &RedisServer, log: &std::path::Path) -> Child {
             "--correlate",
             FAST_RULE,
         ])
-        .env("RUST_LOG", "info")
+        // Its decisions (`correlated indicators decided … already_present=N`) are debug lines.
+        .env("RUST_LOG", "info,correlator=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(

@@ -1,4 +1,4 @@
-//! Delivery and resume over WebSocket and SSE, on both log backends (same test bodies).
+//! Delivery and resume over WebSocket and SSE, on every log backend (same test bodies).
 
 use domain::protocol::ResetReason;
 use domain::{Cursor, Frame};
@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::harness::*;
 use crate::{start, Backend};
 
-testkit::on_both_log_backends!(
+testkit::on_each_log_backend!(
+    crate::Backend::Sqlite,
     crate::Backend::Memory,
     crate::Backend::Redis;
     ws_delivers_in_order,
@@ -190,7 +191,7 @@ async fn filters_select_server_side() {
 /// History removed by retention is announced with `reset`, then delivery continues.
 #[tokio::test]
 async fn trimmed_history_is_announced_memory() {
-    let (node, _redis) = start(Backend::Memory, &["--memory-log-max-entries", "5"]).await;
+    let (node, _redis) = start(Backend::Memory, &["--log-max-entries", "5"]).await;
     let ids = node
         .publish_all(&(0..12).map(indicator).collect::<Vec<_>>())
         .await;

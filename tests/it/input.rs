@@ -10,7 +10,7 @@ use crate::{start, Backend};
 
 #[tokio::test]
 async fn batch_reports_each_item_and_keeps_the_good_ones() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
         .await
         .unwrap();
@@ -47,7 +47,7 @@ async fn batch_reports_each_item_and_keeps_the_good_ones() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_and_oversized_413() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>, content_type: &'static str| {
         client
@@ -84,7 +84,7 @@ async fn malformed_bodies_are_400_and_oversized_413() {
 
 #[tokio::test]
 async fn bad_credentials_are_refused_before_upgrade() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let forged = billing::ApiToken::generate();
     for token in [None, Some("garbage"), Some(forged.expose())] {
         let refused = ws_connect(&node.ws("/v1/stream"), token).await;
@@ -113,7 +113,7 @@ async fn websocket_protocol_violations_get_their_close_codes() {
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     use tokio_tungstenite::tungstenite::Message;
 
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use crate::{start, Backend};
 /// SIGTERM: every WebSocket gets 1001 with its last delivered cursor, and the process exits.
 #[tokio::test]
 async fn sigterm_closes_streams_with_1001_and_the_cursor() {
-    let (mut node, _redis) = start(Backend::Memory, &[]).await;
+    let (mut node, _redis) = start(Backend::Sqlite, &[]).await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
         .await
         .unwrap();
@@ -34,7 +34,7 @@ async fn sigterm_closes_streams_with_1001_and_the_cursor() {
 #[tokio::test]
 async fn silent_peer_is_closed() {
     let (node, _redis) = start(
-        Backend::Memory,
+        Backend::Sqlite,
         &["--ws-ping-interval", "100ms", "--ws-idle-timeout", "500ms"],
     )
     .await;
@@ -90,6 +90,10 @@ async fn bad_configuration_exits_64_with_one_line() {
             "30s",
         ],
         &["up", "--memory-log-max-entries", "0"],
+        &["up", "--log-max-bytes", "1KiB"],
+        &["up", "--log", "disk"],
+        &["up", "--log-fsync", "sometimes"],
+        &["up", "--log", "memory", "--redis", "redis://127.0.0.1:1/"],
         &["up", "--demo-rate", "0"],
         &["up", "--jwt-secret", "short"],
         &[
@@ -127,6 +131,31 @@ async fn bad_configuration_exits_64_with_one_line() {
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SLUICE_ADMIN_TOKEN"));
+}
+
+/// An unreachable Redis is no configuration error: exit 1 (docs/protocol.md §1.7, which
+/// deploy/README.md's restart policy relies on), naming `--redis`, for every role that needs it.
+#[tokio::test]
+async fn an_unreachable_redis_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("redis://127.0.0.1:{}/", free_port());
+    let listen = format!("127.0.0.1:{}", free_port());
+    for args in [
+        &["up", "--redis", &nowhere, "--listen", &listen][..],
+        &["gateway", "--redis", &nowhere, "--listen", &listen],
+        &["correlator", "--redis", &nowhere],
+    ] {
+        let output = tokio::time::timeout(WAIT, run_cli(args, dir.path()))
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        let last = stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("sluice: error: --redis"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// First start prints the admin token once and writes it with mode 0600; it works.
@@ -214,7 +243,7 @@ async fn no_default_jwt_secret_is_shipped_or_accepted() {
 /// `sluice publish` reads a real feed file and sends it; rejections are reported per line.
 #[tokio::test]
 async fn publish_cli_sends_a_feed_file() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("spamhaus", "pro").await;
     let token = node.create_token("spamhaus", "write").await;
     assert!(token.starts_with("slc_") && !token.contains('\n'));

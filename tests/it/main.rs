@@ -11,7 +11,9 @@ mod delivery;
 mod input;
 mod lifecycle;
 mod openapi;
+mod persistence;
 mod plans;
+mod readme;
 mod recent;
 mod sessions;
 mod slowloris;
@@ -21,9 +23,11 @@ mod webdriver;
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;
 
-/// The two log backends; delivery tests run the same body against both.
+/// The log backends; delivery tests run the same body against each. `Sqlite` is `sluice up`'s
+/// default, what most tests run on.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
+    Sqlite,
     Memory,
     Redis,
 }
@@ -31,12 +35,16 @@ pub enum Backend {
 /// A node on `backend`, with its private Redis when it needs one.
 pub async fn start(backend: Backend, args: &[&str]) -> (Node, Option<RedisServer>) {
     let redis = match backend {
-        Backend::Memory => None,
+        Backend::Sqlite | Backend::Memory => None,
         Backend::Redis => Some(RedisServer::start().expect("cannot start redis-server")),
+    };
+    let log_flag: &[&str] = match backend {
+        Backend::Memory => &["--log", "memory"],
+        Backend::Sqlite | Backend::Redis => &[],
     };
     let node = Node::start(NodeOptions {
         redis: redis.as_ref().map(|r| r.url()),
-        args: args.iter().map(|a| a.to_string()).collect(),
+        args: log_flag.iter().chain(args).map(|a| a.to_string()).collect(),
         ..NodeOptions::default()
     })
     .await;

@@ -107,7 +107,7 @@ fn parameter_names(operation: &Value, location: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn openapi_json_describes_every_endpoint() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let document = fetch_document(&node).await;
 
     let version = document["openapi"].as_str().expect("an `openapi` version");
@@ -237,7 +237,7 @@ fn links(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn docs_serve_swagger_ui_and_all_its_files_from_the_node() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let client = reqwest::Client::new();
 
     // `/docs` leads to the page (a redirect to `/docs/`, where its relative links resolve).
@@ -321,7 +321,7 @@ async fn docs_serve_swagger_ui_and_all_its_files_from_the_node() {
 /// `sluice gateway` and `sluice web` serve the same document and Swagger UI as `sluice up`.
 #[tokio::test]
 async fn every_role_serves_the_document() {
-    let (up, _none) = start(Backend::Memory, &[]).await;
+    let (up, _none) = start(Backend::Sqlite, &[]).await;
     let redis = RedisServer::start().expect("cannot start redis-server");
     let gateway = Node::start(NodeOptions {
         role: Some("gateway"),
@@ -355,7 +355,7 @@ async fn every_role_serves_the_document() {
 /// is one).
 #[tokio::test]
 async fn swagger_ui_works_in_a_browser_under_its_policy() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     let browser = Browser::start("openapi-docs").await;
     browser.client.goto(&node.http("/docs")).await.unwrap();
 

@@ -34,7 +34,7 @@ async fn count_until(socket: &mut Ws, expected: u64) -> (Vec<String>, u64) {
 /// and what was received stays within burst + rate × elapsed.
 #[tokio::test]
 async fn rate_limit_skips_and_counts_exactly() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("freeloader", "free").await;
     let token = node.create_token("freeloader", "read").await;
     let started = std::time::Instant::now();
@@ -65,7 +65,7 @@ async fn rate_limit_skips_and_counts_exactly() {
 /// Plans see only up to their TLP: free sees white and green, not amber or red.
 #[tokio::test]
 async fn tlp_visibility_follows_the_plan() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("watcher", "free").await;
     let token = node.create_token("watcher", "read").await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
@@ -167,7 +167,7 @@ async fn connection_cap(backend: Backend) {
 
 #[tokio::test]
 async fn connection_cap_memory() {
-    connection_cap(Backend::Memory).await;
+    connection_cap(Backend::Sqlite).await;
 }
 
 #[tokio::test]
@@ -179,7 +179,7 @@ async fn connection_cap_across_redis_nodes() {
 /// then the new limits. A change the connection's stream no longer fits closes it with 4010.
 #[tokio::test]
 async fn plan_changes_reach_live_connections() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("climber", "hobby").await;
     let token = node.create_token("climber", "read").await;
     let mut plain = ws_connect(&node.ws("/v1/stream"), Some(&token))
@@ -227,7 +227,7 @@ async fn plan_changes_reach_live_connections() {
 /// Revoking a token closes its live connections within 5 s with 4001, and it cannot reconnect.
 #[tokio::test]
 async fn revocation_closes_live_connections() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("leaver", "pro").await;
     let (id, token) = node.create_token_with_id("leaver", "read").await;
     let keep = node.create_token("leaver", "read").await;
@@ -253,11 +253,29 @@ async fn revocation_closes_live_connections() {
     assert_eq!(ws_frame(&mut other).await["type"], "indicator");
 }
 
+/// An ActionCable socket that never subscribes receives no indicators, but its token's
+/// revocation still reaches it: closed with 4001, not left open until the 30 s subscription
+/// deadline closes it with 1008.
+#[tokio::test]
+async fn revocation_closes_an_actioncable_socket_that_never_subscribed() {
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
+    node.create_account("lurker", "pro").await;
+    let (id, token) = node.create_token_with_id("lurker", "read").await;
+    // `Bearer` on /firehose speaks csirtg.io's ActionCable channel.
+    let mut socket = ws_connect(&node.ws("/firehose"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut socket).await["type"], "welcome");
+    assert!(node.cli(&["tokens", "revoke", &id]).await.status.success());
+    let (code, reason) = ws_close_code(&mut socket).await;
+    assert_eq!(code, CloseCode::TokenRevoked.code(), "{reason}");
+}
+
 /// A node caches authenticated tokens, but a plan change evicts them with the same poll that
 /// tells the live streams: once a live stream has its `plan` frame, new handshakes see the plan.
 #[tokio::test]
 async fn cached_tokens_follow_plan_changes() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("mover", "hobby").await;
     let token = node.create_token("mover", "read").await;
     let mut live = ws_connect(&node.ws("/v1/stream"), Some(&token))
@@ -288,7 +306,7 @@ async fn cached_tokens_follow_plan_changes() {
 /// The replay window bounds resumes: the free plan has none, so a resume is `reset` to now.
 #[tokio::test]
 async fn replay_window_bounds_resume() {
-    let (node, _redis) = start(Backend::Memory, &[]).await;
+    let (node, _redis) = start(Backend::Sqlite, &[]).await;
     node.create_account("late", "free").await;
     let token = node.create_token("late", "read").await;
     let ids = node
@@ -319,12 +337,40 @@ async fn replay_window_bounds_resume() {
     assert_eq!(ws_indicators(&mut socket, 1).await[0].0, fresh[0]);
 }
 
+/// A cursor older than the replay window is out of reach only if something follows it before
+/// the window: the `hello` cursor of an empty log (1970 by its id) resumes with everything
+/// appended since, on a log that outlives the node (Redis) as on one that does not.
+#[tokio::test]
+async fn an_old_cursor_with_nothing_missed_is_not_reset() {
+    let (node, _redis) = start(Backend::Redis, &["--no-correlator"]).await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
+        .await
+        .unwrap();
+    let Frame::Hello { cursor: hello, .. } = ws_typed_frame(&mut socket).await else {
+        panic!("the stream does not start with `hello`");
+    };
+    ws_send_close(&mut socket).await;
+    drop(socket);
+    let ids = node
+        .publish_all(&(0..3).map(green).collect::<Vec<_>>())
+        .await;
+    let url = node.ws(&format!("/v1/stream?cursor={hello}"));
+    let mut socket = ws_connect(&url, Some(&node.admin_token)).await.unwrap();
+    ws_frame(&mut socket).await;
+    let got: Vec<String> = ws_indicators(&mut socket, 3)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(got, ids);
+}
+
 /// A signed billing webhook moves an account to another plan, and its live connection follows
 /// within 5 s; a tampered signature changes nothing.
 #[tokio::test]
 async fn signed_webhook_changes_a_live_plan() {
     let secret = "whsec_test_0123456789";
-    let (node, _redis) = start(Backend::Memory, &["--billing-webhook-secret", secret]).await;
+    let (node, _redis) = start(Backend::Sqlite, &["--billing-webhook-secret", secret]).await;
     node.create_account("payer", "hobby").await;
     let token = node.create_token("payer", "read").await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
@@ -362,7 +408,7 @@ async fn signed_webhook_changes_a_live_plan() {
 /// Usage is metered per account and day, and the account can read it.
 #[tokio::test]
 async fn usage_is_metered() {
-    let (node, _redis) = start(Backend::Memory, &["--usage-flush-interval", "200ms"]).await;
+    let (node, _redis) = start(Backend::Sqlite, &["--usage-flush-interval", "200ms"]).await;
     node.create_account("meter", "pro").await;
     let token = node.create_token("meter", "read").await;
     let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
@@ -377,6 +423,37 @@ async fn usage_is_metered() {
     let day = usage_once_delivered(&node, &token, 5).await;
     assert_eq!(day["connections"], 1, "{day}");
     assert!(day["bytes"].as_u64().unwrap() > 5 * 50, "{day}");
+}
+
+/// A stream resumed from its cursor (the page's viewer after Pause and Resume) is metered for
+/// what it catches up on: every indicator sent counts as delivered, replayed or live, as the
+/// Usage page says.
+#[tokio::test]
+async fn catching_up_after_a_pause_is_metered() {
+    let (node, _redis) = start(Backend::Sqlite, &["--usage-flush-interval", "200ms"]).await;
+    node.create_account("pauser", "pro").await;
+    let token = node.create_token("pauser", "read").await;
+    let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    ws_frame(&mut socket).await;
+    node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    let live = ws_indicators(&mut socket, 3).await;
+    ws_send_close(&mut socket).await;
+    drop(socket);
+    // Published while paused: nobody is streaming.
+    node.publish_all(&(3..7).map(indicator).collect::<Vec<_>>())
+        .await;
+    let resume = node.ws(&format!("/v1/stream?cursor={}", live[2].0));
+    let mut socket = ws_connect(&resume, Some(&token)).await.unwrap();
+    assert_eq!(ws_frame(&mut socket).await["type"], "hello");
+    let caught_up = ws_indicators(&mut socket, 4).await;
+    assert_eq!(caught_up[0].1, ip(3));
+    ws_send_close(&mut socket).await;
+    drop(socket);
+    let day = usage_once_delivered(&node, &token, 7).await;
+    assert_eq!(day["connections"], 2, "{day}");
 }
 
 /// Today's usage of the token's account, once it counts `delivered` indicators (usage is
@@ -408,7 +485,7 @@ async fn usage_once_delivered(node: &Node, token: &str, delivered: u64) -> Value
 /// A feed counts what it returns: its indicators as delivered and its body's bytes.
 #[tokio::test]
 async fn feed_usage_counts_the_body() {
-    let (node, _redis) = start(Backend::Memory, &["--usage-flush-interval", "200ms"]).await;
+    let (node, _redis) = start(Backend::Sqlite, &["--usage-flush-interval", "200ms"]).await;
     node.create_account("reader", "pro").await;
     let token = node.create_token("reader", "read").await;
     node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())

@@ -7,7 +7,7 @@ use crate::{start, Backend};
 
 #[tokio::test]
 async fn signed_in_browser_streams_with_a_short_lived_jwt() {
-    let (node, _redis) = start(Backend::Memory, &["--insecure-cookies"]).await;
+    let (node, _redis) = start(Backend::Sqlite, &["--insecure-cookies"]).await;
     let client = reqwest::Client::new();
     let (cookie, csrf) = sign_up(
         &node,
@@ -130,7 +130,7 @@ async fn handshake_from(url: &str, origin: Option<&str>) -> u16 {
 #[tokio::test]
 async fn a_session_jwt_opens_the_stream_only_from_allowed_origins() {
     let (node, _redis) = start(
-        Backend::Memory,
+        Backend::Sqlite,
         &[
             "--insecure-cookies",
             "--allowed-origin",

@@ -229,3 +229,40 @@ async fn zeek_output_is_a_whole_file_rewritten_atomically() {
     assert!(text.contains("evil.example.com\tIntel::DOMAIN"), "{text}");
     assert_eq!(text.lines().count(), 4, "{text}");
 }
+
+/// An output or cursor file that cannot be written is refused before anything connects: exit
+/// 64 and one line naming the flag, and the server never sees a connection.
+#[tokio::test]
+async fn an_unwritable_output_is_refused_before_connecting() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing/dir/f");
+    let missing = missing.to_str().unwrap();
+    let directory = dir.path().to_str().unwrap();
+    for (args, flag) in [
+        (&["--format", "zeek", "--output", missing][..], "--output"),
+        (&["--format", "bindrpz", "--output", directory], "--output"),
+        (&["--format", "csv", "--output", missing], "--output"),
+        (&["--cursor-file", missing], "--cursor-file"),
+    ] {
+        let output = Command::new(sluice_binary())
+            .arg("stream")
+            .args(args)
+            .args(["--url", &url, "--token", "slc_not_needed_here"])
+            .env_remove("SLUICE_TOKEN")
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(
+            matches!(listener.accept(), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "{args:?} connected before refusing its output"
+        );
+    }
+    assert!(!dir.path().join("missing").exists());
+}

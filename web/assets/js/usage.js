@@ -16,6 +16,11 @@ function days(from, to) {
 async function load() {
   try {
     const usage = await api("GET", "/v1/account/usage");
+    // The figures are read once: say when, so a stale page is not taken for a lagging meter.
+    const loaded = new Date();
+    const stamp = document.getElementById("usage-loaded");
+    stamp.dateTime = loaded.toISOString();
+    stamp.textContent = `${loaded.toISOString().slice(11, 19)} UTC`;
     const byDay = new Map(usage.days.map((day) => [day.day, day]));
     const range = days(usage.from, usage.to);
     const canvas = document.getElementById("usage-chart");
