@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use crate::retained::{next_id, now_ms, Bounds, Retained};
+use crate::retained::{next_id, now_ms, wait_for_entries, Bounds, Retained};
 use crate::{Entry, Log, LogBounds, LogError, ReadBatch, Spaced, SpacedOutcome};
 
 /// The embedded logs' default bound on bytes (`--log-max-bytes`): 256 MiB of stored JSON.
@@ -141,17 +141,7 @@ impl MemoryLog {
 
     fn read_sync(&self, after: StreamId, limit: usize) -> ReadBatch {
         let mut inner = self.inner.lock().expect("memory log lock poisoned");
-        let now = now_ms();
-        inner.retained.trim(now);
-        let entries = inner.retained.read_after(after, limit);
-        ReadBatch {
-            epoch: self.epoch.clone(),
-            trimmed_through: inner.retained.trimmed_through,
-            read_through: entries.last().map(|entry| entry.id()),
-            scanned: entries.len(),
-            entries,
-            clock_ms: now.max(inner.retained.last.ms),
-        }
+        inner.retained.read_batch(&self.epoch, after, limit, None)
     }
 }
 
@@ -213,19 +203,7 @@ impl Log for MemoryLog {
         block: Duration,
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
         async move {
-            let deadline = tokio::time::Instant::now() + block;
-            loop {
-                // Register interest before looking, so an append between the look and the
-                // wait still wakes us.
-                let notified = self.appended.notified();
-                let batch = self.read_sync(after, limit);
-                if !batch.entries.is_empty() {
-                    return Ok(batch);
-                }
-                if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    return Ok(batch);
-                }
-            }
+            Ok(wait_for_entries(&self.appended, block, || self.read_sync(after, limit)).await)
         }
         .boxed()
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use domain::StreamId;
 
-use crate::SharedEntry;
+use crate::{ReadBatch, SharedEntry};
 
 /// How much the window keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,28 @@ impl Retained {
         }
     }
 
+    /// A read at `now_ms` (after trimming to it): the entries after `after`, at most `limit`.
+    /// `clock_ms` is the log's clock unless a commit in flight holds it back (`committing_from`).
+    pub fn read_batch(
+        &mut self,
+        epoch: &str,
+        after: StreamId,
+        limit: usize,
+        committing_from: Option<u64>,
+    ) -> ReadBatch {
+        let now = now_ms();
+        self.trim(now);
+        let entries = self.read_after(after, limit);
+        ReadBatch {
+            epoch: epoch.to_owned(),
+            trimmed_through: self.trimmed_through,
+            read_through: entries.last().map(|entry| entry.id()),
+            scanned: entries.len(),
+            entries,
+            clock_ms: committing_from.unwrap_or_else(|| now.max(self.last.ms)),
+        }
+    }
+
     /// The entries after `after`, oldest first, at most `limit`.
     pub fn read_after(&self, after: StreamId, limit: usize) -> Vec<SharedEntry> {
         let start = self.entries.partition_point(|entry| entry.id() <= after);
@@ -109,5 +131,27 @@ impl Retained {
             .take(limit)
             .cloned()
             .collect()
+    }
+}
+
+/// The embedded logs' `wait_after`: `read` until it returns entries, waking on `appended`, for up
+/// to `block`; then whatever the last read returned.
+pub(crate) async fn wait_for_entries(
+    appended: &tokio::sync::Notify,
+    block: Duration,
+    read: impl Fn() -> ReadBatch,
+) -> ReadBatch {
+    let deadline = tokio::time::Instant::now() + block;
+    loop {
+        // Register interest before looking, so an append between the look and the wait still
+        // wakes us.
+        let notified = appended.notified();
+        let batch = read();
+        if !batch.entries.is_empty() {
+            return batch;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return batch;
+        }
     }
 }

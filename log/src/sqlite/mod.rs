@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::retained::{now_ms, Retained};
+use crate::retained::{now_ms, wait_for_entries, Retained};
 use crate::{Log, LogBounds, LogError, ReadBatch, Spaced, SpacedOutcome};
 
 pub use store::Recovery;
@@ -167,19 +167,9 @@ impl SqliteLog {
 
     fn read_sync(&self, after: StreamId, limit: usize) -> ReadBatch {
         let mut view = self.shared.view();
-        let now = now_ms();
-        view.retained.trim(now);
-        let entries = view.retained.read_after(after, limit);
-        ReadBatch {
-            epoch: self.epoch.clone(),
-            trimmed_through: view.retained.trimmed_through,
-            read_through: entries.last().map(|entry| entry.id()),
-            scanned: entries.len(),
-            entries,
-            clock_ms: view
-                .committing_from
-                .unwrap_or_else(|| now.max(view.retained.last.ms)),
-        }
+        let committing_from = view.committing_from;
+        view.retained
+            .read_batch(&self.epoch, after, limit, committing_from)
     }
 }
 
@@ -259,19 +249,10 @@ impl Log for SqliteLog {
         block: Duration,
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
         async move {
-            let deadline = tokio::time::Instant::now() + block;
-            loop {
-                // Register interest before looking, so a commit between the look and the wait
-                // still wakes us.
-                let notified = self.shared.appended.notified();
-                let batch = self.read_sync(after, limit);
-                if !batch.entries.is_empty() {
-                    return Ok(batch);
-                }
-                if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    return Ok(batch);
-                }
-            }
+            Ok(wait_for_entries(&self.shared.appended, block, || {
+                self.read_sync(after, limit)
+            })
+            .await)
         }
         .boxed()
     }

@@ -263,7 +263,18 @@ async fn open_checked(config: &SqliteLogConfig, existed: bool) -> Result<Opened,
         let now = now_ms();
         let mut after = meta_trimmed;
         let mut checking: Option<tokio::task::JoinHandle<Vec<Loaded>>> = None;
+        let started = std::time::Instant::now();
+        let mut reported = started;
         loop {
+            if reported.elapsed() >= LOAD_PROGRESS_EVERY {
+                reported = std::time::Instant::now();
+                tracing::info!(
+                    log.path = %config.path.display(),
+                    "loading the log: {} entries so far ({} s)",
+                    retained.len(),
+                    started.elapsed().as_secs()
+                );
+            }
             let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
                 "SELECT ms, seq, crc, json FROM entries WHERE (ms, seq) > (?, ?) \
                  ORDER BY ms, seq LIMIT ?",
@@ -389,6 +400,8 @@ async fn open_checked(config: &SqliteLogConfig, existed: bool) -> Result<Opened,
 
 /// Rows read and checked per chunk while loading.
 const LOAD_CHUNK: usize = 16_384;
+/// How often a long load says how far it got.
+const LOAD_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One stored row, checked.
 enum Loaded {
