@@ -280,3 +280,139 @@ fn stream_frames() {
         let _ = serde_json::from_slice::<domain::ErrorBody<'_>>(bytes);
     });
 }
+
+/// An entry of the log holding `indicator`, as the hub hands it to the dialects.
+fn framed(indicator: domain::Indicator) -> gateway::frames::Framed {
+    let json = indicator.to_json().to_string();
+    let cursor = "e1.1700000000000-0".parse().unwrap();
+    gateway::frames::FramedEntry::new(sluice_log::Entry::new(cursor, indicator, json.into()))
+}
+
+fn a_framed_indicator() -> gateway::frames::Framed {
+    let indicator = domain::Indicator::from_json(
+        serde_json::json!({"indicator": "185.220.101.7", "provider": "p", "tags": ["a", "b"]}),
+        domain::Provenance::Trusted,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    framed(indicator)
+}
+
+#[test]
+fn action_cable_client_frames() {
+    use gateway::stream::dialect::{ActionCable, Dialect};
+    use gateway::stream::Output;
+    use serde_json::Value;
+
+    // One client frame per line, to one connection: what `csirtg-firehose` (or anyone holding
+    // a token) sends after `welcome`. Every answer and every indicator frame must stay JSON,
+    // whatever identifier the client made the server echo.
+    let entry = a_framed_indicator();
+    fuzz("action_cable", |bytes| {
+        let mut cable = ActionCable::default();
+        let mut confirmed: Option<String> = None;
+        for line in text(bytes).split('\n') {
+            let Some(reply) = cable.on_client_text(line) else {
+                if confirmed.is_some() && !cable.ready() {
+                    confirmed = None; // an unsubscribe
+                }
+                continue;
+            };
+            let reply: Value = serde_json::from_str(&reply).expect("an answer is JSON");
+            let identifier = reply["identifier"].as_str().expect("an identifier string");
+            match reply["type"].as_str() {
+                Some("confirm_subscription") => {
+                    assert!(cable.ready());
+                    let command: Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(command["identifier"], identifier, "echoed byte for byte");
+                    confirmed = Some(identifier.to_owned());
+                }
+                Some("reject_subscription") => {}
+                other => panic!("unexpected answer type {other:?}"),
+            }
+        }
+        assert_eq!(cable.ready(), confirmed.is_some());
+        let frame = cable
+            .encode(&Output::Indicator(entry.clone()))
+            .expect("indicators have a frame");
+        let frame: Value = serde_json::from_str(&frame).expect("an indicator frame is JSON");
+        if let Some(identifier) = &confirmed {
+            assert_eq!(frame["identifier"], identifier.as_str());
+        }
+        let message = frame["message"].as_str().expect("the message is a string");
+        assert!(!message.contains('\n'));
+        assert!(serde_json::from_str::<Value>(message).is_ok());
+    });
+}
+
+#[test]
+fn cif_client_frames_and_indicators() {
+    use gateway::stream::dialect::{ActionCable, Cif, Dialect};
+    use gateway::stream::Output;
+    use serde_json::Value;
+
+    // What `cif-firehose` sends (`pong`, or any text) is read and never answered. Each input is
+    // also a provider's indicator, as it stands and as the text of a well-formed one's fields
+    // (most mutations break the JSON itself): once accepted, its CIFv4 frame and csirtg.io
+    // message must be one line of JSON in the dialect's terms.
+    let now = chrono::Utc::now();
+    let subscribed = {
+        let mut cable = ActionCable::default();
+        let subscribe =
+            r#"{"command":"subscribe","identifier":"{\"channel\":\"IndicatorsChannel\"}"}"#;
+        cable.on_client_text(subscribe).unwrap();
+        cable
+    };
+    let encode = |indicator: domain::Indicator| {
+        let sluice_confidence = indicator.to_json()["confidence"].as_f64();
+        let entry = framed(indicator);
+        let frame = Cif
+            .encode(&Output::Indicator(entry.clone()))
+            .expect("indicators have a frame");
+        assert!(!frame.contains('\n'));
+        let frame: Value = serde_json::from_str(&frame).expect("a CIFv4 frame is JSON");
+        assert!(frame.get("reporttime").is_none() && frame.get("reported_at").is_some());
+        if let Some(confidence) = sluice_confidence {
+            let scaled = frame["confidence"].as_f64().expect("a number");
+            assert!((0.0..=4.0).contains(&scaled), "{scaled} from {confidence}");
+        }
+        let frame = subscribed
+            .encode(&Output::Indicator(entry))
+            .expect("indicators have a frame");
+        assert!(!frame.contains('\n'));
+        let frame: Value = serde_json::from_str(&frame).expect("an ActionCable frame is JSON");
+        let message: Value = serde_json::from_str(frame["message"].as_str().unwrap()).unwrap();
+        assert!(message["tags"].is_string() || message.get("tags").is_none());
+    };
+    let (accepted, wrapped) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
+    fuzz("cif", |bytes| {
+        let text = text(bytes);
+        assert!(Cif.on_client_text(&text).is_none());
+        let upstream = domain::Provenance::Upstream;
+        if let Ok(indicator) = domain::Indicator::from_slice(bytes, upstream, now) {
+            accepted.set(accepted.get() + 1);
+            encode(indicator);
+        }
+        let fields = serde_json::json!({
+            "indicator": "185.220.101.7", "provider": "honeypot", "description": text,
+            "tags": text.split(',').collect::<Vec<_>>(),
+        });
+        let described = serde_json::json!({
+            "indicator": "185.220.101.7", "provider": "honeypot", "description": text,
+        });
+        for candidate in [fields, described] {
+            if let Ok(indicator) = domain::Indicator::from_json(candidate, upstream, now) {
+                wrapped.set(wrapped.get() + 1);
+                encode(indicator);
+                break;
+            }
+        }
+    });
+    // The seeds are indicators: a parser that refused them all would leave the encoders unfuzzed.
+    println!(
+        "cif: {} inputs accepted as indicators, {} as an indicator's fields",
+        accepted.get(),
+        wrapped.get()
+    );
+    assert!(accepted.get() > 0, "no input reached the encoders");
+}

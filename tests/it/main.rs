@@ -8,6 +8,8 @@ mod compat;
 mod correlation;
 mod database;
 mod delivery;
+mod fault_round;
+mod faults;
 mod input;
 mod lifecycle;
 mod openapi;

@@ -7,6 +7,11 @@
 #[path = "../it/harness.rs"]
 mod harness;
 
+#[allow(dead_code)]
+#[path = "../it/fault_round.rs"]
+mod fault_round;
+
+mod faults;
 mod load;
 mod measure;
 

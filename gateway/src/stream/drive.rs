@@ -160,6 +160,16 @@ pub async fn drive<T: Transport>(mut session: Session, mut transport: T, state: 
                         Err(_) => break End::Close(CloseReason::SlowConsumer),
                     }
                 }
+                // A transport that takes no indicators yet still hears what ends the stream
+                // (a revocation, an expiry, a plan that no longer allows it).
+                let ready = transport.ready();
+                let output = async {
+                    if ready {
+                        session.next(&shutdown).await
+                    } else {
+                        Some(session.next_control().await)
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => break End::Close(CloseReason::Shutdown),
@@ -169,9 +179,7 @@ pub async fn drive<T: Transport>(mut session: Session, mut transport: T, state: 
                         Event::PeerClosing => Step::End(End::PeerClosing),
                         Event::Gone => Step::End(End::Gone),
                     },
-                    output = session.next(&shutdown), if transport.ready() => {
-                        step(output, &mut transport, &last, state)
-                    }
+                    output = output => step(output, &mut transport, &last, state),
                 }
             }
         };

@@ -170,14 +170,11 @@ impl Session {
                 .map_or(far, |since| since + DROP_REPORT_DELAY);
             tokio::select! {
                 biased;
-                control = self.control.recv(), if self.control_open => match control {
-                    // A change this stream already started under (it was applied to the
-                    // database before the stream registered) is no news to the client.
-                    Some(Control::Plan(plan)) if plan == self.principal.plan => {}
-                    Some(Control::Plan(plan)) => return Some(self.adopt(plan)),
-                    Some(Control::Revoked) => return Some(Output::Close(CloseReason::TokenRevoked)),
-                    None => self.control_open = false,
-                },
+                control = self.control.recv(), if self.control_open => {
+                    if let Some(output) = self.on_control(control) {
+                        return Some(output);
+                    }
+                }
                 _ = sleep_until(self.expires_at.unwrap_or(far)), if self.expires_at.is_some() => {
                     return Some(Output::Close(CloseReason::TokenExpired));
                 }
@@ -208,6 +205,44 @@ impl Session {
                         return Some(Output::Indicator(entry));
                     }
                 },
+            }
+        }
+    }
+
+    /// What the stream is told while its transport takes no indicators yet (an ActionCable
+    /// socket before its `subscribe`): only what changes or ends it — a plan change, the
+    /// token's revocation or expiry — so a socket that never subscribes is closed as soon as
+    /// its token is revoked, not when its subscription deadline runs out. Indicators wait in
+    /// the subscription. Cancel-safe.
+    pub async fn next_control(&mut self) -> Output {
+        loop {
+            let expires_at = self.expires_at;
+            tokio::select! {
+                biased;
+                control = self.control.recv(), if self.control_open => {
+                    if let Some(output) = self.on_control(control) {
+                        return output;
+                    }
+                }
+                _ = sleep_until(expires_at.unwrap_or_else(Instant::now)), if expires_at.is_some() => {
+                    return Output::Close(CloseReason::TokenExpired);
+                }
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// What a message of the node's change log means for this stream, if anything.
+    fn on_control(&mut self, control: Option<Control>) -> Option<Output> {
+        match control {
+            // A change this stream already started under (it was applied to the database
+            // before the stream registered) is no news to the client.
+            Some(Control::Plan(plan)) if plan == self.principal.plan => None,
+            Some(Control::Plan(plan)) => Some(self.adopt(plan)),
+            Some(Control::Revoked) => Some(Output::Close(CloseReason::TokenRevoked)),
+            None => {
+                self.control_open = false;
+                None
             }
         }
     }
