@@ -143,6 +143,7 @@ impl Server {
                     }
                 }
             };
+            limit_unsent(&stream);
             let pending = match self.pending.admit(remote.ip()) {
                 Ok(pending) => pending,
                 Err(refusal) => {
@@ -720,6 +721,22 @@ fn client_key(ip: IpAddr) -> IpAddr {
         }
         v4 => v4,
     }
+}
+
+/// Unsent bytes a connection may leave in the kernel (`TCP_NOTSENT_LOWAT`). Without a bound,
+/// the kernel grows a socket's send buffer to megabytes for a client that has stopped reading;
+/// a few thousand of those push the host's TCP memory into pressure, which slows every other
+/// connection. Data in flight to a reader that keeps up is not counted, so fast links are not
+/// held back.
+const MAX_UNSENT_BYTES: u32 = 64 * 1024;
+
+fn limit_unsent(stream: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(MAX_UNSENT_BYTES) {
+        tracing::debug!(%error, "cannot bound the connection's unsent bytes");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
 }
 
 #[cfg(test)]
