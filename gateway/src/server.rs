@@ -728,7 +728,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 /// a few thousand of those push the host's TCP memory into pressure, which slows every other
 /// connection. Data in flight to a reader that keeps up is not counted, so fast links are not
 /// held back.
-const MAX_UNSENT_BYTES: u32 = 64 * 1024;
+const MAX_UNSENT_BYTES: u32 = 16 * 1024;
 
 fn limit_unsent(stream: &tokio::net::TcpStream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
