@@ -723,11 +723,11 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Unsent bytes a connection may leave in the kernel (`TCP_NOTSENT_LOWAT`). Without a bound,
-/// the kernel grows a socket's send buffer to megabytes for a client that has stopped reading;
-/// a few thousand of those push the host's TCP memory into pressure, which slows every other
-/// connection. Data in flight to a reader that keeps up is not counted, so fast links are not
-/// held back.
+/// Unsent bytes a connection may leave in the kernel (`TCP_NOTSENT_LOWAT`). Without a bound, a
+/// client that has stopped reading keeps taking frames until the kernel's autotuned send buffer
+/// is full, and the node spends what it costs to write them, for nothing, while the readers that
+/// keep up wait (RELIABILITY.md, stalled readers). Data in flight to a reader that keeps up is
+/// not counted, so fast links are not held back; 16 KiB keeps a bulk download's wake-ups few.
 const MAX_UNSENT_BYTES: u32 = 16 * 1024;
 
 fn limit_unsent(stream: &tokio::net::TcpStream) {
