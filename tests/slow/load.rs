@@ -63,8 +63,11 @@ async fn healthy_reader(
     mut socket: Ws,
     stop: CancellationToken,
     received: Arc<AtomicU64>,
-) -> hdrhistogram::Histogram<u64> {
+    started: std::time::Instant,
+) -> (hdrhistogram::Histogram<u64>, Vec<u64>) {
     let mut latencies = histogram();
+    // The worst latency of each second of the round, to see when it happens.
+    let mut worst = Vec::new();
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
@@ -85,11 +88,17 @@ async fn healthy_reader(
             .strip_prefix("sent_us=")
             .and_then(|us| us.parse::<u64>().ok())
         {
-            let _ = latencies.record(now_us().saturating_sub(sent).max(1));
+            let latency = now_us().saturating_sub(sent).max(1);
+            let _ = latencies.record(latency);
+            let second = started.elapsed().as_secs() as usize;
+            if worst.len() <= second {
+                worst.resize(second + 1, 0);
+            }
+            worst[second] = worst[second].max(latency);
             received.fetch_add(1, Ordering::Relaxed);
         }
     }
-    latencies
+    (latencies, worst)
 }
 
 /// Streams `rate`/s to `healthy` readers for `duration`; returns their latencies and whether
@@ -104,6 +113,7 @@ async fn stream_round(
     let stop = CancellationToken::new();
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
+    let started = std::time::Instant::now();
     for _ in 0..healthy {
         let mut socket = ws_connect(&node.ws("/v1/stream"), Some(&node.admin_token))
             .await
@@ -113,6 +123,7 @@ async fn stream_round(
             socket,
             stop.clone(),
             received.clone(),
+            started,
         )));
     }
     let published = publish_paced(node, rate, duration, first).await;
@@ -123,9 +134,19 @@ async fn stream_round(
     }
     stop.cancel();
     let mut latencies = histogram();
+    let mut worst: Vec<u64> = Vec::new();
     for reader in readers {
-        latencies.add(reader.await.unwrap()).unwrap();
+        let (reader_latencies, reader_worst) = reader.await.unwrap();
+        latencies.add(reader_latencies).unwrap();
+        if worst.len() < reader_worst.len() {
+            worst.resize(reader_worst.len(), 0);
+        }
+        for (total, latency) in worst.iter_mut().zip(reader_worst) {
+            *total = (*total).max(latency);
+        }
     }
+    let worst_ms: Vec<u64> = worst.iter().map(|us| us / 1000).collect();
+    println!("worst latency per second of the round (ms): {worst_ms:?}");
     (latencies, published, received.load(Ordering::Relaxed))
 }
 

@@ -19,6 +19,10 @@ use super::drive::{drive, End, Event, Gone, Transport};
 use super::{Output, Session};
 use crate::{AppState, Config};
 
+/// Frames fed to a socket are written together once this many bytes are waiting, or at the
+/// drive loop's flush: a burst goes out in a few writes, not one per frame.
+const WRITE_COALESCE_BYTES: usize = 16 * 1024;
+
 /// How long the close frame may take to leave before the socket is dropped.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -29,7 +33,7 @@ pub fn configure(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade
         // tungstenite's defaults (128 KiB buffers, 64 MiB messages) would cost ~256 KiB per idle
         // connection and let a client make us buffer 64 MiB; subscribers send next to nothing.
         .read_buffer_size(config.ws_read_buffer)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_write_buffer_size(config.ws_max_write_buffer)
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
