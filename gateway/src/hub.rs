@@ -20,8 +20,11 @@ use sluice_log::{Backoff, Log};
 use crate::frames::{Framed, FramedEntry};
 use crate::metrics::Metrics;
 
-/// Entries kept for live subscribers before a slow one lags and falls back to the log.
-pub const DEFAULT_CAPACITY: usize = 4096;
+/// Entries kept for live subscribers before a slow one lags and catches up from the ring (then
+/// the log). Small on purpose: a receiver dropped while it lags walks every entry it is behind,
+/// up to this many, and a crowd of stalled subscribers ending together would hold up the sends
+/// (RELIABILITY.md, stalled readers: 4,096 cost the healthy a 49–90 ms spike, 1,024 none seen).
+pub const DEFAULT_CAPACITY: usize = 1024;
 /// Recent entries the ring keeps for lagging subscribers, at most (they are shared with the
 /// broadcast channel and the subscribers, so this bounds what lagging costs, not a copy).
 pub const RING_ENTRIES: usize = 8 * 1024;
