@@ -128,6 +128,13 @@ pub struct Spaced {
     pub spacing: i64,
 }
 
+impl Spaced {
+    /// Whether the item is too close to (or older than) its series' newest time.
+    pub fn too_close_to(&self, newest: i64) -> bool {
+        self.time < newest.saturating_add(self.spacing)
+    }
+}
+
 /// What became of one [`Spaced`] item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpacedOutcome {

@@ -94,7 +94,7 @@ impl MemoryLog {
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             if let Some(&(newest, _)) = inner.series.get(&item.series) {
-                if item.time < newest.saturating_add(item.spacing) {
+                if item.too_close_to(newest) {
                     results.push(SpacedOutcome::Refused { newest });
                     continue;
                 }
@@ -176,13 +176,7 @@ impl Log for MemoryLog {
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
         let bounds = {
             let mut inner = self.inner.lock().expect("memory log lock poisoned");
-            inner.retained.trim(now_ms());
-            LogBounds {
-                epoch: self.epoch.clone(),
-                last: inner.retained.last,
-                trimmed_through: inner.retained.trimmed_through,
-                len: inner.retained.len() as u64,
-            }
+            inner.retained.bounds(&self.epoch)
         };
         async move { Ok(bounds) }.boxed()
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use domain::StreamId;
 
-use crate::{ReadBatch, SharedEntry};
+use crate::{LogBounds, ReadBatch, SharedEntry};
 
 /// How much the window keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,17 @@ impl Retained {
             self.trimmed_through = front.id();
             self.bytes -= front.json().len();
             self.entries.pop_front();
+        }
+    }
+
+    /// The window's extent now (after trimming to now).
+    pub fn bounds(&mut self, epoch: &str) -> LogBounds {
+        self.trim(now_ms());
+        LogBounds {
+            epoch: epoch.to_owned(),
+            last: self.last,
+            trimmed_through: self.trimmed_through,
+            len: self.len() as u64,
         }
     }
 

@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::retained::{now_ms, wait_for_entries, Retained};
+use crate::retained::{wait_for_entries, Retained};
 use crate::{Log, LogBounds, LogError, ReadBatch, Spaced, SpacedOutcome};
 
 pub use store::Recovery;
@@ -220,16 +220,7 @@ impl Log for SqliteLog {
     }
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
-        let bounds = {
-            let mut view = self.shared.view();
-            view.retained.trim(now_ms());
-            LogBounds {
-                epoch: self.epoch.clone(),
-                last: view.retained.last,
-                trimmed_through: view.retained.trimmed_through,
-                len: view.retained.len() as u64,
-            }
-        };
+        let bounds = { self.shared.view().retained.bounds(&self.epoch) };
         async move { Ok(bounds) }.boxed()
     }
 

@@ -214,7 +214,7 @@ impl Writer {
                     let mut results = Vec::with_capacity(items.len());
                     for item in items {
                         if let Some(&(newest, at)) = self.series.get(&item.series) {
-                            if at > now && item.time < newest.saturating_add(item.spacing) {
+                            if at > now && item.too_close_to(newest) {
                                 results.push(SpacedOutcome::Refused { newest });
                                 continue;
                             }
