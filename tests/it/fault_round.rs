@@ -10,12 +10,26 @@ use std::time::Duration;
 use domain::{Cursor, Frame};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use testkit::{Fault, FaultProxy};
+use testkit::{Fault, FaultProxy, RedisServer};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::*;
+
+/// A private Redis, a fault proxy in front of it, and a node (without its correlator) on the
+/// proxy. Keep all three for the test's length.
+pub async fn node_behind_a_fault_proxy() -> (RedisServer, FaultProxy, Node) {
+    let redis = RedisServer::start().unwrap();
+    let proxy = FaultProxy::redis(&redis).unwrap();
+    let node = Node::start(NodeOptions {
+        redis: Some(proxy.redis_url()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    (redis, proxy, node)
+}
 
 /// The shape of a round.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use domain::CloseCode;
-use testkit::{Fault, FaultProxy, PgCluster, RedisServer};
+use testkit::{Fault, PgCluster};
 use tokio::time::Instant;
 
-use crate::fault_round::{link_faults, wait_ready, Round};
+use crate::fault_round::{link_faults, node_behind_a_fault_proxy, wait_ready, Round};
 use crate::harness::*;
 
 /// Added latency in each direction: a round trip (3 s) is longer than the readiness check
@@ -21,14 +21,7 @@ const LATENCY: Duration = Duration::from_millis(1500);
 
 /// A node on Redis through a fault proxy, `fault` once with three clients streaming.
 async fn survives(fault: Fault) {
-    let redis = RedisServer::start().unwrap();
-    let proxy = FaultProxy::redis(&redis).unwrap();
-    let node = Node::start(NodeOptions {
-        redis: Some(proxy.redis_url()),
-        args: vec!["--no-correlator".into()],
-        ..NodeOptions::default()
-    })
-    .await;
+    let (_redis, proxy, node) = node_behind_a_fault_proxy().await;
     let round = Round {
         clients: 3,
         publish_every: Duration::from_millis(50),

@@ -5,22 +5,14 @@
 
 use std::time::Duration;
 
-use testkit::{Fault, FaultProxy, RedisServer};
+use testkit::Fault;
 
-use crate::fault_round::{link_faults, Round};
-use crate::harness::*;
+use crate::fault_round::{link_faults, node_behind_a_fault_proxy, Round};
 use crate::measure::size;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_link_faults_past_every_timeout_lose_nothing() {
-    let redis = RedisServer::start().unwrap();
-    let proxy = FaultProxy::redis(&redis).unwrap();
-    let node = Node::start(NodeOptions {
-        redis: Some(proxy.redis_url()),
-        args: vec!["--no-correlator".into()],
-        ..NodeOptions::default()
-    })
-    .await;
+    let (_redis, proxy, node) = node_behind_a_fault_proxy().await;
     let round = Round {
         clients: size("FAULT_CLIENTS", 20),
         publish_every: Duration::from_millis(10),
