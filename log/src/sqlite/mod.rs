@@ -220,7 +220,7 @@ impl Log for SqliteLog {
     }
 
     fn bounds(&self) -> BoxFuture<'_, Result<LogBounds, LogError>> {
-        let bounds = { self.shared.view().retained.bounds(&self.epoch) };
+        let bounds = self.shared.view().retained.bounds(&self.epoch);
         async move { Ok(bounds) }.boxed()
     }
 
