@@ -297,7 +297,11 @@ impl Writer {
         };
         if target > self.disk_trimmed {
             match store::write_batch(connection, &BatchRows::default(), last, Some(target)).await {
-                Ok(()) => self.disk_trimmed = target,
+                Ok(()) => {
+                    self.disk_trimmed = target;
+                    // The file takes writes again: what `ping` reported is over.
+                    *self.shared.failure.lock().expect("failure lock") = None;
+                }
                 Err(error) => tracing::warn!(%error, "the log file could not be trimmed"),
             }
         }
