@@ -46,7 +46,7 @@ impl MemoryLog {
 
     /// As [`MemoryLog::new`], keeping at most `max_bytes` of entries' stored JSON: the oldest
     /// entries are trimmed when either bound is exceeded. The process's memory for the log is a
-    /// multiple of it: about 8 times for typical indicators, as each entry also keeps its parsed
+    /// multiple of it: about 5 times for typical indicators, as each entry also keeps its parsed
     /// indicator (BENCHMARKS.md).
     pub fn with_max_bytes(retention: Duration, max_entries: usize, max_bytes: usize) -> Arc<Self> {
         Arc::new(MemoryLog {
