@@ -250,11 +250,12 @@ async fn open_checked(config: &SqliteLogConfig, existed: bool) -> Result<Opened,
     let mut retained = Retained::new(bounds);
     let mut cut_from = None;
     let mut skipped = 0u64;
-    // The epoch is decided after the scan (a cut tail changes it); entries get a placeholder
-    // epoch's cursors here and are rebuilt below only if it changed.
+    // The file's epoch goes on only when it resumes as it was left; the scan may still find a
+    // damaged tail, which ends it (the entries are then rebuilt under a fresh one).
     let kept_epoch = meta
         .get("epoch")
         .filter(|epoch| domain::cursor::validate_epoch(epoch).is_ok())
+        .filter(|_| recovery == Recovery::Resumed)
         .cloned();
     let scan_epoch = kept_epoch.clone().unwrap_or_else(crate::new_epoch);
     {
@@ -341,11 +342,9 @@ async fn open_checked(config: &SqliteLogConfig, existed: bool) -> Result<Opened,
         recovery = Recovery::CutCorruptTail { from, cut };
     }
 
-    let epoch = match (&recovery, kept_epoch) {
-        (Recovery::Resumed, Some(epoch)) => epoch,
-        _ => crate::new_epoch(),
-    };
-    if epoch != scan_epoch {
+    let mut epoch = scan_epoch;
+    if cut_from.is_some() && kept_epoch.is_some() {
+        epoch = crate::new_epoch();
         retained = rebuild(retained, &epoch, bounds);
     }
     retained.last = retained.last.max(meta_last);
