@@ -63,6 +63,8 @@ pub enum Command {
     /// Measure the log backends side by side: append and replay throughput, the cost of a sync
     /// per batch, and how long the SQLite log takes to open.
     BenchLog(BenchLogArgs),
+    /// Measure what an indicator costs as STIX 2.1 (TAXII's objects) against the native frame.
+    BenchStix(BenchStixArgs),
 }
 
 /// Where the account database is.
@@ -171,6 +173,13 @@ pub struct NodeArgs {
     /// Feed requests an account may make at once before `--feed-rate` applies.
     #[arg(long, env = "SLUICE_FEED_BURST", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 5)]
     pub feed_burst: u32,
+    /// TAXII pages a second each account may ask for on this node, after a burst of
+    /// `--taxii-burst` (429 beyond); `0` turns the limit off.
+    #[arg(long, env = "SLUICE_TAXII_RATE", default_value_t = gateway::feed::limit::DEFAULT_PAGE_RATE)]
+    pub taxii_rate: u32,
+    /// TAXII pages an account may ask for at once before `--taxii-rate` applies.
+    #[arg(long, env = "SLUICE_TAXII_BURST", value_parser = clap::value_parser!(u32).range(1..), default_value_t = gateway::feed::limit::DEFAULT_PAGE_BURST)]
+    pub taxii_burst: u32,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -461,9 +470,10 @@ pub struct StreamArgs {
     /// API token with scope `read`.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Output format: json (NDJSON), csv, table, zeek, bindrpz, iptables, ipset.
+    /// Output format: json (NDJSON), csv, table, zeek, bindrpz, iptables, ipset,
+    /// suricata-dataset, stix (one STIX 2.1 bundle per line).
     #[arg(long, env = "SLUICE_STREAM_FORMAT", default_value = "json", value_parser = parse_format)]
-    pub format: domain::export::Format,
+    pub format: crate::stream::OutputFormat,
     /// Keep the stream's position in this file: a restart resumes where it stopped.
     #[arg(long, env = "SLUICE_CURSOR_FILE")]
     pub cursor_file: Option<PathBuf>,
@@ -471,8 +481,12 @@ pub struct StreamArgs {
     /// cursor.
     #[arg(long, env = "SLUICE_CURSOR")]
     pub cursor: Option<String>,
-    /// Write to this file instead of stdout: rewritten atomically for zeek and bindrpz (every
-    /// indicator of the last day), appended to for the other formats.
+    /// Start at the first indicator added since then, when the cursor file has no position: a
+    /// duration back from now (`2h`, `30m`) or an RFC 3339 time. Not with --cursor.
+    #[arg(long, env = "SLUICE_SINCE")]
+    pub since: Option<String>,
+    /// Write to this file instead of stdout: rewritten atomically for zeek, bindrpz and
+    /// suricata-dataset (every indicator of the last day), appended to for the other formats.
     #[arg(long, env = "SLUICE_OUTPUT")]
     pub output: Option<PathBuf>,
     /// How often a whole-file --output is rewritten at most.
@@ -507,9 +521,9 @@ pub struct StreamArgs {
     pub correlated: Option<String>,
 }
 
-fn parse_format(text: &str) -> Result<domain::export::Format, String> {
+fn parse_format(text: &str) -> Result<crate::stream::OutputFormat, String> {
     text.parse()
-        .map_err(|error: domain::export::UnknownFormat| error.to_string())
+        .map_err(|error: crate::stream::UnknownFormat| error.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -575,6 +589,16 @@ pub struct BenchCorrelatorArgs {
     /// Distinct scanners for the end-to-end run.
     #[arg(long, default_value_t = 100_000)]
     pub e2e_scanners: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchStixArgs {
+    /// Indicators encoded each way (a mix of itypes, as feeds send them).
+    #[arg(long, default_value_t = 200_000, value_parser = parse_count)]
+    pub entries: usize,
+    /// Rounds over them; the fastest is reported.
+    #[arg(long, default_value_t = 5, value_parser = parse_count)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -733,6 +757,8 @@ mod tests {
         );
         assert_eq!(args.feed_rate, config.feed_rate);
         assert_eq!(args.feed_burst, config.feed_burst);
+        assert_eq!(args.taxii_rate, config.taxii_rate);
+        assert_eq!(args.taxii_burst, config.taxii_burst);
         assert_eq!(args.log_max_bytes, sluice_log::memory::DEFAULT_MAX_BYTES);
     }
 

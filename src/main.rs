@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod bench_correlator;
 mod bench_log;
+mod bench_stix;
 mod cli;
 mod demo;
 mod exit;
@@ -47,6 +48,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::BenchCorrelator(args) => bench_correlator::run(args).await,
             Command::BenchLog(args) => bench_log::run(args).await,
+            Command::BenchStix(args) => bench_stix::run(&args),
         }
     });
     match result {

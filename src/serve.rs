@@ -596,6 +596,8 @@ impl Node {
                 .unwrap_or_else(gateway::config::default_max_concurrent_feeds),
             feed_rate: args.feed_rate,
             feed_burst: args.feed_burst,
+            taxii_rate: args.taxii_rate,
+            taxii_burst: args.taxii_burst,
             ..gateway::Config::default()
         };
         let state = AppState::new(

@@ -4,8 +4,11 @@
 //! stderr: a live status line on a terminal, plain lines otherwise.
 
 mod connection;
+mod format;
 mod output;
 mod status;
+
+pub use format::{OutputFormat, UnknownFormat};
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +34,16 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     })?;
     let filter = filter(&args)?;
     let base = stream_base(&args.url)?;
+    if args.since.is_some() && args.cursor.is_some() {
+        return Err(exit::config(
+            "--since and --cursor both say where to start: give one of them",
+        ));
+    }
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| since(text, chrono::Utc::now()))
+        .transpose()?;
     let mut position = match &args.cursor_file {
         Some(path) => {
             let position = read_cursor(path)?;
@@ -39,6 +52,8 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // A position kept in the cursor file wins over --cursor and --since: a restart resumes.
+    let since = if position.is_none() { since } else { None };
     if position.is_none() {
         position = args.cursor.as_deref().map(parse_position).transpose()?;
     }
@@ -50,7 +65,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let interrupted = crate::signal::terminated();
     tokio::pin!(interrupted);
     let result = loop {
-        let url = stream_url(&base, &filter, &position);
+        let url = stream_url(&base, &filter, &position, since.as_deref());
         status.connecting();
         let ended = tokio::select! {
             _ = &mut interrupted => break Ok(()),
@@ -115,6 +130,34 @@ fn parse_position(text: &str) -> anyhow::Result<LogPosition> {
     })
 }
 
+/// `--since`: a duration before `now` (`2h`, `30m`) or an RFC 3339 time, as the RFC 3339 time
+/// (to the millisecond, UTC) the stream's `since=` takes.
+fn since(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    let text = text.trim();
+    let time = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(time) => Some(time.with_timezone(&chrono::Utc)),
+        Err(_) => {
+            let duration = humantime::parse_duration(text).map_err(|_| {
+                exit::config(format!(
+                    "--since `{text}` is neither a duration (2h, 30m, 1d) nor an RFC 3339 time \
+                     (2026-11-23T12:00:00Z)"
+                ))
+            })?;
+            chrono::TimeDelta::from_std(duration)
+                .ok()
+                .and_then(|delta| now.checked_sub_signed(delta))
+        }
+    };
+    match time {
+        Some(time) if time.timestamp_millis() >= 0 => {
+            Ok(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        _ => Err(exit::config(format!(
+            "--since `{text}` reaches back before 1970; give a duration such as 2h or a later time"
+        ))),
+    }
+}
+
 /// `ws(s)://host[/prefix]/v1/stream`, from `--url`.
 fn stream_base(url: &str) -> anyhow::Result<url::Url> {
     let mut parsed = url::Url::parse(url.trim_end_matches('/'))
@@ -136,8 +179,14 @@ fn stream_base(url: &str) -> anyhow::Result<url::Url> {
     Ok(parsed)
 }
 
-/// The stream's URL: the filter as the query, and where to start.
-fn stream_url(base: &url::Url, filter: &Filter, position: &LogPosition) -> String {
+/// The stream's URL: the filter as the query, and where to start (`since` counts only until the
+/// stream has given a position).
+fn stream_url(
+    base: &url::Url,
+    filter: &Filter,
+    position: &LogPosition,
+    since: Option<&str>,
+) -> String {
     let mut url = base.clone();
     {
         let mut query = url.query_pairs_mut();
@@ -145,7 +194,11 @@ fn stream_url(base: &url::Url, filter: &Filter, position: &LogPosition) -> Strin
             query.append_pair(key, &value);
         }
         match position {
-            LogPosition::Now => {}
+            LogPosition::Now => {
+                if let Some(since) = since {
+                    query.append_pair("since", since);
+                }
+            }
             LogPosition::Earliest => {
                 query.append_pair("cursor", "earliest");
             }
@@ -200,20 +253,59 @@ mod tests {
         let filter =
             Filter::from_pairs([("tags", "scanner,ssh"), ("cidr", "185.220.0.0/16")]).unwrap();
         assert_eq!(
-            stream_url(&base, &Filter::default(), &LogPosition::Now),
+            stream_url(&base, &Filter::default(), &LogPosition::Now, None),
             "ws://127.0.0.1:8080/v1/stream"
         );
         let cursor = LogPosition::After("e1.5-0".parse().unwrap());
         assert_eq!(
-            stream_url(&base, &filter, &cursor),
+            stream_url(&base, &filter, &cursor, None),
             "ws://127.0.0.1:8080/v1/stream?tags=scanner%2Cssh&cidr=185.220.0.0%2F16&cursor=e1.5-0"
         );
         let behind_proxy = stream_base("https://example.com/sluice").unwrap();
         assert_eq!(
-            stream_url(&behind_proxy, &Filter::default(), &LogPosition::Earliest),
+            stream_url(
+                &behind_proxy,
+                &Filter::default(),
+                &LogPosition::Earliest,
+                None
+            ),
             "wss://example.com/sluice/v1/stream?cursor=earliest"
+        );
+        let since = Some("2026-11-23T10:00:00.000Z");
+        assert_eq!(
+            stream_url(&base, &Filter::default(), &LogPosition::Now, since),
+            "ws://127.0.0.1:8080/v1/stream?since=2026-11-23T10%3A00%3A00.000Z"
+        );
+        assert_eq!(
+            stream_url(&base, &Filter::default(), &cursor, since),
+            "ws://127.0.0.1:8080/v1/stream?cursor=e1.5-0",
+            "once the stream gave a position, it resumes from it"
         );
         assert!(stream_base("ftp://example.com").is_err());
         assert!(stream_base("not a url").is_err());
+    }
+
+    #[test]
+    fn since_is_a_duration_back_or_a_time() {
+        let now = "2026-11-23T12:00:00.250Z".parse().unwrap();
+        assert_eq!(since("2h", now).unwrap(), "2026-11-23T10:00:00.250Z");
+        assert_eq!(since(" 30m ", now).unwrap(), "2026-11-23T11:30:00.250Z");
+        assert_eq!(
+            since("2026-11-23T13:00:00+01:00", now).unwrap(),
+            "2026-11-23T12:00:00.000Z"
+        );
+        assert_eq!(
+            since("2030-01-01T00:00:00Z", now).unwrap(),
+            "2030-01-01T00:00:00.000Z",
+            "a later time waits for new entries"
+        );
+        for nonsense in ["yesterday", "", "-5m", "2h ago", "1700000000", "100years"] {
+            let error = since(nonsense, now).unwrap_err();
+            let config = error.downcast_ref::<exit::ConfigError>();
+            assert!(
+                config.is_some_and(|config| config.0.starts_with("--since")),
+                "{nonsense:?}: {error}"
+            );
+        }
     }
 }

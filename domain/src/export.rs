@@ -4,8 +4,13 @@
 //! Indicators are attacker-controlled text. Every format writes them so that they cannot break
 //! out of their field: CSV quotes per RFC 4180 and defuses spreadsheet formulas (a leading `=`,
 //! `+`, `-`, `@`, tab or carriage return gets a `'`), tables and Zeek replace control characters,
-//! and the device formats (Zeek, RPZ, iptables, ipset) only ever print the normalised indicator
-//! of the itypes they understand, which validation restricts to safe characters.
+//! and the device formats (Zeek, RPZ, iptables, ipset, Suricata datasets) only ever print the
+//! normalised indicator of the itypes they understand, which validation restricts to safe
+//! characters (a Suricata `string` dataset holds it base64-encoded).
+//!
+//! `sluice stream --format stix` is not here: STIX objects come from `sluice-stix`, which this
+//! crate, the bottom of the graph, does not depend on; the binary's `src/stream/format.rs` adds
+//! it beside these.
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,10 +35,15 @@ pub enum Format {
     Iptables,
     /// `ipset restore` lines (IPv4 addresses and networks).
     Ipset,
+    /// A Suricata dataset file (`dataset:isset,<name>, type <type>, load <file>`): one value
+    /// per line, in the serialisation of the dataset type its itype fits ([`suricata_type`]).
+    SuricataDataset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format `{0}`: use json, csv, table, zeek, bindrpz, iptables or ipset")]
+#[error(
+    "unknown format `{0}`: use json, csv, table, zeek, bindrpz, iptables, ipset or suricata-dataset"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -48,6 +58,7 @@ impl FromStr for Format {
             "bindrpz" | "rpz" => Format::Bindrpz,
             "iptables" => Format::Iptables,
             "ipset" => Format::Ipset,
+            "suricata-dataset" | "suricata" => Format::SuricataDataset,
             _ => return Err(UnknownFormat(text.to_owned())),
         })
     }
@@ -63,6 +74,7 @@ impl fmt::Display for Format {
             Format::Bindrpz => "bindrpz",
             Format::Iptables => "iptables",
             Format::Ipset => "ipset",
+            Format::SuricataDataset => "suricata-dataset",
         })
     }
 }
@@ -86,13 +98,17 @@ const CSV_COLUMNS: [&str; 10] = [
 impl Format {
     /// Formats consumed as whole files, which `--output` rewrites atomically.
     pub fn is_whole_file(self) -> bool {
-        matches!(self, Format::Zeek | Format::Bindrpz)
+        matches!(
+            self,
+            Format::Zeek | Format::Bindrpz | Format::SuricataDataset
+        )
     }
 
     /// Lines that start the output (before any indicator). `serial` numbers an RPZ zone.
     pub fn header(self, serial: u32) -> Vec<String> {
         match self {
-            Format::Json | Format::Iptables => Vec::new(),
+            // A dataset file has no comments: every line is a value.
+            Format::Json | Format::Iptables | Format::SuricataDataset => Vec::new(),
             Format::Csv => vec![CSV_COLUMNS.join(",")],
             Format::Table => vec![table_row(
                 "INDICATOR",
@@ -139,8 +155,83 @@ impl Format {
                 .map(|net| format!("add {IPSET_NAME} {net} -exist"))
                 .into_iter()
                 .collect(),
+            Format::SuricataDataset => suricata_line(indicator).into_iter().collect(),
         }
     }
+}
+
+/// The Suricata dataset types (`type <…>` of a `dataset` keyword) that Sluice's itypes fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuricataType {
+    /// IPv4 or IPv6 addresses as written (`ip`; an IPv4-only file also loads as `ipv4`).
+    Ip,
+    /// Byte strings, base64-encoded (`string`): domains, URLs, email addresses.
+    String,
+    /// Lowercase hex (`md5`).
+    Md5,
+    /// Lowercase hex (`sha256`).
+    Sha256,
+}
+
+impl SuricataType {
+    /// The name the `dataset` keyword takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuricataType::Ip => "ip",
+            SuricataType::String => "string",
+            SuricataType::Md5 => "md5",
+            SuricataType::Sha256 => "sha256",
+        }
+    }
+}
+
+/// The dataset type an itype's values go in; `None` for the itypes Suricata has no dataset type
+/// for (`sha1`, `sha512`, `cidr`, `asn`), which `suricata-dataset` leaves out.
+pub fn suricata_type(itype: Itype) -> Option<SuricataType> {
+    match itype {
+        Itype::Ipv4 | Itype::Ipv6 => Some(SuricataType::Ip),
+        Itype::Fqdn | Itype::Url | Itype::Email => Some(SuricataType::String),
+        Itype::Md5 => Some(SuricataType::Md5),
+        Itype::Sha256 => Some(SuricataType::Sha256),
+        Itype::Sha1 | Itype::Sha512 | Itype::Cidr | Itype::Asn => None,
+    }
+}
+
+/// Suricata reads a dataset file line by line into 1,024 bytes, newline and terminator
+/// included; a longer line would be cut into pieces that do not decode, and Suricata refuses
+/// the whole file. A value whose line would be longer is left out.
+pub const SURICATA_MAX_LINE: usize = 1022;
+
+fn suricata_line(indicator: &Indicator) -> Option<String> {
+    let text = indicator.indicator();
+    let line = match suricata_type(indicator.itype())? {
+        // Normalised: addresses as written, hashes lowercase hex.
+        SuricataType::Ip | SuricataType::Md5 | SuricataType::Sha256 => text.to_owned(),
+        SuricataType::String => base64(text.as_bytes()),
+    };
+    (line.len() <= SURICATA_MAX_LINE).then_some(line)
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as Suricata's strict decoder reads it.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn confidence(indicator: &Indicator) -> String {
@@ -331,5 +422,88 @@ fn ipv4_network(indicator: &Indicator) -> Option<ipnet::Ipv4Net> {
     match (indicator.itype(), indicator.network()) {
         (Itype::Ipv4 | Itype::Cidr, Some(ipnet::IpNet::V4(net))) => Some(net),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_rfc_4648() {
+        // RFC 4648 §10's test vectors, and Suricata's own example.
+        for (text, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("google.com", "Z29vZ2xlLmNvbQ=="),
+            ("\u{ff}\u{fe}", "w7/Dvg=="),
+        ] {
+            assert_eq!(base64(text.as_bytes()), encoded, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn suricata_lines_follow_the_itype() {
+        let now = "2026-11-23T12:00:00Z".parse().unwrap();
+        let line = |text: &str| {
+            let value = serde_json::json!({"indicator": text, "provider": "p"});
+            let indicator = Indicator::from_json(value, crate::Provenance::Trusted, now).unwrap();
+            Format::SuricataDataset.lines(&indicator)
+        };
+        let sha256 = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        assert_eq!(line(sha256), [sha256.to_ascii_lowercase()]);
+        assert_eq!(line("185.20.30.40"), ["185.20.30.40"]);
+        assert_eq!(line("evil.example.com"), ["ZXZpbC5leGFtcGxlLmNvbQ=="]);
+        let types: Vec<_> = [
+            Itype::Ipv6,
+            Itype::Email,
+            Itype::Md5,
+            Itype::Sha256,
+            Itype::Cidr,
+        ]
+        .into_iter()
+        .map(|itype| suricata_type(itype).map(SuricataType::as_str))
+        .collect();
+        assert_eq!(
+            types,
+            [
+                Some("ip"),
+                Some("string"),
+                Some("md5"),
+                Some("sha256"),
+                None
+            ]
+        );
+        // No dataset type: left out.
+        for text in [
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            &"cf83e1357eefb8bd".repeat(8),
+            "185.20.30.0/24",
+            "AS13335",
+        ] {
+            assert_eq!(line(text), Vec::<String>::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn suricata_leaves_out_lines_it_could_not_read() {
+        let now = "2026-11-23T12:00:00Z".parse().unwrap();
+        let url = |path_len: usize| {
+            let value = serde_json::json!({
+                "indicator": format!("https://example.com/{}", "a".repeat(path_len)),
+                "provider": "p",
+            });
+            Indicator::from_json(value, crate::Provenance::Trusted, now).unwrap()
+        };
+        // `https://example.com/` is 20 bytes: 765 bytes encode to 1,020 characters, 766 to 1,024.
+        let fits = Format::SuricataDataset.lines(&url(745));
+        assert_eq!(fits.len(), 1);
+        assert_eq!(fits[0].len(), 1020);
+        assert!(Format::SuricataDataset.lines(&url(746)).is_empty());
     }
 }

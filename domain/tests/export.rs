@@ -56,6 +56,7 @@ fn every_format_matches_its_golden_file() {
         Format::Bindrpz,
         Format::Iptables,
         Format::Ipset,
+        Format::SuricataDataset,
     ] {
         let path = dir.join(format!("{format}.txt"));
         let rendered = render(format);
@@ -94,7 +95,10 @@ fn formats_parse_by_name() {
         .unwrap_err()
         .to_string()
         .contains("use json, csv"));
+    assert_eq!("Suricata".parse::<Format>(), Ok(Format::SuricataDataset));
+    assert_eq!(Format::SuricataDataset.to_string(), "suricata-dataset");
     assert!(Format::Zeek.is_whole_file() && Format::Bindrpz.is_whole_file());
+    assert!(Format::SuricataDataset.is_whole_file());
     assert!(!Format::Csv.is_whole_file());
 }
 

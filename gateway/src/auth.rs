@@ -1,44 +1,67 @@
 //! Credentials on requests: where a token may be presented, and turning it into a `Principal`.
 
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderMap};
+use base64::Engine;
 use billing::{AuthError, Principal, Scope};
 
 use crate::error::ApiError;
 use crate::AppState;
 
 /// The token presented with a request, from (in order) `Authorization: Bearer <t>`,
-/// `Authorization: Token token=<t>` (csirtg), a bare `Authorization: <t>` (CIF), or the
-/// `access_token` query parameter (browsers' `EventSource` cannot set headers).
+/// `Authorization: Token token=<t>` (csirtg), `Authorization: Basic` with the token as the
+/// password (TAXII clients; the user name is ignored, or is the token when the password is
+/// empty), a bare `Authorization: <t>` (CIF), or the `access_token` query parameter (browsers'
+/// `EventSource` cannot set headers).
 pub fn presented_token<'a>(
     headers: &'a HeaderMap,
     query_token: Option<&'a str>,
-) -> Option<&'a str> {
+) -> Option<Cow<'a, str>> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(parse_authorization);
     from_header
-        .or(query_token)
+        .or(query_token.map(Cow::Borrowed))
         .filter(|token| !token.is_empty())
 }
 
-fn parse_authorization(value: &str) -> Option<&str> {
+fn parse_authorization(value: &str) -> Option<Cow<'_, str>> {
     let value = value.trim();
     let (scheme, rest) = match value.split_once(char::is_whitespace) {
         Some((scheme, rest)) => (scheme, rest.trim()),
-        None => return Some(value),
+        None => return Some(Cow::Borrowed(value)),
     };
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(rest);
+        return Some(Cow::Borrowed(rest));
     }
     if scheme.eq_ignore_ascii_case("token") {
         let token = match rest.split_once('=') {
             Some((key, token)) if key.trim().eq_ignore_ascii_case("token") => token.trim(),
             _ => rest,
         };
-        return Some(token.trim_matches('"'));
+        return Some(Cow::Borrowed(token.trim_matches('"')));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        return basic_password(rest).map(Cow::Owned);
     }
     None
+}
+
+/// The token in HTTP Basic credentials: the password, or the user name when there is none.
+fn basic_password(encoded: &str) -> Option<String> {
+    // Tokens are short; anything longer is not one of ours (and is not decoded).
+    if encoded.len() > 1024 {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+    let token = if password.is_empty() { user } else { password };
+    Some(token.to_owned())
 }
 
 /// Authenticates the request's token and checks it carries `needed`.
@@ -49,6 +72,7 @@ pub async fn authenticate(
     needed: Scope,
 ) -> Result<Principal, ApiError> {
     let token = presented_token(headers, query_token).ok_or(ApiError::Unauthorized)?;
+    let token = token.as_ref();
     let principal = if looks_like_jwt(token) {
         check_origin(state, headers)?;
         jwt_principal(state, token).await?
@@ -167,7 +191,7 @@ mod tests {
 
     fn check(authorization: &str, expected: Option<&str>) {
         assert_eq!(
-            parse_authorization(authorization),
+            parse_authorization(authorization).as_deref(),
             expected,
             "{authorization:?}"
         );
@@ -181,15 +205,22 @@ mod tests {
         check("token token=\"slc_abc\"", Some("slc_abc"));
         check("TOKEN TOKEN = slc_abc", Some("slc_abc"));
         check("slc_abc", Some("slc_abc"));
-        check("Basic dXNlcjpwYXNz", None);
+        // user:pass, taxii:slc_abc, slc_abc: (the token as the user name), and not Base64.
+        check("Basic dXNlcjpwYXNz", Some("pass"));
+        check("basic dGF4aWk6c2xjX2FiYw==", Some("slc_abc"));
+        check("Basic c2xjX2FiYzo=", Some("slc_abc"));
+        check("Basic !!!", None);
     }
 
     #[test]
     fn header_wins_over_query() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer a".parse().unwrap());
-        assert_eq!(presented_token(&headers, Some("b")), Some("a"));
-        assert_eq!(presented_token(&HeaderMap::new(), Some("b")), Some("b"));
+        assert_eq!(presented_token(&headers, Some("b")).as_deref(), Some("a"));
+        assert_eq!(
+            presented_token(&HeaderMap::new(), Some("b")).as_deref(),
+            Some("b")
+        );
         assert_eq!(presented_token(&HeaderMap::new(), Some("")), None);
     }
 }

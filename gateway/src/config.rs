@@ -76,6 +76,11 @@ pub struct Config {
     pub feed_rate: u32,
     /// Feed requests an account may make at once before `feed_rate` applies (default 5).
     pub feed_burst: u32,
+    /// TAXII pages a second per account on this node (`--taxii-rate`, default 10); zero: no
+    /// limit.
+    pub taxii_rate: u32,
+    /// TAXII pages an account may ask for at once before `taxii_rate` applies (default 50).
+    pub taxii_burst: u32,
 }
 
 /// The default of `--max-concurrent-feeds`: the number of CPUs the process may use.
@@ -111,6 +116,8 @@ impl Default for Config {
             max_concurrent_feeds: default_max_concurrent_feeds(),
             feed_rate: 1,
             feed_burst: 5,
+            taxii_rate: crate::feed::limit::DEFAULT_PAGE_RATE,
+            taxii_burst: crate::feed::limit::DEFAULT_PAGE_BURST,
         }
     }
 }

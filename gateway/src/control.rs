@@ -149,7 +149,7 @@ pub async fn poll_changes(
         match store.latest_change_id().await {
             Ok(id) => break id,
             Err(error) => {
-                metrics.backend_error("database");
+                metrics.backend_error("change_log");
                 tracing::warn!(%error, "cannot read the change log; retrying");
                 backoff.wait(&shutdown).await;
                 if shutdown.is_cancelled() {
@@ -186,7 +186,7 @@ pub async fn poll_changes(
                     }
                 }
                 Err(error) => {
-                    metrics.backend_error("database");
+                    metrics.backend_error("change_log");
                     tracing::warn!(%error, "cannot read the change log; retrying next tick");
                     break;
                 }

@@ -5,19 +5,26 @@
 //! `text/plain`, which CIF clients send). Bodies are whole strings, so `Content-Length` is always
 //! set (CIF clients fail on chunked responses). Each request is bounded per account and per node
 //! ([`limit`]): a feed is the one request that costs a scan of the log.
+//!
+//! The plain lists ([`lists`], §8.5) and CIFv3's `GET /feed` ([`cif3`], §10.6) are the same scan
+//! in other shapes; what every feed shares is here: `admit` (credential, plan, rate), `scan`
+//! (a scan permit, then the scan) and `meter` (usage).
 
+pub mod cif3;
 pub mod limit;
+pub mod lists;
 mod scan;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use billing::Scope;
+use billing::{Principal, Scope};
 use domain::export::Format;
-use domain::StreamId;
+use domain::{Filter, Limits, StreamId};
 use serde_json::{json, Value};
 use sluice_log::SharedEntry;
+use tokio::sync::SemaphorePermit;
 
 use crate::enforcement::replay_floor;
 use crate::error::ApiError;
@@ -127,7 +134,35 @@ async fn feed(
     headers: &HeaderMap,
     query: FeedQuery,
 ) -> Result<Response, ApiError> {
-    let access_token = query.access_token.as_deref();
+    let principal = admit(state, headers, query.access_token.as_deref()).await?;
+    let scanned = scan(
+        state,
+        &principal.plan.limits,
+        Scan {
+            filter: query.filter()?,
+            exact: query.keys.exact.as_deref(),
+            since_ms: query.keys.since_ms,
+            limit: query.keys.limit,
+        },
+    )
+    .await?;
+    let (content_type, body) = if wants_csv(headers) {
+        ("text/csv; charset=utf-8", csv(&scanned.entries))
+    } else {
+        ("application/json", json_array(&scanned.entries))
+    };
+    meter(state, &principal, scanned.entries.len(), body.len());
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The first steps of every feed (this one, the plain lists, CIFv3's `/feed`): the credential
+/// (scope `read`), the plan's feed access and the account's feed rate. Each feed checks its
+/// own parameters after this, so a caller without a credential learns nothing else.
+pub(crate) async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    access_token: Option<&str>,
+) -> Result<Principal, ApiError> {
     let principal = crate::auth::authenticate(state, headers, access_token, Scope::Read).await?;
     let plan = &principal.plan;
     if !plan.limits.allows_stream() {
@@ -140,20 +175,44 @@ async fn feed(
         .feeds
         .admit(principal.account_id)
         .map_err(|throttled| throttled_error(state, throttled))?;
-    let filter = query.filter()?;
-    // Held until the answer is built: the scan and the encoding are the work it bounds.
-    let _permit = state
+    Ok(principal)
+}
+
+/// What one feed asks of the scan, besides the plan's window and visibility.
+pub(crate) struct Scan<'a> {
+    pub filter: &'a Filter,
+    /// CIF's search: one exact indicator, and no whitelist subtraction.
+    pub exact: Option<&'a str>,
+    /// Only entries added at or after this time (Unix ms; 0: the plan's whole window).
+    pub since_ms: u64,
+    pub limit: usize,
+}
+
+/// A feed's entries, newest first, with the node's scan permit: held until the answer is
+/// built, since the scan and the encoding are the work it bounds.
+pub(crate) struct Scanned<'s> {
+    pub entries: Vec<SharedEntry>,
+    _permit: SemaphorePermit<'s>,
+}
+
+/// Takes one of the node's scan permits (or a 429) and scans the log ([`scan::collect`]).
+pub(crate) async fn scan<'s>(
+    state: &'s AppState,
+    limits: &Limits,
+    wanted: Scan<'_>,
+) -> Result<Scanned<'s>, ApiError> {
+    let permit = state
         .feeds
         .scan_permit()
         .await
         .map_err(|throttled| throttled_error(state, throttled))?;
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let selection = Selection {
-        limits: &plan.limits,
-        filter,
-        exact: query.keys.exact.as_deref(),
-        floor: replay_floor(&plan.limits, now_ms).max(StreamId::new(query.keys.since_ms, 0)),
-        limit: query.keys.limit,
+        limits,
+        filter: wanted.filter,
+        exact: wanted.exact,
+        floor: replay_floor(limits, now_ms).max(StreamId::new(wanted.since_ms, 0)),
+        limit: wanted.limit,
     };
     let entries = scan::collect(state.log.as_ref(), &selection, now_ms)
         .await
@@ -162,19 +221,17 @@ async fn feed(
             tracing::warn!(%error, "a feed could not read the log");
             ApiError::Unavailable("the log is unavailable; retry shortly".into())
         })?;
-    let (content_type, body) = if wants_csv(headers) {
-        ("text/csv; charset=utf-8", csv(&entries))
-    } else {
-        ("application/json", json_array(&entries))
-    };
-    // Metered like streams: what a feed returns counts as delivered to the account.
-    state.usage.add(
-        principal.account_id,
-        entries.len() as u64,
-        0,
-        body.len() as u64,
-    );
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok(Scanned {
+        entries,
+        _permit: permit,
+    })
+}
+
+/// Metered like streams: what a feed returns counts as delivered to the account.
+pub(crate) fn meter(state: &AppState, principal: &Principal, delivered: usize, bytes: usize) {
+    state
+        .usage
+        .add(principal.account_id, delivered as u64, 0, bytes as u64);
 }
 
 /// A 429 for a feed over one of its bounds, counted by reason.

@@ -22,6 +22,7 @@ pub mod server;
 pub mod slots;
 pub mod stream;
 pub mod subscription;
+pub mod taxii;
 pub mod token_cache;
 pub mod upstream;
 pub mod usage;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub usage: Arc<UsageMeter>,
     /// Feeds' bounds: scans at once on this node, requests per account.
     pub feeds: Arc<feed::limit::FeedLimits>,
+    /// Which log entries are the first and last versions of each STIX object (TAXII).
+    pub taxii: Arc<taxii::VersionIndex>,
     /// Cancelled when the node shuts down; every stream watches it.
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
@@ -82,11 +85,14 @@ impl AppState {
     ) -> Self {
         let hub = Hub::new(config.hub_capacity);
         let tokens = Arc::new(token_cache::TokenCache::new(config.token_cache_ttl));
-        let feeds = Arc::new(feed::limit::FeedLimits::new(
-            config.max_concurrent_feeds,
-            config.feed_rate,
-            config.feed_burst,
-        ));
+        let feeds = Arc::new(
+            feed::limit::FeedLimits::new(
+                config.max_concurrent_feeds,
+                config.feed_rate,
+                config.feed_burst,
+            )
+            .with_page_rate(config.taxii_rate, config.taxii_burst),
+        );
         AppState {
             config: Arc::new(config),
             log,
@@ -98,6 +104,7 @@ impl AppState {
             tokens,
             usage: Arc::default(),
             feeds,
+            taxii: Arc::default(),
             shutdown,
             tracker: TaskTracker::new(),
         }
@@ -116,12 +123,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/indicators", get(feed::cif_indicators))
         .route("/ping", get(feed::ping))
+        .route("/v1/lists/{list}", get(feed::lists::list))
+        .route("/feed", get(feed::cif3::feed))
         .route("/v1/stream", get(stream::stream))
         .route("/firehose", get(firehose::firehose))
         .route("/cif/firehose", get(firehose::cif_firehose))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(taxii::routes())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -19,6 +19,8 @@ use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
 pub const API_TOKEN: &str = "api_token";
 /// Security scheme: a token in the `access_token` query parameter.
 pub const ACCESS_TOKEN: &str = "access_token";
+/// HTTP Basic with the token as the password (TAXII clients).
+pub const BASIC: &str = "basic";
 
 /// The gateway's routes: ingest, recent feeds, streams, CIF and csirtg compatibility, operations.
 #[derive(OpenApi)]
@@ -28,12 +30,22 @@ pub const ACCESS_TOKEN: &str = "access_token";
         crate::feed::recent,
         crate::feed::cif_indicators,
         crate::feed::ping,
+        crate::feed::lists::list,
+        crate::feed::cif3::feed,
         crate::stream::stream,
         crate::firehose::firehose,
         crate::firehose::cif_firehose,
         crate::health::healthz,
         crate::health::readyz,
         crate::health::metrics,
+        crate::taxii::discovery,
+        crate::taxii::api_root,
+        crate::taxii::list_collections,
+        crate::taxii::collection,
+        crate::taxii::objects,
+        crate::taxii::manifest,
+        crate::taxii::object,
+        crate::taxii::versions,
     ),
     components(schemas(
         Indicator,
@@ -44,6 +56,8 @@ pub const ACCESS_TOKEN: &str = "access_token";
         IngestResponse,
         RejectedItem,
         ErrorBody,
+        Cif3Answer,
+        Cif3Indicator,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -52,6 +66,8 @@ pub const ACCESS_TOKEN: &str = "access_token";
             and the endpoints csirtg.io's and CIFv4's firehose clients connect to unmodified."),
         (name = "cif", description = "CIF's REST API, as far as CIF clients need it."),
         (name = "operations", description = "Liveness, readiness and metrics."),
+        (name = "taxii", description = "TAXII 2.1 (read side): the log as STIX 2.1 objects in \
+            collections, for SIEMs and threat-intelligence platforms."),
     )
 )]
 pub struct ApiDoc;
@@ -63,6 +79,18 @@ impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(API_TOKEN, api_token_scheme());
+        components.add_security_scheme(
+            BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "HTTP Basic with an API token as the password (the user name is \
+                         ignored): what TAXII clients send. Taken everywhere a token is.",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             ACCESS_TOKEN,
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
@@ -290,6 +318,12 @@ pub struct StreamParams {
     /// reaches), or the `id` of a frame already received, to resume just after it.
     #[param(example = "now")]
     pub cursor: Option<String>,
+    /// Start at the first entry added at or after this time: RFC 3339 (escape a `+` offset as
+    /// `%2B`) or Unix seconds. Within the plan's replay window, with a `reset` when it reaches
+    /// further back, as an old cursor gets; not together with `cursor` (400). `Last-Event-ID`
+    /// wins over it.
+    #[param(example = "2026-11-23T12:00:00Z")]
+    pub since: Option<String>,
 }
 
 /// The recent feed's own parameters.
@@ -321,4 +355,89 @@ pub struct CifIgnoredParams {
     pub feed: Option<String>,
     /// Ignored (use `since`).
     pub days: Option<String>,
+}
+
+/// A plain list's own parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// An API token, for devices that can only be given a URL.
+    pub access_token: Option<String>,
+    /// Most lines, 1 to 200000 (default 100000); the newest indicators are kept.
+    #[param(minimum = 1, maximum = 200000)]
+    pub limit: Option<u32>,
+}
+
+/// CIFv3's `/feed` parameters besides the feed's own and the filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Cif3Params {
+    /// Only indicators that reached the log at or after this time: RFC 3339 or Unix seconds
+    /// (what `ti_cif3` sends: the time of its previous poll).
+    #[param(example = "2026-11-23T12:00:00Z")]
+    pub reporttime: Option<String>,
+    /// Only indicators that reached the log within this many hours (the plan's replay window
+    /// is the most anyway).
+    #[param(minimum = 1)]
+    pub hours: Option<u32>,
+    /// The same in days.
+    #[param(minimum = 1)]
+    pub days: Option<u32>,
+    /// Ignored.
+    pub nolog: Option<String>,
+    /// Ignored.
+    pub feed: Option<String>,
+    /// Ignored: Sluice has no CIF sharing groups (what a token sees is its plan's).
+    pub group: Option<String>,
+    /// Ignored, as `group`.
+    pub groups: Option<String>,
+    /// Ignored: the answer is newest first.
+    pub sort: Option<String>,
+    /// Ignored: answers are not compressed.
+    pub gzip: Option<String>,
+    /// Ignored, as `gzip`.
+    pub nocompress: Option<String>,
+}
+
+/// What CIFv3's `/feed` answers: `message` and `data`, errors included (with `data` empty).
+#[derive(ToSchema)]
+#[schema(example = json!({"message": "success", "data": [{"indicator": "185.220.101.7",
+    "itype": "ipv4", "provider": "csirtg.io", "tags": ["scanner"], "confidence": 8,
+    "tlp": "amber", "reporttime": "2026-11-23T12:00:00Z", "firsttime": "2026-11-23T12:00:00Z",
+    "lasttime": "2026-11-23T12:00:00Z", "group": ["everyone"],
+    "uuid": "79192802-b21d-5a46-965f-e31a4dc32ec0"}]}))]
+pub struct Cif3Answer {
+    /// `success`, or what went wrong.
+    pub message: String,
+    /// The indicators, newest first; empty on errors.
+    pub data: Vec<Cif3Indicator>,
+}
+
+/// One indicator as CIFv3 writes it: Sluice's indicator (`Indicator`, every field there
+/// included) with CIF's spelling of networks, ASNs and sighting times, a `uuid` and a `group`.
+#[derive(ToSchema)]
+pub struct Cif3Indicator {
+    /// As in `Indicator`, except an ASN is lowercase (`as13335`).
+    pub indicator: String,
+    /// Sluice's itype, except a network is `ipv4` or `ipv6` (with its mask below).
+    #[schema(example = "ipv4")]
+    pub itype: String,
+    /// A network's prefix length (IPv4).
+    pub indicator_ipv4_mask: Option<u8>,
+    /// A network's prefix length (IPv6).
+    pub indicator_ipv6_mask: Option<u8>,
+    /// First seen; the `reporttime` when the provider gave none.
+    #[schema(format = DateTime)]
+    pub firsttime: String,
+    /// Last seen; the `reporttime` when the provider gave none.
+    #[schema(format = DateTime)]
+    pub lasttime: String,
+    /// The UUID of the indicator's STIX id (TAXII's): the same for the same provider's report of
+    /// the same indicator.
+    #[schema(example = "79192802-b21d-5a46-965f-e31a4dc32ec0")]
+    pub uuid: String,
+    /// CIF's sharing group: always `["everyone"]`.
+    pub group: Vec<String>,
+    /// The autonomous system number, when the provider gave one that is a number.
+    pub asn: Option<u32>,
 }

@@ -4,9 +4,10 @@
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use domain::{Filter, FilterError, LogPosition};
+use domain::{Filter, FilterError};
 
 use crate::error::ApiError;
+use crate::subscription::Start;
 
 /// Indicators a feed returns when `limit` is not given.
 pub const DEFAULT_FEED_LIMIT: usize = 500;
@@ -44,17 +45,20 @@ pub type StreamQuery = EndpointQuery<StreamKeys>;
 /// `GET /v1/indicators` and CIF's `GET /indicators`.
 pub type FeedQuery = EndpointQuery<FeedKeys>;
 
-/// A stream's own keys: `cursor`.
+/// A stream's own keys: `cursor` and `since`.
 #[derive(Debug, Default)]
 pub struct StreamKeys {
     /// `cursor=` as given (`Last-Event-ID`, a header, wins over it).
     pub cursor: Option<String>,
+    /// `since=` as given: a time, read as the feed's `since` (RFC 3339 or Unix seconds).
+    pub since: Option<String>,
 }
 
 impl Keys for StreamKeys {
     fn take(&mut self, key: &str, value: &str) -> Result<bool, ApiError> {
         match key {
             "cursor" => self.cursor = Some(value.to_owned()),
+            "since" => self.since = Some(value.to_owned()),
             _ => return Ok(false),
         }
         Ok(true)
@@ -62,13 +66,33 @@ impl Keys for StreamKeys {
 }
 
 impl StreamKeys {
-    /// Where to start: `Last-Event-ID` (an `EventSource` reconnecting), else `cursor`, else now.
-    pub fn position(&self, last_event_id: Option<&str>) -> Result<LogPosition, ApiError> {
-        last_event_id
-            .or(self.cursor.as_deref())
-            .unwrap_or("now")
-            .parse()
-            .map_err(|error: domain::CursorError| ApiError::BadRequest(error.to_string()))
+    /// Where to start: `Last-Event-ID` (an `EventSource` reconnecting), else `cursor` or
+    /// `since` (not both: a 400), else now. A reconnecting `EventSource` sends its original
+    /// URL, `since` included, with `Last-Event-ID`: it resumes from its place, never from the
+    /// time again.
+    pub fn start(&self, last_event_id: Option<&str>) -> Result<Start, ApiError> {
+        // An empty value is the same as none, as for `cursor` and the filters.
+        let since = match self.since.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(value) => Some(parse_since(value)?),
+        };
+        let cursor = self.cursor.as_deref().filter(|cursor| !cursor.is_empty());
+        if since.is_some() && cursor.is_some() {
+            return Err(ApiError::BadRequest(
+                "`since` and `cursor` both say where to start: give one of them (`cursor` to \
+                 resume from a frame's `id`, `since` to start at a time)"
+                    .into(),
+            ));
+        }
+        match (last_event_id, since) {
+            (None, Some(ms)) => Ok(Start::AddedSince(ms)),
+            (id, _) => id
+                .or(cursor)
+                .unwrap_or("now")
+                .parse()
+                .map(Start::At)
+                .map_err(|error: domain::CursorError| ApiError::BadRequest(error.to_string())),
+        }
     }
 }
 
@@ -154,6 +178,7 @@ fn parse_since(value: &str) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::LogPosition;
 
     async fn parse<T: FromRequestParts<(), Rejection = ApiError>>(
         query: &str,
@@ -171,7 +196,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(query.access_token.as_deref(), Some("t"));
-        assert_eq!(query.keys.position(None).unwrap(), LogPosition::Now);
+        assert_eq!(query.keys.start(None).unwrap(), Start::At(LogPosition::Now));
         assert_eq!(query.filter().unwrap().to_pairs().len(), 2);
         let stray = parse::<StreamQuery>("access_token=t&limit=5")
             .await
@@ -187,14 +212,73 @@ mod tests {
                 .await
                 .unwrap()
                 .keys
-                .position(None),
+                .start(None),
             Err(ApiError::BadRequest(_))
         ));
         let earliest = parse::<StreamQuery>("cursor=now").await.unwrap();
         assert_eq!(
-            earliest.keys.position(Some("earliest")).unwrap(),
-            LogPosition::Earliest,
+            earliest.keys.start(Some("earliest")).unwrap(),
+            Start::At(LogPosition::Earliest),
             "Last-Event-ID wins"
+        );
+    }
+
+    async fn start(query: &str, last_event_id: Option<&str>) -> Result<Start, String> {
+        let query: StreamQuery = parse(query).await.map_err(|error| error.to_string())?;
+        query
+            .keys
+            .start(last_event_id)
+            .map_err(|error| match error {
+                ApiError::BadRequest(message) => message,
+                other => panic!("not a 400: {other:?}"),
+            })
+    }
+
+    #[tokio::test]
+    async fn streams_start_at_a_time_with_since() {
+        assert_eq!(
+            start("since=2026-11-23T12:00:00.250Z", None).await,
+            Ok(Start::AddedSince(1_795_435_200_250))
+        );
+        assert_eq!(
+            start("since=2026-11-23T13:00:00%2B01:00", None).await,
+            Ok(Start::AddedSince(1_795_435_200_000)),
+            "an offset, its `+` escaped"
+        );
+        assert_eq!(
+            start("since=60", None).await,
+            Ok(Start::AddedSince(60_000)),
+            "Unix seconds, as the feed's `since`"
+        );
+        assert_eq!(
+            start("since=&cursor=earliest", None).await,
+            Ok(Start::At(LogPosition::Earliest)),
+            "an empty `since` is none"
+        );
+        let both = start("since=2026-11-23T12:00:00Z&cursor=now", None).await;
+        assert!(
+            both.as_ref()
+                .is_err_and(|message| message.contains("`since` and `cursor`")),
+            "{both:?}"
+        );
+        let bad = start("since=yesterday", None).await;
+        assert!(
+            bad.as_ref()
+                .is_err_and(|message| message.contains("RFC 3339")),
+            "{bad:?}"
+        );
+        assert!(
+            start("since=2026-11-23T12:00:00+01:00", None)
+                .await
+                .is_err(),
+            "an unescaped `+` is a space"
+        );
+        // An EventSource reconnects with its URL and Last-Event-ID: it resumes, never restarts
+        // at the time.
+        let cursor = "e1.5-0";
+        assert_eq!(
+            start("since=2026-11-23T12:00:00Z", Some(cursor)).await,
+            Ok(Start::At(LogPosition::After(cursor.parse().unwrap())))
         );
     }
 

@@ -34,6 +34,17 @@ pub enum Delivery {
     },
 }
 
+/// Where a new subscriber starts: a position of the log (`cursor=`, `Last-Event-ID`), or a time
+/// (`since=`), which becomes the position just before the first entry added at or after it and
+/// is then checked like a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    At(LogPosition),
+    /// The first entry whose id's millisecond (when the log added it) is at or after this Unix
+    /// time in milliseconds.
+    AddedSince(u64),
+}
+
 pub struct Subscription {
     log: Arc<dyn Log>,
     hub: Hub,
@@ -56,12 +67,29 @@ impl Subscription {
     pub async fn start(
         hub: &Hub,
         log: Arc<dyn Log>,
-        position: LogPosition,
+        start: Start,
         filter: Filter,
         floor: StreamId,
     ) -> Result<(Subscription, Cursor), LogError> {
         let receiver = hub.subscribe();
         let bounds = log.bounds().await?;
+        let position = match start {
+            Start::At(position) => position,
+            Start::AddedSince(ms) => {
+                // Right before every id of millisecond `ms`: a cursor of this epoch, so the
+                // checks below (retention, replay window) treat it as they treat a client's.
+                let before = ms
+                    .checked_sub(1)
+                    .map_or(StreamId::ZERO, |previous| StreamId::new(previous, u64::MAX));
+                if before >= bounds.last {
+                    // Nothing was added at or after that time yet (or it is in the future):
+                    // nothing to replay and nothing lost, so no reset; new entries follow.
+                    LogPosition::Now
+                } else {
+                    LogPosition::After(make_cursor(&bounds.epoch, before))
+                }
+            }
+        };
         // Stream ids come from the log's clock, the floor from ours: never start past the log's
         // end, or entries appended with smaller ids would be skipped.
         let floor = floor.min(bounds.last);

@@ -198,10 +198,14 @@ impl Reader<'_> {
                     chrono::DateTime::<chrono::Utc>::MAX_UTC,
                 ) {
                     Ok(indicator) => {
-                        self.output
+                        let lines = self
+                            .output
                             .write(&indicator)
                             .map_err(|error| error.context("cannot write the output"))?;
                         self.status.received();
+                        if lines == 0 {
+                            self.status.skipped();
+                        }
                     }
                     Err(rejection) => self
                         .status

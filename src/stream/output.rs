@@ -1,8 +1,9 @@
 //! Where `sluice stream` writes: stdout line by line, a file appended line by line, or — for
-//! formats consumed as whole files (Zeek intel, RPZ zones) — a file rewritten atomically with
-//! every line seen in the last day, at most every `--output-interval`. A whole file's existing
-//! lines are read back at start, so a restart (which resumes from the cursor) keeps them; and the
-//! cursor is saved only once a rewrite has them on disk, so nothing the file lacks is skipped.
+//! formats consumed as whole files (Zeek intel, RPZ zones, Suricata datasets) — a file
+//! rewritten atomically with every line seen in the last day, at most every `--output-interval`.
+//! A whole file's existing lines are read back at start, so a restart (which resumes from the
+//! cursor) keeps them; and the cursor is saved only once a rewrite has them on disk, so nothing
+//! the file lacks is skipped.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use domain::export::Format;
 use domain::Indicator;
 
+use super::format::OutputFormat;
 use crate::exit;
 
 /// How long a line stays in a whole-file output after it was last seen.
@@ -21,7 +22,7 @@ const KEEP: Duration = Duration::from_secs(24 * 3600);
 const MAX_LINES: usize = 2_000_000;
 
 pub struct Output {
-    format: Format,
+    format: OutputFormat,
     sink: Sink,
 }
 
@@ -39,7 +40,7 @@ enum Sink {
 
 impl Output {
     pub fn new(
-        format: Format,
+        format: OutputFormat,
         path: Option<PathBuf>,
         interval: Duration,
     ) -> anyhow::Result<Output> {
@@ -82,19 +83,21 @@ impl Output {
         Ok(Output { format, sink })
     }
 
-    pub fn write(&mut self, indicator: &Indicator) -> anyhow::Result<()> {
+    /// Writes the indicator's lines; returns how many (none: the format has no place for it).
+    pub fn write(&mut self, indicator: &Indicator) -> anyhow::Result<usize> {
         let lines = self.format.lines(indicator);
+        let count = lines.len();
         match &mut self.sink {
-            Sink::Lines(sink) => write_lines(sink, &lines),
+            Sink::Lines(sink) => write_lines(sink, &lines)?,
             Sink::WholeFile { entries, dirty, .. } => {
                 let now = Instant::now();
                 for line in lines {
                     entries.insert(line, now);
                     *dirty = true;
                 }
-                Ok(())
             }
         }
+        Ok(count)
     }
 
     /// Rewrites a whole-file output when it changed (or lines expired) and the interval has
@@ -184,7 +187,7 @@ fn serial() -> u32 {
 }
 
 /// The lines of an existing whole-file output (its header left out), as seen now.
-fn read_back(path: &Path, format: Format) -> anyhow::Result<BTreeMap<String, Instant>> {
+fn read_back(path: &Path, format: OutputFormat) -> anyhow::Result<BTreeMap<String, Instant>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),

@@ -1,5 +1,6 @@
 //! `sluice stream`'s state on stderr: on a terminal, one status line redrawn in place (state,
-//! rate, received, dropped); otherwise plain lines on every change and a summary each minute.
+//! rate, received, dropped, and skipped when the format had no line for some); otherwise plain
+//! lines on every change and a summary each minute.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -15,6 +16,9 @@ pub struct Status {
     state: String,
     received: u64,
     dropped: u64,
+    /// Received but without a line in the output format (an ASN in `iptables`, a SHA-1 in
+    /// `suricata-dataset`).
+    skipped: u64,
     /// Received at the start of the current rate window, and when it started.
     window: (u64, Instant),
     rate: f64,
@@ -29,6 +33,7 @@ impl Status {
             state: "starting".into(),
             received: 0,
             dropped: 0,
+            skipped: 0,
             window: (0, Instant::now()),
             rate: 0.0,
             drawn: Instant::now(),
@@ -60,6 +65,11 @@ impl Status {
 
     pub fn received(&mut self) {
         self.received += 1;
+    }
+
+    /// One indicator received had no line in the output format.
+    pub fn skipped(&mut self) {
+        self.skipped += 1;
     }
 
     pub fn dropped(&mut self, count: u64) {
@@ -102,10 +112,17 @@ impl Status {
     }
 
     fn summary(&self) -> String {
-        format!(
+        let mut summary = format!(
             "{} · {:.1}/s · received {} · dropped {}",
             self.state, self.rate, self.received, self.dropped
-        )
+        );
+        if self.skipped > 0 {
+            summary.push_str(&format!(
+                " · skipped {} (no line in this format)",
+                self.skipped
+            ));
+        }
+        summary
     }
 
     fn event(&mut self, message: &str) {

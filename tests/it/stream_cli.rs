@@ -1,5 +1,6 @@
 //! `sluice stream`, the command-line consumer, against a real server: output, reconnect and
-//! resume across a server restart and its own restart, refusals, and whole-file outputs.
+//! resume across a server restart and its own restart, refusals, whole-file outputs, `--since`,
+//! and the Suricata dataset and STIX formats.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -33,15 +34,20 @@ impl Consumer {
         Consumer { child, lines }
     }
 
+    /// The next line printed.
+    async fn line(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("no line from sluice stream in time")
+            .unwrap()
+            .expect("sluice stream ended its output")
+    }
+
     /// The next `n` indicators printed (NDJSON), by their `indicator` field.
     async fn indicators(&mut self, n: usize) -> Vec<String> {
         let mut seen = Vec::new();
         while seen.len() < n {
-            let line = tokio::time::timeout(WAIT, self.lines.next_line())
-                .await
-                .expect("no line from sluice stream in time")
-                .unwrap()
-                .expect("sluice stream ended its output");
+            let line = self.line().await;
             let value: serde_json::Value = serde_json::from_str(&line).unwrap();
             seen.push(value["indicator"].as_str().unwrap().to_owned());
         }
@@ -265,4 +271,179 @@ async fn an_unwritable_output_is_refused_before_connecting() {
         );
     }
     assert!(!dir.path().join("missing").exists());
+}
+
+/// Waits until `path` holds a cursor (the stream said `hello`).
+async fn wait_for_cursor(path: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while std::fs::read_to_string(path).map_or(true, |text| !text.contains('.')) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sluice stream did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `--since` with a time starts at what was added after it; with a duration, that long ago; a
+/// restart with the same flags resumes from the cursor file instead of going back to the time.
+#[tokio::test]
+async fn since_starts_at_a_time_and_a_restart_resumes_from_the_cursor_file() {
+    let node = Node::start(NodeOptions {
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    node.publish_all(&(0..3).map(indicator).collect::<Vec<_>>())
+        .await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    node.publish_all(&(3..6).map(indicator).collect::<Vec<_>>())
+        .await;
+
+    let state = tempfile::tempdir().unwrap();
+    let cursor_file = state.path().join("since.cursor");
+    let args = [
+        "--since",
+        time.as_str(),
+        "--cursor-file",
+        cursor_file.to_str().unwrap(),
+    ];
+    let mut consumer = Consumer::start(&node, &args);
+    assert_eq!(consumer.indicators(3).await, ips(3..6));
+    node.publish_all(&[indicator(6)]).await;
+    assert_eq!(consumer.indicators(1).await, ips(6..7));
+    consumer.interrupt().await;
+
+    node.publish_all(&[indicator(7)]).await;
+    let mut consumer = Consumer::start(&node, &args);
+    assert_eq!(
+        consumer.indicators(1).await,
+        ips(7..8),
+        "resumed from the cursor file, not from --since"
+    );
+    consumer.interrupt().await;
+
+    // A duration reaches back from now: an hour holds everything.
+    let mut consumer = Consumer::start(&node, &["--since", "1h"]);
+    assert_eq!(consumer.indicators(8).await, ips(0..8));
+}
+
+/// `--since` with `--cursor`, or a value that is neither a duration nor a time, exits 64 with
+/// one line naming the flag, before anything connects.
+#[tokio::test]
+async fn a_bad_since_exits_64_before_connecting() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    for (args, says) in [
+        (&["--since", "2h", "--cursor", "earliest"][..], "--cursor"),
+        (&["--since", "yesterday"], "neither a duration"),
+        (&["--since", "2026-11-23"], "neither a duration"),
+        (&["--since", "1700000000"], "neither a duration"),
+        (&["--since", "100years"], "before 1970"),
+        (&["--since", "1969-12-31T23:59:59Z"], "before 1970"),
+    ] {
+        let output = Command::new(sluice_binary())
+            .arg("stream")
+            .args(args)
+            .args(["--url", &url, "--token", "slc_not_needed_here"])
+            .env_remove("SLUICE_TOKEN")
+            .env_remove("SLUICE_CURSOR")
+            .env_remove("SLUICE_SINCE")
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--since") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            matches!(listener.accept(), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "{args:?} connected before refusing"
+        );
+    }
+}
+
+/// `--format stix` prints one STIX bundle per line; `--format suricata-dataset` keeps a whole
+/// dataset file, one value per line (addresses as written, names base64), without the itypes
+/// Suricata has no dataset type for.
+#[tokio::test]
+async fn stix_and_suricata_dataset_formats() {
+    let node = Node::start(NodeOptions {
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("sluice.lst");
+    let cursor_file = dir.path().join("dataset.cursor");
+    let mut stix = Consumer::start(&node, &["--format", "stix", "--cursor", "earliest"]);
+    let _suricata = Consumer::start(
+        &node,
+        &[
+            "--format",
+            "suricata-dataset",
+            "--output",
+            dataset.to_str().unwrap(),
+            "--output-interval",
+            "100ms",
+            "--cursor-file",
+            cursor_file.to_str().unwrap(),
+        ],
+    );
+    wait_for_cursor(&cursor_file).await;
+    let ids = node.publish_all(&[
+        indicator(1),
+        serde_json::json!({"indicator": "evil.example.com", "tags": "c2"}),
+        serde_json::json!({"indicator": "da39a3ee5e6b4b0d3255bfef95601890afd80709", "tags": "malware"}),
+    ])
+    .await;
+
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let bundle: serde_json::Value = serde_json::from_str(&stix.line().await).unwrap();
+        assert_eq!(bundle["type"], "bundle", "{bundle}");
+        assert!(
+            bundle["id"].as_str().unwrap().starts_with("bundle--"),
+            "{bundle}"
+        );
+        let indicator = &bundle["objects"][0];
+        assert_eq!(indicator["type"], "indicator", "{bundle}");
+        assert_eq!(indicator["spec_version"], "2.1", "{bundle}");
+        names.push(indicator["name"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        names,
+        [
+            ip(1).as_str(),
+            "evil.example.com",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        ]
+    );
+
+    // The cursor file moves past the last one only once the dataset file holds what came
+    // before it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while std::fs::read_to_string(&cursor_file)
+        .unwrap_or_default()
+        .trim()
+        != ids[2]
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dataset consumer did not get to {}",
+            ids[2]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&dataset).unwrap();
+    // Lines are kept sorted; `ZXZpbC5leGFtcGxlLmNvbQ==` is `evil.example.com`.
+    let mut expected = vec![ip(1), "ZXZpbC5leGFtcGxlLmNvbQ==".to_owned()];
+    expected.sort();
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
 }

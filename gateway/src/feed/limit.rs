@@ -15,7 +15,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -35,6 +35,8 @@ pub enum Throttled {
     Busy,
     /// The account is over its feed rate; it may ask again after this long.
     Rate(Duration),
+    /// The account is over its rate of TAXII pages; it may ask again after this long.
+    PageRate(Duration),
 }
 
 impl Throttled {
@@ -42,48 +44,99 @@ impl Throttled {
         match self {
             Throttled::Busy => "busy",
             Throttled::Rate(_) => "rate",
+            Throttled::PageRate(_) => "page_rate",
         }
     }
 }
 
-/// The node's feed bounds. Built once per node (`AppState`).
-pub struct FeedLimits {
-    scans: Semaphore,
-    /// `None`: `--feed-rate 0`, no per-account limit.
-    per_account: Option<DefaultKeyedRateLimiter<i64>>,
+/// One per-account request rate: governor's keyed limiter, pruned of accounts back at a full
+/// burst once a minute or when it holds more than [`PRUNE_ABOVE`].
+struct AccountRate {
+    /// `None`: a zero rate, no limit.
+    limiter: Option<DefaultKeyedRateLimiter<i64>>,
     rate: u32,
     burst: u32,
     pruned_at: Mutex<Instant>,
 }
 
-impl FeedLimits {
-    /// `max_concurrent` scans at once (at least one); `rate` requests a second per account after
-    /// a burst of `burst` (at least one), or no per-account limit when `rate` is zero.
-    pub fn new(max_concurrent: usize, rate: u32, burst: u32) -> Self {
+impl AccountRate {
+    fn new(rate: u32, burst: u32) -> Self {
         let burst = burst.max(1);
-        let per_account = NonZeroU32::new(rate).map(|per_second| {
+        let limiter = NonZeroU32::new(rate).map(|per_second| {
             let quota = Quota::per_second(per_second)
                 .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
             RateLimiter::keyed(quota)
         });
-        FeedLimits {
-            scans: Semaphore::new(max_concurrent.max(1)),
-            per_account,
+        AccountRate {
+            limiter,
             rate,
             burst,
             pruned_at: Mutex::new(Instant::now()),
         }
     }
 
-    /// Counts one feed request of `account_id` against its rate.
-    pub fn admit(&self, account_id: i64) -> Result<(), Throttled> {
-        let Some(limiter) = &self.per_account else {
+    /// Counts one request; `Err` says how long to wait.
+    fn check(&self, account_id: i64) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        self.prune(limiter);
-        limiter.check_key(&account_id).map_err(|not_until| {
-            Throttled::Rate(not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        {
+            let mut pruned_at = self.pruned_at.lock().expect("feed limits lock poisoned");
+            if limiter.len() > PRUNE_ABOVE || pruned_at.elapsed() >= PRUNE_EVERY {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+                *pruned_at = Instant::now();
+            }
+        }
+        limiter
+            .check_key(&account_id)
+            .map_err(|not_until| not_until.wait_time_from(crate::enforcement::clock().now()))
+    }
+
+    fn len(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
+    }
+}
+
+/// The node's feed bounds. Built once per node (`AppState`).
+pub struct FeedLimits {
+    scans: Semaphore,
+    feeds: AccountRate,
+    /// TAXII pages: a client walks a collection page by page, each a bounded read forwards
+    /// from a position, so pages get a rate of their own (`--taxii-rate`, `--taxii-burst`).
+    pages: AccountRate,
+}
+
+/// TAXII pages a second per account, and their burst, unless configured.
+pub const DEFAULT_PAGE_RATE: u32 = 10;
+pub const DEFAULT_PAGE_BURST: u32 = 50;
+
+impl FeedLimits {
+    /// `max_concurrent` scans at once (at least one); `rate` requests a second per account after
+    /// a burst of `burst` (at least one), or no per-account limit when `rate` is zero. TAXII
+    /// pages get the default page rate ([`FeedLimits::with_page_rate`] to change it).
+    pub fn new(max_concurrent: usize, rate: u32, burst: u32) -> Self {
+        FeedLimits {
+            scans: Semaphore::new(max_concurrent.max(1)),
+            feeds: AccountRate::new(rate, burst),
+            pages: AccountRate::new(DEFAULT_PAGE_RATE, DEFAULT_PAGE_BURST),
+        }
+    }
+
+    /// TAXII pages a second per account after a burst of `burst`; zero: no limit.
+    pub fn with_page_rate(mut self, rate: u32, burst: u32) -> Self {
+        self.pages = AccountRate::new(rate, burst);
+        self
+    }
+
+    /// Counts one feed request of `account_id` against its rate.
+    pub fn admit(&self, account_id: i64) -> Result<(), Throttled> {
+        self.feeds.check(account_id).map_err(Throttled::Rate)
+    }
+
+    /// Counts one TAXII page of `account_id` against its rate.
+    pub fn admit_page(&self, account_id: i64) -> Result<(), Throttled> {
+        self.pages.check(account_id).map_err(Throttled::PageRate)
     }
 
     /// A permit to scan, held until the answer is built; waits at most [`PERMIT_WAIT`].
@@ -111,7 +164,19 @@ impl FeedLimits {
                         "this account asks for feeds more often than {} a second (bursts of {}) \
                          on this node; retry in {seconds} s, or stream `/v1/stream` to follow \
                          new indicators without polling",
-                        self.rate, self.burst
+                        self.feeds.rate, self.feeds.burst
+                    ),
+                    retry_after_seconds: seconds,
+                }
+            }
+            Throttled::PageRate(wait) => {
+                let seconds = retry_after_seconds(wait);
+                ApiError::TooManyRequests {
+                    message: format!(
+                        "this account asks for TAXII pages more often than {} a second (bursts \
+                         of {}) on this node; retry in {seconds} s, or ask for larger pages \
+                         (`limit`, up to 1,000)",
+                        self.pages.rate, self.pages.burst
                     ),
                     retry_after_seconds: seconds,
                 }
@@ -119,18 +184,9 @@ impl FeedLimits {
         }
     }
 
-    /// Accounts the per-account limiter currently holds.
+    /// Accounts the per-account feed limiter currently holds.
     pub fn accounts(&self) -> usize {
-        self.per_account.as_ref().map_or(0, |limiter| limiter.len())
-    }
-
-    fn prune(&self, limiter: &DefaultKeyedRateLimiter<i64>) {
-        let mut pruned_at = self.pruned_at.lock().expect("feed limits lock poisoned");
-        if limiter.len() > PRUNE_ABOVE || pruned_at.elapsed() >= PRUNE_EVERY {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-            *pruned_at = Instant::now();
-        }
+        self.feeds.len()
     }
 }
 
@@ -166,6 +222,20 @@ mod tests {
         }
         limits.admit(2).unwrap();
         assert_eq!(limits.accounts(), 2);
+    }
+
+    #[test]
+    fn taxii_pages_have_their_own_rate() {
+        let limits = FeedLimits::new(1, 1, 1).with_page_rate(1, 3);
+        limits.admit(1).unwrap();
+        assert!(matches!(limits.admit(1), Err(Throttled::Rate(_))));
+        for _ in 0..3 {
+            limits.admit_page(1).unwrap();
+        }
+        let throttled = limits.admit_page(1).unwrap_err();
+        assert_eq!(throttled.reason(), "page_rate");
+        let message = limits.refusal(throttled).to_string();
+        assert!(message.contains("TAXII pages"), "{message}");
     }
 
     #[test]

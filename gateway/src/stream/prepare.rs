@@ -1,7 +1,7 @@
 //! Everything before the transport, shared by every streaming endpoint: the credential, the
-//! plan, the filters and start position, the registration for live plan changes, the
-//! connection slot, and the subscription. Each failure is an HTTP status (400, 401, 403, 429,
-//! 503) sent before any upgrade.
+//! plan, the filters and start position (`cursor`, `Last-Event-ID` or `since`), the
+//! registration for live plan changes, the connection slot, and the subscription. Each failure
+//! is an HTTP status (400, 401, 403, 429, 503) sent before any upgrade.
 
 use axum::http::HeaderMap;
 use billing::{Principal, Scope};
@@ -34,7 +34,7 @@ pub async fn prepare(
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    let position = query.keys.position(last_event_id)?;
+    let start_at = query.keys.start(last_event_id)?;
 
     let (principal, registration, control) = register(
         state,
@@ -65,7 +65,7 @@ pub async fn prepare(
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let floor = replay_floor(&plan.limits, now_ms);
     let (subscription, start) =
-        Subscription::start(&state.hub, state.log.clone(), position, filter, floor)
+        Subscription::start(&state.hub, state.log.clone(), start_at, filter, floor)
             .await
             .map_err(|error| {
                 state.metrics.backend_error("log");

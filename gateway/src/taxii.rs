@@ -1,0 +1,516 @@
+//! A TAXII 2.1 server, read side (docs/protocol.md §12): discovery, one API root, its
+//! collections, and each collection's objects, manifest, objects by id and their versions,
+//! served from the log as STIX 2.1 (`sluice-stix`).
+//!
+//! Plans apply as on the stream: a plan without the firehose has no TAXII access, objects beyond
+//! the plan's TLP or before its replay window are not there, and every page takes one of the
+//! node's feed scans and counts against the account's rate of pages (`--taxii-rate`; 429).
+//! Credentials are the API tokens, as Bearer or as HTTP Basic's password.
+
+mod collections;
+mod media;
+mod page;
+mod params;
+mod versions;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use billing::{Principal, Scope};
+use domain::StreamId;
+use serde_json::{json, Value};
+
+use crate::enforcement::replay_floor;
+use crate::error::ApiError;
+use crate::AppState;
+use collections::Collection;
+use media::{answer, TaxiiError, STIX, TAXII};
+use page::{date_added, Page, Selection};
+use params::{Endpoint, Params};
+pub use versions::VersionIndex;
+
+/// The API root's path.
+const API_ROOT: &str = "/taxii2/api/";
+/// The largest request body the API root takes (it takes none: the read side only).
+const MAX_CONTENT_LENGTH: u64 = 1024 * 1024;
+
+/// The TAXII routes, to merge into the gateway's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/taxii2/", get(discovery))
+        .route(API_ROOT, get(api_root))
+        .route("/taxii2/api/collections/", get(list_collections))
+        .route("/taxii2/api/collections/{collection}/", get(collection))
+        .route(
+            "/taxii2/api/collections/{collection}/objects/",
+            get(objects),
+        )
+        .route(
+            "/taxii2/api/collections/{collection}/manifest/",
+            get(manifest),
+        )
+        .route(
+            "/taxii2/api/collections/{collection}/objects/{object}/",
+            get(object),
+        )
+        .route(
+            "/taxii2/api/collections/{collection}/objects/{object}/versions/",
+            get(versions),
+        )
+}
+
+/// Negotiates, authenticates and checks the plan: what every TAXII endpoint does first.
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Principal, TaxiiError> {
+    if !media::acceptable(headers) {
+        return Err(TaxiiError::NotAcceptable);
+    }
+    let principal = crate::auth::authenticate(state, headers, None, Scope::Read).await?;
+    // TAXII is a pull of the retained log: a plan with only a live sample (and no replay
+    // window) would always find it empty, so it needs the firehose.
+    if !principal.plan.limits.firehose {
+        return Err(ApiError::Forbidden(format!(
+            "the `{}` plan has no TAXII access: move the account to a plan with the firehose",
+            principal.plan.name
+        ))
+        .into());
+    }
+    Ok(principal)
+}
+
+fn find(id: &str) -> Result<&'static Collection, TaxiiError> {
+    collections::find(id).ok_or_else(|| {
+        TaxiiError::NotFound(format!(
+            "no collection `{}`; GET {API_ROOT}collections/ lists them",
+            id.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// TAXII discovery: the API root.
+#[utoipa::path(
+    get,
+    path = "/taxii2/",
+    tag = "taxii",
+    params(
+    ),
+    responses(
+        (status = 200, description = "TAXII discovery: the API root.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn discovery(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, TaxiiError> {
+    admit(&state, &headers).await?;
+    Ok(answer(
+        &json!({
+            "title": "Sluice",
+            "description": "Threat indicators as STIX 2.1, from Sluice's replayable log.",
+            "default": API_ROOT,
+            "api_roots": [API_ROOT],
+        }),
+        Vec::new(),
+    ))
+}
+
+/// The API root's information.
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/",
+    tag = "taxii",
+    params(
+    ),
+    responses(
+        (status = 200, description = "The API root's information.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn api_root(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, TaxiiError> {
+    admit(&state, &headers).await?;
+    Ok(answer(
+        &json!({
+            "title": "Sluice indicators",
+            "versions": [TAXII],
+            "max_content_length": MAX_CONTENT_LENGTH,
+        }),
+        Vec::new(),
+    ))
+}
+
+/// The collections.
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/",
+    tag = "taxii",
+    params(
+    ),
+    responses(
+        (status = 200, description = "The collections.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn list_collections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, TaxiiError> {
+    admit(&state, &headers).await?;
+    let collections: Vec<Value> = collections::all()
+        .iter()
+        .map(Collection::resource)
+        .collect();
+    Ok(answer(&json!({ "collections": collections }), Vec::new()))
+}
+
+/// One collection.
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/{collection}/",
+    tag = "taxii",
+    params(
+        ("collection" = String, Path, description = "A collection's id (or alias)."),
+    ),
+    responses(
+        (status = 200, description = "One collection.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        (status = 404, description = "No such collection."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, TaxiiError> {
+    admit(&state, &headers).await?;
+    Ok(answer(&find(&id)?.resource(), Vec::new()))
+}
+
+/// A collection's objects: an envelope of STIX 2.1 objects, oldest first.
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/{collection}/objects/",
+    tag = "taxii",
+    params(
+        ("collection" = String, Path, description = "A collection's id (or alias)."),
+        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
+        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
+        ("next" = Option<String>, Query, description = "The `next` of the page before."),
+        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
+        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+        ("match[id]" = Option<String>, Query, description = "Only these object ids, comma-separated."),
+        ("match[type]" = Option<String>, Query, description = "Only these object types (`indicator`, `relationship`), comma-separated."),
+    ),
+    responses(
+        (status = 200, description = "A collection's objects: an envelope of STIX 2.1 objects, oldest first.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
+        (status = 404, description = "No such collection (or object)."),
+        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
+        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn objects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let page = read_page(
+        &state,
+        &headers,
+        &id,
+        None,
+        query.as_deref(),
+        Endpoint::List,
+    )
+    .await?;
+    let objects: Vec<&Value> = page.items.iter().flat_map(|item| &item.objects).collect();
+    Ok(answer(
+        &envelope(&page, "objects", json!(objects)),
+        page.date_headers(),
+    ))
+}
+
+/// A collection's manifest: each object's id, version and when it was added.
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/{collection}/manifest/",
+    tag = "taxii",
+    params(
+        ("collection" = String, Path, description = "A collection's id (or alias)."),
+        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
+        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
+        ("next" = Option<String>, Query, description = "The `next` of the page before."),
+        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
+        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+        ("match[id]" = Option<String>, Query, description = "Only these object ids, comma-separated."),
+        ("match[type]" = Option<String>, Query, description = "Only these object types (`indicator`, `relationship`), comma-separated."),
+    ),
+    responses(
+        (status = 200, description = "A collection's manifest: each object's id, version and when it was added.", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
+        (status = 404, description = "No such collection (or object)."),
+        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
+        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn manifest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let page = read_page(
+        &state,
+        &headers,
+        &id,
+        None,
+        query.as_deref(),
+        Endpoint::List,
+    )
+    .await?;
+    let records: Vec<Value> = page
+        .items
+        .iter()
+        .flat_map(|item| {
+            let added = date_added(&item.entry);
+            item.objects.iter().map(move |object| {
+                json!({
+                    "id": object["id"],
+                    "date_added": added,
+                    "version": object["modified"],
+                    "media_type": STIX,
+                })
+            })
+        })
+        .collect();
+    Ok(answer(
+        &envelope(&page, "objects", json!(records)),
+        page.date_headers(),
+    ))
+}
+
+/// One object, in the versions asked for (the last by default).
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/{collection}/objects/{object}/",
+    tag = "taxii",
+    params(
+        ("collection" = String, Path, description = "A collection's id (or alias)."),
+        ("object" = String, Path, description = "An `indicator--…` id."),
+        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
+        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
+        ("next" = Option<String>, Query, description = "The `next` of the page before."),
+        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
+        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+    ),
+    responses(
+        (status = 200, description = "One object, in the versions asked for (the last by default).", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
+        (status = 404, description = "No such collection (or object)."),
+        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
+        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, object)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let key = object_key(&object)?;
+    let page = read_page(
+        &state,
+        &headers,
+        &id,
+        Some(key),
+        query.as_deref(),
+        Endpoint::Object,
+    )
+    .await?;
+    if page.items.is_empty() && !page.more {
+        return Err(no_object(&object));
+    }
+    let objects: Vec<&Value> = page.items.iter().flat_map(|item| &item.objects).collect();
+    Ok(answer(
+        &envelope(&page, "objects", json!(objects)),
+        page.date_headers(),
+    ))
+}
+
+/// The versions of one object (every one by default).
+#[utoipa::path(
+    get,
+    path = "/taxii2/api/collections/{collection}/objects/{object}/versions/",
+    tag = "taxii",
+    params(
+        ("collection" = String, Path, description = "A collection's id (or alias)."),
+        ("object" = String, Path, description = "An `indicator--…` id."),
+        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
+        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
+        ("next" = Option<String>, Query, description = "The `next` of the page before."),
+        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
+        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+    ),
+    responses(
+        (status = 200, description = "The versions of one object (every one by default).", content_type = "application/taxii+json;version=2.1"),
+        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
+        (status = 403, description = "The plan has no firehose, so no TAXII access."),
+        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
+        (status = 404, description = "No such collection (or object)."),
+        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
+        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+    ),
+    security(("api_token" = []), ("basic" = [])),
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, object)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let key = object_key(&object)?;
+    let mut query = query.unwrap_or_default();
+    if !query.contains("match[version]") && !query.contains("match%5Bversion%5D") {
+        // This endpoint lists every version unless asked otherwise.
+        query.push_str(if query.is_empty() {
+            "match[version]=all"
+        } else {
+            "&match[version]=all"
+        });
+    }
+    let page = read_page(
+        &state,
+        &headers,
+        &id,
+        Some(key),
+        Some(&query),
+        Endpoint::Object,
+    )
+    .await?;
+    if page.items.is_empty() && !page.more {
+        return Err(no_object(&object));
+    }
+    let versions: Vec<&Value> = page
+        .items
+        .iter()
+        .filter_map(|item| item.objects.first().map(|object| &object["modified"]))
+        .collect();
+    let mut body = json!({ "versions": versions });
+    if page.more {
+        body["more"] = json!(true);
+    }
+    Ok(answer(&body, page.date_headers()))
+}
+
+fn object_key(object: &str) -> Result<versions::ObjectKey, TaxiiError> {
+    versions::parse_object_id(object).ok_or_else(|| no_object(object))
+}
+
+fn no_object(object: &str) -> TaxiiError {
+    TaxiiError::NotFound(format!(
+        "no object `{}` in this collection that your plan may see",
+        object.chars().take(80).collect::<String>()
+    ))
+}
+
+/// `{"more": …, "next": …, <key>: …}`, leaving out what is not there.
+fn envelope(page: &Page, key: &str, items: Value) -> Value {
+    let mut body = json!({ "more": page.more });
+    if let Some(next) = &page.next {
+        body["next"] = json!(next.to_string());
+    }
+    if items.as_array().is_some_and(|items| !items.is_empty()) {
+        body[key] = items;
+    }
+    body
+}
+
+/// Admits the request as a feed request and reads its page.
+async fn read_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    collection: &str,
+    object: Option<versions::ObjectKey>,
+    query: Option<&str>,
+    endpoint: Endpoint,
+) -> Result<Page, TaxiiError> {
+    let principal = admit(state, headers).await?;
+    let collection = find(collection)?;
+    let params = Params::parse(query, endpoint)?;
+    let throttled = |throttled: crate::feed::limit::Throttled| {
+        state.metrics.feed_throttled(throttled.reason());
+        TaxiiError::from(state.feeds.refusal(throttled))
+    };
+    state
+        .feeds
+        .admit_page(principal.account_id)
+        .map_err(throttled)?;
+    let _permit = state.feeds.scan_permit().await.map_err(throttled)?;
+    let unavailable = |error: sluice_log::LogError| {
+        state.metrics.backend_error("log");
+        tracing::warn!(%error, "a TAXII request could not read the log");
+        TaxiiError::from(ApiError::Unavailable(
+            "the log is unavailable; retry shortly".into(),
+        ))
+    };
+    let index = state
+        .taxii
+        .current(state.log.as_ref())
+        .await
+        .map_err(unavailable)?;
+    if let Some(next) = &params.next {
+        if next.epoch() != index.epoch() {
+            return Err(ApiError::BadRequest(
+                "`next` belongs to a log this node no longer has (its backend lost its data); \
+                 start again with `added_after`"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let selection = Selection {
+        limits: &principal.plan.limits,
+        collection,
+        params: &params,
+        object,
+        floor: replay_floor(&principal.plan.limits, now_ms).max(StreamId::ZERO),
+    };
+    let page = page::read(state.log.as_ref(), &index, &selection)
+        .await
+        .map_err(unavailable)?;
+    drop(index);
+    let objects = page.object_count() as u64;
+    state.usage.add(principal.account_id, objects, 0, 0);
+    Ok(page)
+}

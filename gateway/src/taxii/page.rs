@@ -1,0 +1,200 @@
+//! One page of a collection: the log read forwards from where the request starts, entries the
+//! plan may see and the collection selects, in the versions asked for, as STIX objects.
+//!
+//! Pages are exact under concurrent appends: a page ends at a log position, and `next` is that
+//! position, so the following page starts right after it; entries appended meanwhile are after
+//! it too. A page shows only entries the version index has read and whose millisecond the log
+//! has left, so `X-TAXII-Date-Added-Last` is also an exact place to resume with `added_after`.
+
+use chrono::DateTime;
+use domain::{Cursor, StreamId};
+use serde_json::Value;
+use sluice_log::{Log, LogError, SharedEntry};
+
+use super::collections::Collection;
+use super::params::Params;
+use super::versions::{object_key, Index, ObjectKey};
+use crate::enforcement::visible;
+use domain::whitelist::Whitelist;
+use domain::Limits;
+
+/// Log entries one page reads at most; a page that reaches it ends early (`more`, `next`).
+pub const MAX_SCAN: usize = 100_000;
+const READ_BATCH: usize = 2_000;
+
+/// One entry on a page and the objects it gives.
+pub struct Item {
+    pub entry: SharedEntry,
+    pub objects: Vec<Value>,
+}
+
+pub struct Page {
+    pub items: Vec<Item>,
+    pub more: bool,
+    /// Where the next page starts (set when `more`).
+    pub next: Option<Cursor>,
+}
+
+impl Page {
+    pub fn object_count(&self) -> usize {
+        self.items.iter().map(|item| item.objects.len()).sum()
+    }
+
+    /// `X-TAXII-Date-Added-First` and `-Last`, when the page holds anything.
+    pub fn date_headers(&self) -> Vec<(&'static str, String)> {
+        match (self.items.first(), self.items.last()) {
+            (Some(first), Some(last)) => vec![
+                ("x-taxii-date-added-first", date_added(&first.entry)),
+                ("x-taxii-date-added-last", date_added(&last.entry)),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// When the log added an entry: its id's millisecond, as a STIX timestamp.
+pub fn date_added(entry: &SharedEntry) -> String {
+    let ms = i64::try_from(entry.id().ms).unwrap_or(i64::MAX);
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// What a page selects.
+pub struct Selection<'a> {
+    pub limits: &'a Limits,
+    pub collection: &'a Collection,
+    pub params: &'a Params,
+    /// Only this object (`objects/{id}/`), and only up to its last version.
+    pub object: Option<ObjectKey>,
+    /// The oldest position the plan may read.
+    pub floor: StreamId,
+}
+
+/// Reads one page. `index` is current (see `VersionIndex::current`).
+pub async fn read(
+    log: &dyn Log,
+    index: &Index,
+    selection: &Selection<'_>,
+) -> Result<Page, LogError> {
+    let params = selection.params;
+    let mut page = Page {
+        items: Vec::new(),
+        more: false,
+        next: None,
+    };
+    if !params.spec_version_ok {
+        return Ok(page);
+    }
+    let mut end = index.head();
+    let mut position = params.start_after(selection.floor);
+    if let Some(key) = selection.object {
+        let Some(versions) = index.versions(key) else {
+            return Ok(page);
+        };
+        end = end.min(versions.last);
+        position = position.max(before(versions.first));
+    }
+    let mut through = position;
+    let mut count = 0;
+    let mut scanned = 0;
+    'pages: while scanned < MAX_SCAN && position < end {
+        let batch = log.read_after(position, READ_BATCH).await?;
+        tokio::task::yield_now().await;
+        if batch.epoch != index.epoch() {
+            // The log was replaced since the index was read: the next request rebuilds it.
+            return Err(LogError::Unavailable(
+                "the log's epoch changed during the request".into(),
+            ));
+        }
+        scanned += batch.scanned;
+        for entry in batch.entries {
+            let id = entry.id();
+            if id > end {
+                break 'pages;
+            }
+            let objects = select(index, selection, &entry);
+            if !objects.is_empty() {
+                if count > 0 && count + objects.len() > params.limit {
+                    page.more = true;
+                    break 'pages;
+                }
+                count += objects.len();
+                page.items.push(Item { entry, objects });
+            }
+            through = id;
+            if count >= params.limit {
+                page.more = through < end;
+                break 'pages;
+            }
+        }
+        match batch.read_through {
+            Some(read) if batch.scanned >= READ_BATCH => {
+                position = read;
+                through = through.max(read.min(end));
+            }
+            _ => break,
+        }
+    }
+    if scanned >= MAX_SCAN && through < end && !page.more {
+        page.more = true;
+    }
+    if page.more {
+        page.next = Cursor::new(index.epoch(), through).ok();
+    }
+    Ok(page)
+}
+
+/// The position just before `id`.
+fn before(id: StreamId) -> StreamId {
+    match id.seq {
+        0 => StreamId::new(id.ms.saturating_sub(1), u64::MAX),
+        seq => StreamId::new(id.ms, seq - 1),
+    }
+}
+
+/// The objects `entry` gives this selection (none when it is not selected).
+fn select(index: &Index, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<Value> {
+    let indicator = &entry.indicator;
+    let params = selection.params;
+    // Whitelist entries say what is not an indicator of compromise: not shared as indicators.
+    if !visible(selection.limits, indicator)
+        || Whitelist::is_entry(indicator)
+        || !selection.collection.filter.matches(indicator)
+    {
+        return Vec::new();
+    }
+    let key = object_key(indicator);
+    if selection.object.is_some_and(|wanted| wanted != key) {
+        return Vec::new();
+    }
+    let versions = &params.versions;
+    let wanted_version = versions.all
+        || index.versions(key).is_some_and(|known| {
+            (versions.last && known.last == entry.id())
+                || (versions.first && known.first == entry.id())
+        })
+        || versions
+            .at_ms
+            .contains(&indicator.reporttime().timestamp_millis());
+    if !wanted_version {
+        return Vec::new();
+    }
+    let mut objects = sluice_stix::objects(indicator, sluice_stix::Lifecycle::default());
+    if selection.object.is_some() {
+        objects.truncate(1);
+    }
+    objects.retain(|object| {
+        let field = |name: &str| object[name].as_str().unwrap_or_default().to_owned();
+        params
+            .types
+            .as_ref()
+            .is_none_or(|types| types.contains(&field("type")))
+            && params
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&field("id")))
+    });
+    objects
+}
