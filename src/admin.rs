@@ -2,7 +2,7 @@
 
 use billing::{Scope, StoreError};
 
-use crate::cli::{AccountsCommand, PlansCommand, StoreArgs, TokensCommand};
+use crate::cli::{AccountsCommand, PlansCommand, StoreArgs, TokensCommand, UsageCommand};
 use crate::exit;
 use crate::serve::open_store;
 
@@ -86,6 +86,64 @@ pub async fn plans(command: PlansCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+pub async fn usage(command: UsageCommand) -> anyhow::Result<()> {
+    let UsageCommand::Export {
+        month,
+        format,
+        store,
+    } = command;
+    let store = open_store(&store.database, &store.data_dir).await?;
+    let last = month
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|next| next.pred_opt())
+        .unwrap_or(month);
+    let totals = store.usage_totals(month, last).await.map_err(user_error)?;
+    let month = month.format("%Y-%m").to_string();
+    if format == "json" {
+        let rows: Vec<serde_json::Value> = totals
+            .iter()
+            .map(|total| {
+                let mut row = serde_json::to_value(total).unwrap_or_default();
+                row["month"] = month.clone().into();
+                row
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "month,account,plan,price_cents,days,delivered,dropped,bytes,connections,peak_connections"
+    );
+    for total in &totals {
+        println!(
+            "{month},{},{},{},{},{},{},{},{},{}",
+            csv_field(&total.account),
+            csv_field(&total.plan),
+            total
+                .price_cents
+                .map(|cents| cents.to_string())
+                .unwrap_or_default(),
+            total.days,
+            total.delivered,
+            total.dropped,
+            total.bytes,
+            total.connections,
+            total.peak_connections
+        );
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (account names never do;
+/// plan names come from the database).
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
     }
 }
 

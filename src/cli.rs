@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Export metered usage for invoicing.
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Send indicators from a file or stdin to a server (or straight into Redis).
     Publish(PublishArgs),
     /// Print the firehose as it arrives (json, csv, table, zeek, bindrpz, iptables, ipset),
@@ -180,6 +183,13 @@ pub struct NodeArgs {
     /// TAXII pages an account may ask for at once before `--taxii-rate` applies.
     #[arg(long, env = "SLUICE_TAXII_BURST", value_parser = clap::value_parser!(u32).range(1..), default_value_t = gateway::feed::limit::DEFAULT_PAGE_BURST)]
     pub taxii_burst: u32,
+    /// How long an indicator without its own `valid_until` holds, from its `reporttime`, per
+    /// itype: comma-separated ITYPE=DURATION (or ITYPE=none) over the standard defaults
+    /// (ipv4, ipv6, cidr, fqdn, email 30d; url 14d; hashes 365d; asn none), e.g.
+    /// `ipv4=7d,url=3d`; `none` alone: only an indicator's own `valid_until`. Feeds, lists and
+    /// TAXII leave expired indicators out; streams deliver every one.
+    #[arg(long, env = "SLUICE_DEFAULT_VALIDITY", value_parser = parse_validity, default_value = "standard")]
+    pub default_validity: domain::Validity,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -384,6 +394,30 @@ pub enum AccountsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Every account's usage over one month (UTC), with its plan and price: what an invoice
+    /// needs. Accounts without usage are listed with zeros.
+    Export {
+        /// The month, `YYYY-MM`.
+        #[arg(long, value_parser = parse_month)]
+        month: chrono::NaiveDate,
+        /// `csv` (a header line, then one line per account) or `json` (an array).
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `YYYY-MM` as the month's first day.
+fn parse_month(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 7)
+        .ok_or_else(|| format!("`{text}` is not a month such as 2026-11"))
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PlansCommand {
     /// List plans and their limits.
     List {
@@ -492,6 +526,12 @@ pub struct StreamArgs {
     /// How often a whole-file --output is rewritten at most.
     #[arg(long, env = "SLUICE_OUTPUT_INTERVAL", value_parser = parse_duration, default_value = "5s")]
     pub output_interval: Duration,
+    /// A whole-file --output drops a line once every indicator that gave it has expired: at
+    /// its own `valid_until`, or (with this flag, the syntax of the node's) at its
+    /// `reporttime` plus the default for its itype. Unset: only an indicator's own
+    /// `valid_until` counts.
+    #[arg(long, env = "SLUICE_STREAM_DEFAULT_VALIDITY", value_parser = parse_validity)]
+    pub default_validity: Option<domain::Validity>,
     /// Longest wait between reconnection attempts.
     #[arg(long, env = "SLUICE_MAX_BACKOFF", value_parser = parse_duration, default_value = "30s")]
     pub max_backoff: Duration,
@@ -652,6 +692,11 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// `--default-validity`: `domain::Validity`'s syntax (one line naming the item at fault).
+fn parse_validity(text: &str) -> Result<domain::Validity, String> {
+    domain::Validity::parse(text).map_err(|error| error.to_string())
+}
+
 /// A size in bytes: a whole number, optionally with a unit (`KiB`, `MiB`, `GiB`, or `KB`, `MB`,
 /// `GB` in powers of ten), at least 1 MiB (an indicator may be 64 KiB).
 fn parse_bytes(text: &str) -> Result<usize, String> {
@@ -759,6 +804,7 @@ mod tests {
         assert_eq!(args.feed_burst, config.feed_burst);
         assert_eq!(args.taxii_rate, config.taxii_rate);
         assert_eq!(args.taxii_burst, config.taxii_burst);
+        assert_eq!(args.default_validity, config.validity);
         assert_eq!(args.log_max_bytes, sluice_log::memory::DEFAULT_MAX_BYTES);
     }
 

@@ -43,6 +43,7 @@ fn main() -> std::process::ExitCode {
             Command::Accounts(command) => admin::accounts(command).await,
             Command::Plans(command) => admin::plans(command).await,
             Command::Tokens(command) => admin::tokens(command).await,
+            Command::Usage(command) => admin::usage(command).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Stream(args) => stream::run(args).await,
             Command::Bench(args) => bench::run(args).await,

@@ -598,6 +598,7 @@ impl Node {
             feed_burst: args.feed_burst,
             taxii_rate: args.taxii_rate,
             taxii_burst: args.taxii_burst,
+            validity: args.default_validity,
             ..gateway::Config::default()
         };
         let state = AppState::new(
@@ -618,6 +619,7 @@ impl Node {
             listen = %address,
             storage.log = state.log.backend_name(),
             storage.database = state.store.backend_name(),
+            validity.defaults = %state.config.validity,
             "sluice is up: stream at ws://{address}/v1/stream (WebSocket) or http://{address}/v1/stream (SSE)"
         );
         Ok(Node {

@@ -58,7 +58,12 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         position = args.cursor.as_deref().map(parse_position).transpose()?;
     }
     let mut position = position.unwrap_or(LogPosition::Now);
-    let mut output = Output::new(args.format, args.output.clone(), args.output_interval)?;
+    let mut output = Output::new(
+        args.format,
+        args.output.clone(),
+        args.output_interval,
+        args.default_validity.unwrap_or(domain::Validity::none()),
+    )?;
     let mut status = Status::new(args.url.clone());
     let mut backoff = Backoff::new(FIRST_BACKOFF, args.max_backoff);
     // Ctrl-C or SIGTERM: either way the output and the cursor are saved on the way out.

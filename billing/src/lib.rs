@@ -37,7 +37,7 @@ pub use subscriptions::{
 };
 pub use token::{ApiToken, Scope, TokenFormatError, UnknownScope, TOKEN_LEN, TOKEN_PREFIX};
 pub use tokens::TokenRecord;
-pub use usage::{UsageDay, UsageDelta};
+pub use usage::{UsageDay, UsageDelta, UsageTotal};
 pub use users::{
     normalize_email, validate_password, User, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
 };

@@ -50,7 +50,47 @@ pub struct UsageDay {
     pub peak_connections: u64,
 }
 
+/// One account's usage over a period, with what an invoice needs: its plan and price now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageTotal {
+    pub account: String,
+    /// The account's plan when the totals are read (plan changes are not kept per day).
+    pub plan: String,
+    /// The plan's monthly price in cents, `None` for a contract plan.
+    pub price_cents: Option<i64>,
+    /// Days of the period with recorded usage.
+    pub days: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    /// The largest peak of any day (see [`UsageDay::peak_connections`]).
+    pub peak_connections: u64,
+}
+
 impl Store {
+    /// Every account's totals over the days in [from, to], by account name; accounts without
+    /// usage in the period are listed with zeros, so an invoice run sees every account.
+    pub async fn usage_totals(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<UsageTotal>, StoreError> {
+        // CAST: PostgreSQL's SUM of a BIGINT is a NUMERIC, which the Any driver cannot read.
+        let rows = sqlx::query(
+            "SELECT a.name AS account, a.plan AS plan, p.price_cents AS price_cents,              CAST(COUNT(u.day) AS BIGINT) AS days,              CAST(COALESCE(SUM(u.delivered), 0) AS BIGINT) AS delivered,              CAST(COALESCE(SUM(u.dropped), 0) AS BIGINT) AS dropped,              CAST(COALESCE(SUM(u.bytes), 0) AS BIGINT) AS bytes,              CAST(COALESCE(SUM(u.connections), 0) AS BIGINT) AS connections,              CAST(COALESCE(MAX(u.peak_connections), 0) AS BIGINT) AS peak_connections              FROM accounts a              LEFT JOIN plans p ON p.name = a.plan              LEFT JOIN usage_daily u ON u.account_id = a.id AND u.day >= $1 AND u.day <= $2              GROUP BY a.name, a.plan, p.price_cents ORDER BY a.name",
+        )
+        .bind(from.format(DAY_FORMAT).to_string())
+        .bind(to.format(DAY_FORMAT).to_string())
+        .fetch_all(self.pool())
+        .await
+        .db("reading usage totals")?;
+        rows.iter()
+            .map(usage_total_from_row)
+            .collect::<anyhow::Result<_>>()
+            .db("reading usage totals")
+    }
+
     /// Adds deltas (peak = max) for each (account_id, day) in one transaction (upsert; ON CONFLICT works on both backends).
     ///
     /// All or nothing: an unknown `account_id` fails the whole batch, so a node can retry it.
@@ -123,6 +163,24 @@ impl Store {
             .collect::<anyhow::Result<_>>()
             .db("reading usage")
     }
+}
+
+fn usage_total_from_row(row: &AnyRow) -> anyhow::Result<UsageTotal> {
+    let counter = |column: &str| -> anyhow::Result<u64> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|_| anyhow::anyhow!("usage {column} = {value} is negative"))
+    };
+    Ok(UsageTotal {
+        account: row.try_get("account")?,
+        plan: row.try_get("plan")?,
+        price_cents: row.try_get("price_cents")?,
+        days: counter("days")?,
+        delivered: counter("delivered")?,
+        dropped: counter("dropped")?,
+        bytes: counter("bytes")?,
+        connections: counter("connections")?,
+        peak_connections: counter("peak_connections")?,
+    })
 }
 
 fn usage_day_from_row(row: &AnyRow) -> anyhow::Result<UsageDay> {

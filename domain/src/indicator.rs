@@ -13,6 +13,13 @@
 //! - `confidence`: a number or a numeric string (`"7"`, as CSV feeds give it), 0–10, kept to
 //!   two decimals so that the value survives a trip through JSON text exactly.
 //! - times: see `indicator/time.rs` for the accepted spellings; always written RFC 3339 UTC `Z`.
+//! - `valid_until`: a time, strictly after `reporttime`; from outside Sluice also spelled
+//!   `expires` (a time) or `ttl` (seconds, or a duration such as `14d`, from `reporttime`),
+//!   one of the three at most, stored as `valid_until`. What is read back from the log
+//!   ([`Provenance::Trusted`]) is taken as written: only `valid_until` is read there, and no
+//!   ordering is checked, so a stored entry never becomes unreadable (a clock set back may
+//!   clamp its `reporttime` on a later read). The default expiry per itype is not the
+//!   indicator's: see [`crate::validity`].
 //! - a `null` known field is the same as an absent one; a `null` unknown field is kept.
 //! - `count` may be a digit string (CSV feeds) and is stored as a number.
 
@@ -24,7 +31,7 @@ pub(crate) use time::format_time;
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
@@ -45,6 +52,9 @@ pub const MAX_TAG_CHARS: usize = 128;
 pub const DEFAULT_CONFIDENCE: f64 = 5.0;
 /// How far in the future a `reporttime` may be before it is clamped to the ingest time (clock skew).
 pub const FUTURE_TOLERANCE_SECONDS: i64 = 5 * 60;
+/// The longest `ttl` a provider may give (100 years): longer is a mistake, and keeps every
+/// `valid_until` within the four-digit years RFC 3339 can write.
+pub const MAX_TTL_SECONDS: u64 = 100 * 365 * 24 * 3600;
 /// The provider of the correlator's derived indicators (docs/protocol.md §2.4, §7.5).
 pub const CORRELATOR_PROVIDER: &str = "sluice/correlator";
 /// Providers under this prefix are Sluice's own: no ingest path accepts them from outside.
@@ -89,6 +99,8 @@ pub struct Indicator {
     reporttime: DateTime<Utc>,
     firsttime: Option<DateTime<Utc>>,
     lasttime: Option<DateTime<Utc>>,
+    /// The provider's own expiry (`valid_until`, or its aliases on input).
+    valid_until: Option<DateTime<Utc>>,
     /// Derived from `indicator` for addresses and networks, kept to make filtering cheap.
     network: Option<IpNet>,
     /// The optional CIF fields (type-checked) and everything else (verbatim).
@@ -187,6 +199,7 @@ impl Indicator {
         };
         let firsttime = take_time(&mut object, "firsttime")?;
         let lasttime = take_time(&mut object, "lasttime")?;
+        let valid_until = take_valid_until(&mut object, provenance, reporttime)?;
         check_optional_fields(&mut object)?;
 
         let indicator = Indicator {
@@ -199,6 +212,7 @@ impl Indicator {
             reporttime,
             firsttime,
             lasttime,
+            valid_until,
             network,
             details: Details::from_map(object),
         };
@@ -262,6 +276,12 @@ impl Indicator {
         if let Some(lasttime) = self.lasttime {
             object.insert("lasttime".into(), Value::from(time::format_time(lasttime)));
         }
+        if let Some(valid_until) = self.valid_until {
+            object.insert(
+                VALID_UNTIL.into(),
+                Value::from(time::format_time(valid_until)),
+            );
+        }
         Value::Object(object)
     }
 
@@ -308,6 +328,12 @@ impl Indicator {
     /// When the provider last saw it, if given.
     pub fn lasttime(&self) -> Option<DateTime<Utc>> {
         self.lasttime
+    }
+
+    /// Until when the provider says it holds (`valid_until`, UTC), if it said. The expiry
+    /// Sluice applies also has a default per itype: [`crate::validity::Validity::expires`].
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.valid_until
     }
 
     /// The network this indicator covers, for ipv4/ipv6 (as /32, /128) and cidr; None otherwise.
@@ -718,6 +744,107 @@ fn take_time(
             field,
             format!("{}, found {}", time::EXPECTED, kind(&other)),
         )),
+    }
+}
+
+/// The expiry's field, as stored.
+const VALID_UNTIL: &str = "valid_until";
+
+/// `valid_until`; from outside Sluice also `expires` (a time) or `ttl` (from `reporttime`), of
+/// which at most one may be given. An expiry at or before `reporttime` is refused, naming the
+/// field the provider used. Sluice's own JSON (the log read back) is read as written.
+fn take_valid_until(
+    object: &mut Map<String, Value>,
+    provenance: Provenance<'_>,
+    reporttime: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    let own = take_time(object, VALID_UNTIL)?;
+    if !provenance.is_external() {
+        return Ok(own);
+    }
+    let expires = take_time(object, "expires")?;
+    let ttl = take_ttl(object, reporttime)?;
+    let mut given = [(VALID_UNTIL, own), ("expires", expires), ("ttl", ttl)]
+        .into_iter()
+        .filter_map(|(field, time)| time.map(|time| (field, time)));
+    let Some((field, valid_until)) = given.next() else {
+        return Ok(None);
+    };
+    if let Some((other, _)) = given.next() {
+        return Err(Rejection::new(
+            other,
+            format!("`{field}` is given too: send one of valid_until, expires or ttl"),
+        ));
+    }
+    if valid_until <= reporttime {
+        let reason = match field {
+            "ttl" => {
+                "must be more than zero: the indicator would expire as it is reported".to_owned()
+            }
+            _ => format!(
+                "{} is not after the reporttime {}: an indicator must hold for some time after \
+                 it is reported",
+                time::format_time(valid_until),
+                time::format_time(reporttime)
+            ),
+        };
+        return Err(Rejection::new(field, reason));
+    }
+    Ok(Some(valid_until))
+}
+
+/// `ttl`: whole seconds (a number or a digit string) or a duration (`12h`, `14d`), counted
+/// from `reporttime`.
+fn take_ttl(
+    object: &mut Map<String, Value>,
+    reporttime: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    const FIELD: &str = "ttl";
+    const EXPECTED: &str =
+        "expected whole seconds or a duration such as `14d`, counted from the reporttime";
+    let seconds = match take(object, FIELD) {
+        None => return Ok(None),
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(seconds) => std::time::Duration::from_secs(seconds),
+            None => return Err(Rejection::new(FIELD, format!("is {number}: {EXPECTED}"))),
+        },
+        Some(Value::String(text)) => {
+            let trimmed = text.trim();
+            let parsed = match trimmed.parse::<u64>() {
+                Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+                // Bounded before humantime sees it: no sensible duration is longer.
+                Err(_) if trimmed.len() <= 64 => humantime::parse_duration(trimmed).ok(),
+                Err(_) => None,
+            };
+            parsed.ok_or_else(|| {
+                Rejection::new(
+                    FIELD,
+                    format!("{} is not a duration: {EXPECTED}", shown(&text)),
+                )
+            })?
+        }
+        Some(other) => {
+            return Err(Rejection::new(
+                FIELD,
+                format!("{EXPECTED}, found {}", kind(&other)),
+            ))
+        }
+    };
+    if seconds.as_secs() > MAX_TTL_SECONDS {
+        return Err(Rejection::new(
+            FIELD,
+            format!("is more than 100 years: {EXPECTED}"),
+        ));
+    }
+    // Within chrono's range (100 years after a reporttime of at most the year 9999), and
+    // refused past the year 9999, which RFC 3339 cannot write.
+    let until = TimeDelta::from_std(seconds)
+        .ok()
+        .and_then(|ttl| reporttime.checked_add_signed(ttl))
+        .filter(|until| until.year() <= 9999);
+    match until {
+        Some(until) => Ok(Some(until)),
+        None => Err(Rejection::new(FIELD, format!("is too long: {EXPECTED}"))),
     }
 }
 

@@ -81,6 +81,10 @@ pub struct Config {
     pub taxii_rate: u32,
     /// TAXII pages an account may ask for at once before `taxii_rate` applies (default 50).
     pub taxii_burst: u32,
+    /// When indicators expire (`--default-validity`): their own `valid_until`, else their
+    /// `reporttime` plus a default per itype. Feeds, lists, CIFv3's `/feed` and TAXII's
+    /// collections leave expired indicators out; streams deliver every one.
+    pub validity: domain::Validity,
 }
 
 /// The default of `--max-concurrent-feeds`: the number of CPUs the process may use.
@@ -118,6 +122,7 @@ impl Default for Config {
             feed_burst: 5,
             taxii_rate: crate::feed::limit::DEFAULT_PAGE_RATE,
             taxii_burst: crate::feed::limit::DEFAULT_PAGE_BURST,
+            validity: domain::Validity::standard(),
         }
     }
 }

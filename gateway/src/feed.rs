@@ -1,7 +1,7 @@
 //! Recent feeds: `GET /v1/indicators` (docs/protocol.md §8) and CIF's `GET /indicators` and
 //! `GET /ping` (§10). The log within the plan's replay window, filtered like a stream and by the
-//! plan's visibility, whitelisted indicators subtracted, deduplicated by indicator (highest
-//! confidence, then newest), newest first. JSON by default; CSV for `Accept: text/csv` (and
+//! plan's visibility, expired entries left out (`Config::validity`), whitelisted indicators
+//! subtracted, deduplicated by indicator (highest confidence, then newest), newest first. JSON by default; CSV for `Accept: text/csv` (and
 //! `text/plain`, which CIF clients send). Bodies are whole strings, so `Content-Length` is always
 //! set (CIF clients fail on chunked responses). Each request is bounded per account and per node
 //! ([`limit`]): a feed is the one request that costs a scan of the log.
@@ -206,13 +206,16 @@ pub(crate) async fn scan<'s>(
         .scan_permit()
         .await
         .map_err(|throttled| throttled_error(state, throttled))?;
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis().max(0) as u64;
     let selection = Selection {
         limits,
         filter: wanted.filter,
         exact: wanted.exact,
         floor: replay_floor(limits, now_ms).max(StreamId::new(wanted.since_ms, 0)),
         limit: wanted.limit,
+        validity: &state.config.validity,
+        now,
     };
     let entries = scan::collect(state.log.as_ref(), &selection, now_ms)
         .await

@@ -187,6 +187,11 @@ pub struct Indicator {
     /// Last seen (RFC 3339, UTC).
     #[schema(format = DateTime)]
     pub lasttime: Option<String>,
+    /// Until when the provider says it holds (RFC 3339, UTC), when it said. Without it, the
+    /// node's default for the itype applies (`--default-validity`); feeds leave out what has
+    /// expired.
+    #[schema(format = DateTime)]
+    pub valid_until: Option<String>,
     pub description: Option<String>,
     /// A port or a list of ports, as the provider wrote it (string or number).
     pub portlist: Option<String>,
@@ -225,6 +230,14 @@ pub struct NewIndicator {
     pub reporttime: Option<String>,
     pub firsttime: Option<String>,
     pub lasttime: Option<String>,
+    /// When it stops holding: a time after `reporttime`, in the spellings `reporttime` takes.
+    /// Without it (and without `expires` or `ttl`), the node's default for the itype applies.
+    pub valid_until: Option<String>,
+    /// The same as `valid_until` (give one of the three).
+    pub expires: Option<String>,
+    /// How long it holds from `reporttime`: whole seconds (a number or a digit string) or a
+    /// duration such as `14d`; stored as `valid_until`.
+    pub ttl: Option<String>,
     pub description: Option<String>,
     pub portlist: Option<String>,
     pub protocol: Option<String>,

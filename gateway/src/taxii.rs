@@ -5,6 +5,8 @@
 //! Plans apply as on the stream: a plan without the firehose has no TAXII access, objects beyond
 //! the plan's TLP or before its replay window are not there, and every page takes one of the
 //! node's feed scans and counts against the account's rate of pages (`--taxii-rate`; 429).
+//! Objects carry their expiry (`valid_until`); expired ones leave a collection's objects and
+//! manifest, but an object asked for by id is still answered (`page.rs`).
 //! Credentials are the API tokens, as Bearer or as HTTP Basic's password.
 
 mod collections;
@@ -498,13 +500,17 @@ async fn read_page(
             .into());
         }
     }
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis().max(0) as u64;
     let selection = Selection {
         limits: &principal.plan.limits,
         collection,
         params: &params,
         object,
         floor: replay_floor(&principal.plan.limits, now_ms).max(StreamId::ZERO),
+        validity: &state.config.validity,
+        now,
+        hide_expired: object.is_none(),
     };
     let page = page::read(state.log.as_ref(), &index, &selection)
         .await

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use domain::export::Format;
 use domain::Indicator;
 
@@ -62,12 +63,28 @@ impl OutputFormat {
         }
     }
 
-    /// The indicator's lines; none when the format has no place for its itype.
+    /// The indicator's lines; none when the format has no place for its itype. A STIX
+    /// `indicator` carries the indicator's own `valid_until`.
+    #[cfg(test)]
     pub fn lines(self, indicator: &Indicator) -> Vec<String> {
+        self.lines_expiring(indicator, indicator.valid_until())
+    }
+
+    /// The same, with `expires` as the indicator's expiry (STIX's `valid_until`; the text
+    /// formats have no place for it).
+    pub fn lines_expiring(
+        self,
+        indicator: &Indicator,
+        expires: Option<DateTime<Utc>>,
+    ) -> Vec<String> {
         match self {
             OutputFormat::Export(format) => format.lines(indicator),
             OutputFormat::Stix => {
-                let objects = sluice_stix::objects(indicator, sluice_stix::Lifecycle::default());
+                let lifecycle = sluice_stix::Lifecycle {
+                    valid_until: expires,
+                    ..sluice_stix::Lifecycle::default()
+                };
+                let objects = sluice_stix::objects(indicator, lifecycle);
                 vec![sluice_stix::bundle(objects).to_string()]
             }
         }

@@ -4,6 +4,13 @@
 //! A whole file's existing lines are read back at start, so a restart (which resumes from the
 //! cursor) keeps them; and the cursor is saved only once a rewrite has them on disk, so nothing
 //! the file lacks is skipped.
+//!
+//! A whole file also drops a line once it expires (`domain::validity`: the indicator's own
+//! `valid_until`, or `reporttime` plus `--default-validity`'s default for its itype): a line
+//! holds until the latest expiry of the reports that gave it (one without an expiry holds it
+//! for the day), and a report that arrives expired adds nothing. The file cannot say when a
+//! line read back at start expires, so such a line takes the expiry of its next report, or
+//! stays for the day.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use domain::Indicator;
+use chrono::{DateTime, Utc};
+use domain::{Indicator, Validity};
 
 use super::format::OutputFormat;
 use crate::exit;
@@ -23,6 +31,7 @@ const MAX_LINES: usize = 2_000_000;
 
 pub struct Output {
     format: OutputFormat,
+    validity: Validity,
     sink: Sink,
 }
 
@@ -31,11 +40,55 @@ enum Sink {
     WholeFile {
         path: PathBuf,
         interval: Duration,
-        /// line → when last seen
-        entries: BTreeMap<String, Instant>,
+        entries: BTreeMap<String, Line>,
         dirty: bool,
         written: Option<Instant>,
     },
+}
+
+/// One line of a whole file: when it was last seen and until when it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Line {
+    seen: Instant,
+    expires: Expiry,
+}
+
+/// Until when a line of a whole file holds, by the reports that gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expiry {
+    /// Read back from the file at start: the next report decides.
+    Unknown,
+    /// Some report has no expiry.
+    Never,
+    At(DateTime<Utc>),
+}
+
+impl Expiry {
+    fn of(expires: Option<DateTime<Utc>>) -> Expiry {
+        expires.map_or(Expiry::Never, Expiry::At)
+    }
+
+    /// The line holds while any of its reports does.
+    fn merge(self, report: Expiry) -> Expiry {
+        match (self, report) {
+            (Expiry::Unknown, report) => report,
+            (Expiry::At(old), Expiry::At(new)) => Expiry::At(old.max(new)),
+            (Expiry::Never, _) | (_, Expiry::Never) => Expiry::Never,
+            (kept, Expiry::Unknown) => kept,
+        }
+    }
+
+    fn has_passed(self, now: DateTime<Utc>) -> bool {
+        matches!(self, Expiry::At(at) if at <= now)
+    }
+}
+
+impl Line {
+    /// Still in the file at `now` (wall clock, for expiries) and `instant` (monotonic, for
+    /// the day a line stays after it was last seen).
+    fn holds(&self, now: DateTime<Utc>, instant: Instant) -> bool {
+        instant.saturating_duration_since(self.seen) < KEEP && !self.expires.has_passed(now)
+    }
 }
 
 impl Output {
@@ -43,6 +96,7 @@ impl Output {
         format: OutputFormat,
         path: Option<PathBuf>,
         interval: Duration,
+        validity: Validity,
     ) -> anyhow::Result<Output> {
         let sink = match path {
             Some(path) if format.is_whole_file() => {
@@ -80,19 +134,34 @@ impl Output {
                 Sink::Lines(sink)
             }
         };
-        Ok(Output { format, sink })
+        Ok(Output {
+            format,
+            validity,
+            sink,
+        })
     }
 
     /// Writes the indicator's lines; returns how many (none: the format has no place for it).
+    /// A whole file takes no line from a report that has already expired.
     pub fn write(&mut self, indicator: &Indicator) -> anyhow::Result<usize> {
-        let lines = self.format.lines(indicator);
+        let expires = self.validity.expires(indicator);
+        let lines = self.format.lines_expiring(indicator, expires);
         let count = lines.len();
         match &mut self.sink {
             Sink::Lines(sink) => write_lines(sink, &lines)?,
             Sink::WholeFile { entries, dirty, .. } => {
-                let now = Instant::now();
-                for line in lines {
-                    entries.insert(line, now);
+                let seen = Instant::now();
+                let expires = Expiry::of(expires);
+                if expires.has_passed(Utc::now()) {
+                    return Ok(count);
+                }
+                for text in lines {
+                    let line = entries.entry(text).or_insert(Line {
+                        seen,
+                        expires: Expiry::Unknown,
+                    });
+                    line.seen = seen;
+                    line.expires = line.expires.merge(expires);
                     *dirty = true;
                 }
             }
@@ -114,7 +183,8 @@ impl Output {
             } => {
                 if written.is_none_or(|at| at.elapsed() >= *interval) {
                     let before = entries.len();
-                    entries.retain(|_, seen| seen.elapsed() < KEEP);
+                    let (now, instant) = (Utc::now(), Instant::now());
+                    entries.retain(|_, line| line.holds(now, instant));
                     *dirty |= entries.len() != before;
                     *dirty
                 } else {
@@ -149,11 +219,12 @@ impl Output {
         else {
             return Ok(());
         };
-        entries.retain(|_, seen| seen.elapsed() < KEEP);
+        let (now, instant) = (Utc::now(), Instant::now());
+        entries.retain(|_, line| line.holds(now, instant));
         if entries.len() > MAX_LINES {
             let mut by_age: Vec<(Instant, String)> = entries
                 .iter()
-                .map(|(line, seen)| (*seen, line.clone()))
+                .map(|(text, line)| (line.seen, text.clone()))
                 .collect();
             by_age.sort();
             for (_, line) in by_age.iter().take(entries.len() - MAX_LINES) {
@@ -187,7 +258,7 @@ fn serial() -> u32 {
 }
 
 /// The lines of an existing whole-file output (its header left out), as seen now.
-fn read_back(path: &Path, format: OutputFormat) -> anyhow::Result<BTreeMap<String, Instant>> {
+fn read_back(path: &Path, format: OutputFormat) -> anyhow::Result<BTreeMap<String, Line>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -203,11 +274,17 @@ fn read_back(path: &Path, format: OutputFormat) -> anyhow::Result<BTreeMap<Strin
             .iter()
             .any(|h| h == line || (h.starts_with("@ IN SOA") && line.starts_with("@ IN SOA")))
     };
-    let now = Instant::now();
+    let seen = Instant::now();
     Ok(text
         .lines()
         .filter(|line| !line.is_empty() && !is_header(line))
-        .map(|line| (line.to_owned(), now))
+        .map(|line| {
+            let line_of = Line {
+                seen,
+                expires: Expiry::Unknown,
+            };
+            (line.to_owned(), line_of)
+        })
         .collect())
 }
 
@@ -250,4 +327,85 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.as_file().sync_all()?;
     file.persist(path).map_err(|error| error.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use domain::export::Format;
+    use domain::Provenance;
+
+    use super::*;
+
+    #[test]
+    fn a_line_holds_while_any_of_its_reports_does() {
+        let now = Utc::now();
+        let soon = Expiry::At(now + TimeDelta::hours(1));
+        let later = Expiry::At(now + TimeDelta::hours(2));
+        assert_eq!(soon.merge(later), later);
+        assert_eq!(later.merge(soon), later);
+        assert_eq!(soon.merge(Expiry::Never), Expiry::Never);
+        assert_eq!(Expiry::Never.merge(soon), Expiry::Never);
+        assert_eq!(
+            Expiry::Unknown.merge(soon),
+            soon,
+            "read back: the report decides"
+        );
+        assert_eq!(soon.merge(Expiry::Unknown), soon);
+        assert!(!soon.has_passed(now) && soon.has_passed(now + TimeDelta::hours(1)));
+        assert!(!Expiry::Never.has_passed(DateTime::<Utc>::MAX_UTC));
+        assert!(!Expiry::Unknown.has_passed(DateTime::<Utc>::MAX_UTC));
+        let instant = Instant::now();
+        let line = Line {
+            seen: instant,
+            expires: soon,
+        };
+        assert!(line.holds(now, instant));
+        assert!(!line.holds(now + TimeDelta::hours(1), instant));
+        assert!(
+            !line.holds(now, instant + KEEP),
+            "a day after it was last seen"
+        );
+    }
+
+    #[test]
+    fn a_whole_file_leaves_out_what_has_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intel");
+        let zeek = OutputFormat::Export(Format::Zeek);
+        let validity = Validity::none().with(domain::Itype::Fqdn, Some(Duration::from_secs(3600)));
+        let mut output = Output::new(zeek, Some(path.clone()), Duration::ZERO, validity).unwrap();
+        let now = Utc::now();
+        let at = |time: DateTime<Utc>| time.to_rfc3339();
+        let report = |value: serde_json::Value| {
+            Indicator::from_json(value, Provenance::Authenticated("p"), now).unwrap()
+        };
+        for indicator in [
+            report(serde_json::json!({"indicator": "185.220.101.1"})),
+            report(
+                serde_json::json!({"indicator": "185.220.101.2", "valid_until": at(now + TimeDelta::hours(1))}),
+            ),
+            report(
+                serde_json::json!({"indicator": "185.220.101.3", "reporttime": at(now - TimeDelta::hours(2)), "ttl": "1h"}),
+            ),
+            report(serde_json::json!({"indicator": "fresh.example.net"})),
+            report(
+                serde_json::json!({"indicator": "stale.example.net", "reporttime": at(now - TimeDelta::hours(2))}),
+            ),
+        ] {
+            assert_eq!(output.write(&indicator).unwrap(), 1);
+        }
+        output.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let listed: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|line| line.split('\t').next().unwrap())
+            .collect();
+        assert_eq!(
+            listed,
+            ["185.220.101.1", "185.220.101.2", "fresh.example.net"],
+            "{text}"
+        );
+    }
 }

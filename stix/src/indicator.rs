@@ -9,8 +9,8 @@ use crate::marking::tlp_marking_id;
 use crate::{pattern, reference, time, vocab};
 
 /// What Sluice knows about an indicator beyond its report: whether and until when it holds.
-/// The default (`valid_until: None, revoked: false`) is what every indicator is today; the
-/// lifecycle work fills these in.
+/// The default (`valid_until: None, revoked: false`) is an open-ended indicator. TAXII passes
+/// each indicator's expiry (`domain::Validity::expires`); nothing sets `revoked` yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lifecycle {
     /// When the indicator stops being valid: written as `valid_until`, rounded up to the

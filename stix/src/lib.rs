@@ -16,7 +16,7 @@
 //! | `id` | `indicator--` + UUIDv5 over [`NAMESPACE`] of `provider + "\n" + indicator` ([`indicator_id`]) |
 //! | `created` | the provider's `firsttime` when it is earlier than `reporttime`, else `reporttime` |
 //! | `modified`, `valid_from` | `reporttime` |
-//! | `valid_until`, `revoked` | [`Lifecycle`] (none yet; a hook for the lifecycle work) |
+//! | `valid_until`, `revoked` | [`Lifecycle`]: the expiry the caller works out (the gateway: `domain::Validity::expires`, the indicator's own `valid_until` or its itype's default); `revoked` is not set yet |
 //! | `created_by_ref` | the provider's [`identity`] ([`identity_id`]) |
 //! | `name` | the normalised indicator |
 //! | `description` | the provider's `description`, else `"<itype> reported by <provider>"` |

@@ -402,7 +402,9 @@ async fn cif3_feed_answers_ti_cif3s_poll_with_cifv3_indicators() {
             "asn_desc": "example-as", "count": 3, "portlist": 22, "protocol": "tcp",
             "reference": "https://example.net/r/1",
             "firsttime": "2026-11-20T08:00:00Z", "lasttime": "2026-11-21T09:30:00Z",
-            "reporttime": "2026-11-21T10:00:00Z"
+            "reporttime": "2026-11-21T10:00:00Z",
+            // Fixed times: its own expiry keeps it from the default's 30 days after them.
+            "valid_until": "2099-01-01T00:00:00Z"
         }),
         json!({"indicator": "185.220.102.0/24", "tags": "botnet", "confidence": 8}),
         json!({"indicator": "185.220.103.9", "tags": "botnet", "confidence": 6}),
@@ -439,6 +441,7 @@ async fn cif3_feed_answers_ti_cif3s_poll_with_cifv3_indicators() {
     assert_eq!(item["reporttime"], "2026-11-21T10:00:00Z"); // threat.indicator.modified_at
     assert_eq!(item["firsttime"], "2026-11-20T08:00:00Z"); // threat.indicator.first_seen
     assert_eq!(item["lasttime"], "2026-11-21T09:30:00Z"); // threat.indicator.last_seen
+    assert_eq!(item["valid_until"], "2099-01-01T00:00:00Z"); // as stored (§2.1)
     assert_eq!(item["count"], 3); // threat.indicator.sightings
     assert_eq!(item["description"], "ssh brute force"); // threat.indicator.description
     assert_eq!(item["reference"], "https://example.net/r/1"); // threat.indicator.reference

@@ -9,6 +9,7 @@ mod correlation;
 mod database;
 mod delivery;
 mod deploy;
+mod expiry;
 mod fault_round;
 mod faults;
 mod input;
@@ -25,6 +26,7 @@ mod slowloris;
 mod stix;
 mod stream_cli;
 mod taxii;
+mod usage_export;
 mod webdriver;
 
 use harness::{Node, NodeOptions};

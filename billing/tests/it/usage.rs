@@ -1,6 +1,6 @@
 //! Usage metering: nodes' deltas add up per account and day; peaks take the maximum.
 
-use billing::{StoreError, UsageDay, UsageDelta};
+use billing::{StoreError, UsageDay, UsageDelta, UsageTotal};
 use chrono::NaiveDate;
 
 use crate::{count_rows, TestDb};
@@ -11,6 +11,7 @@ testkit::on_both_backends!(
     usage_lists_the_days_in_range_oldest_first,
     a_batch_with_an_unknown_account_records_nothing,
     concurrent_reports_from_several_nodes_add_up,
+    totals_cover_every_account_over_the_period,
 );
 
 fn day(text: &str) -> NaiveDate {
@@ -187,4 +188,49 @@ async fn concurrent_reports_from_several_nodes_add_up(db: &TestDb) {
     for node in &nodes[..2] {
         node.close().await;
     }
+}
+
+async fn totals_cover_every_account_over_the_period(db: &TestDb) {
+    let acme = db.store.create_account("acme", "pro").await.unwrap();
+    db.store.create_account("idle", "hobby").await.unwrap();
+    db.store
+        .record_usage(&[
+            (acme.id, day("2024-02-29"), delta(1_000, 0, 1, 1, 9)),
+            (acme.id, day("2024-03-01"), delta(10, 1, 1_000, 2, 2)),
+            (acme.id, day("2024-03-31"), delta(5, 0, 500, 1, 3)),
+            (acme.id, day("2024-04-01"), delta(7, 7, 7, 7, 7)),
+        ])
+        .await
+        .unwrap();
+    let totals = db
+        .store
+        .usage_totals(day("2024-03-01"), day("2024-03-31"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = totals.iter().map(|total| total.account.as_str()).collect();
+    assert!(
+        names.contains(&"acme") && names.contains(&"idle"),
+        "{names:?}"
+    );
+    let acme = totals.iter().find(|total| total.account == "acme").unwrap();
+    assert_eq!(
+        *acme,
+        UsageTotal {
+            account: "acme".into(),
+            plan: "pro".into(),
+            price_cents: Some(5_000),
+            days: 2,
+            delivered: 15,
+            dropped: 1,
+            bytes: 1_500,
+            connections: 3,
+            peak_connections: 3,
+        }
+    );
+    let idle = totals.iter().find(|total| total.account == "idle").unwrap();
+    assert_eq!(
+        (idle.plan.as_str(), idle.days, idle.delivered),
+        ("hobby", 0, 0)
+    );
+    assert_eq!(idle.price_cents, Some(2_500));
 }

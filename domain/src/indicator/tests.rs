@@ -502,6 +502,147 @@ fn handles_times() {
 }
 
 #[test]
+fn handles_valid_until_and_its_aliases() {
+    let at = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let until = |value: Value| accept(value).valid_until();
+    assert_eq!(accept(json!({"indicator": "8.8.8.8"})).valid_until(), None);
+    assert!(accept(json!({"indicator": "8.8.8.8"}))
+        .to_json()
+        .get("valid_until")
+        .is_none());
+
+    // Every time spelling, normalised to UTC, written RFC 3339 `Z`.
+    let offset =
+        accept(json!({"indicator": "8.8.8.8", "valid_until": "2024-05-02T14:00:00+02:00"}));
+    assert_eq!(offset.valid_until(), Some(at("2024-05-02T12:00:00Z")));
+    assert_eq!(offset.to_json()["valid_until"], "2024-05-02T12:00:00Z");
+    assert_eq!(
+        until(json!({"indicator": "8.8.8.8", "valid_until": "2024-05-02 20:22:27 UTC"})),
+        Some(at("2024-05-02T20:22:27Z"))
+    );
+    assert_eq!(
+        until(json!({"indicator": "8.8.8.8", "valid_until": "2024-06-01"})),
+        Some(at("2024-06-01T00:00:00Z"))
+    );
+    assert_eq!(
+        until(json!({"indicator": "8.8.8.8", "valid_until": null})),
+        None,
+        "null is absent"
+    );
+
+    // `expires`: the same, stored as `valid_until`.
+    let expires = accept(json!({"indicator": "8.8.8.8", "expires": "2024-05-03T00:00:00Z"}));
+    assert_eq!(expires.valid_until(), Some(at("2024-05-03T00:00:00Z")));
+    let json = expires.to_json();
+    assert_eq!(json["valid_until"], "2024-05-03T00:00:00Z");
+    assert!(json.get("expires").is_none(), "{json}");
+
+    // `ttl`: seconds (number or digits) or a duration, from the reporttime.
+    let reported = json!({"indicator": "8.8.8.8", "reporttime": "2024-05-01T10:00:00Z"});
+    let with_ttl = |ttl: Value| {
+        let mut object = reported.clone();
+        object["ttl"] = ttl;
+        object
+    };
+    assert_eq!(
+        until(with_ttl(json!(3600))),
+        Some(at("2024-05-01T11:00:00Z"))
+    );
+    assert_eq!(
+        until(with_ttl(json!("86400"))),
+        Some(at("2024-05-02T10:00:00Z"))
+    );
+    assert_eq!(
+        until(with_ttl(json!("14d"))),
+        Some(at("2024-05-15T10:00:00Z"))
+    );
+    assert_eq!(
+        until(with_ttl(json!("1h 30m"))),
+        Some(at("2024-05-01T11:30:00Z"))
+    );
+    assert_eq!(
+        until(json!({"indicator": "8.8.8.8", "ttl": 60})),
+        Some(now() + TimeDelta::seconds(60)),
+        "from the ingest time when there is no reporttime"
+    );
+    let ttl = accept(with_ttl(json!("2h")));
+    assert!(ttl.to_json().get("ttl").is_none());
+    round_trips(&ttl);
+    round_trips(&expires);
+    round_trips(&offset);
+
+    // Sluice's own JSON is read as written: only `valid_until`, the rest are extras.
+    let stored = json!({
+        "indicator": "8.8.8.8", "provider": "p", "reporttime": "2024-05-01T10:00:00Z",
+        "valid_until": "2024-05-01T09:00:00Z", "expires": "whenever", "ttl": -1,
+    });
+    let trusted = Indicator::from_json(stored, Provenance::Trusted, now()).unwrap();
+    assert_eq!(trusted.valid_until(), Some(at("2024-05-01T09:00:00Z")));
+    assert_eq!(trusted.field("expires"), Some(&json!("whenever")));
+    assert_eq!(trusted.field("ttl"), Some(&json!(-1)));
+    round_trips(&trusted);
+
+    // Rejections name the field the provider used.
+    reject(
+        json!({"indicator": "8.8.8.8", "reporttime": "2024-05-01T10:00:00Z", "valid_until": "2024-05-01T10:00:00Z"}),
+        "valid_until",
+        "2024-05-01T10:00:00Z is not after the reporttime 2024-05-01T10:00:00Z",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "valid_until": "2024-04-30"}),
+        "valid_until",
+        "is not after the reporttime",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "valid_until": "tomorrow"}),
+        "valid_until",
+        "`tomorrow` is not a time",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "valid_until": 1714600000}),
+        "valid_until",
+        "found a number",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "reporttime": "2024-05-01T10:00:00Z", "expires": "2024-05-01T09:59:59Z"}),
+        "expires",
+        "is not after the reporttime",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "expires": "never"}),
+        "expires",
+        "`never` is not a time",
+    );
+    reject(with_ttl(json!(0)), "ttl", "must be more than zero");
+    reject(with_ttl(json!("0s")), "ttl", "must be more than zero");
+    reject(with_ttl(json!(-5)), "ttl", "is -5: expected whole seconds");
+    reject(with_ttl(json!(1.5)), "ttl", "is 1.5");
+    reject(with_ttl(json!("soon")), "ttl", "`soon` is not a duration");
+    assert_eq!(
+        until(with_ttl(json!(" 30 "))),
+        Some(at("2024-05-01T10:00:30Z")),
+        "digits are seconds"
+    );
+    reject(with_ttl(json!([60])), "ttl", "found an array");
+    reject(with_ttl(json!("200y")), "ttl", "more than 100 years");
+    reject(with_ttl(json!(u64::MAX)), "ttl", "more than 100 years");
+    reject(
+        json!({"indicator": "8.8.8.8", "valid_until": "2024-06-01", "expires": "2024-06-01"}),
+        "expires",
+        "`valid_until` is given too",
+    );
+    reject(
+        json!({"indicator": "8.8.8.8", "expires": "2024-06-01", "ttl": 60}),
+        "ttl",
+        "`expires` is given too: send one of valid_until, expires or ttl",
+    );
+}
+
+#[test]
 fn keeps_optional_and_extra_fields() {
     let indicator = accept(json!({
         "indicator": "8.8.8.8",
@@ -803,6 +944,19 @@ fn indicator_objects() -> impl Strategy<Value = Value> {
         1 => "[0-9]{1,5}".prop_map(|n| Some(Value::from(n))),
         1 => "\\PC{0,10}".prop_map(|n| Some(Value::from(n))),
     ];
+    // The expiry in each of its spellings, sometimes two at once (refused).
+    let expiry = prop_oneof![
+        3 => Just(Vec::new()),
+        2 => time.clone().prop_map(|time| vec![("valid_until", time)]),
+        1 => time.clone().prop_map(|time| vec![("expires", time)]),
+        1 => prop_oneof![
+            (0u64..10_000_000).prop_map(Value::from),
+            "[0-9]{1,6}(s|m|h|d)?".prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+        ].prop_map(|ttl| vec![("ttl", ttl)]),
+        1 => (time.clone(), 0u64..100_000).prop_map(|(time, ttl)| vec![("valid_until", time), ("ttl", Value::from(ttl))]),
+    ];
     (
         indicator,
         itype,
@@ -812,6 +966,7 @@ fn indicator_objects() -> impl Strategy<Value = Value> {
         (time.clone(), time.clone(), time),
         ("[a-z_]{1,8}", extra),
         count,
+        expiry,
     )
         .prop_map(
             |(
@@ -823,6 +978,7 @@ fn indicator_objects() -> impl Strategy<Value = Value> {
                 (reporttime, firsttime, lasttime),
                 (key, extra),
                 count,
+                expiry,
             )| {
                 let mut object = json!({
                     "provider": "feeds.example",
@@ -842,6 +998,9 @@ fn indicator_objects() -> impl Strategy<Value = Value> {
                 }
                 if let Some(count) = count {
                     object["count"] = count;
+                }
+                for (field, value) in expiry {
+                    object[field] = value;
                 }
                 object
             },
@@ -866,6 +1025,8 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
                     Just("confidence".to_owned()),
                     Just("reporttime".to_owned()),
                     Just("provider".to_owned()),
+                    Just("valid_until".to_owned()),
+                    Just("ttl".to_owned()),
                     "\\PC{0,8}"
                 ],
                 inner,
@@ -887,6 +1048,9 @@ proptest! {
                 prop_assert!(indicator.reporttime() <= now() + TimeDelta::seconds(FUTURE_TOLERANCE_SECONDS));
                 prop_assert!((0.0..=10.0).contains(&indicator.confidence()));
                 prop_assert!(indicator.tags().len() <= MAX_TAGS);
+                if let (Some(until), Provenance::Authenticated(_)) = (indicator.valid_until(), provenance) {
+                    prop_assert!(until > indicator.reporttime());
+                }
                 prop_assert_eq!(crate::itype::detect(indicator.indicator()), Some(indicator.itype()));
             }
         }

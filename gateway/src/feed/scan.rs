@@ -1,11 +1,14 @@
 //! A feed's scan of the log: backwards in time from now down to the plan's window, keeping per
 //! indicator the entry with the highest confidence (then the newest), with whitelisted
-//! indicators subtracted.
+//! indicators subtracted. Entries expired at the time of the request (`domain::validity`) are
+//! left out before anything else, whitelist entries included: an expired report does not hide
+//! a current one of the same indicator, and an expired whitelist entry subtracts nothing.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use domain::whitelist::Whitelist;
-use domain::{Filter, Limits, StreamId};
+use domain::{Filter, Limits, StreamId, Validity};
 use sluice_log::{Log, LogError, SharedEntry};
 
 use crate::enforcement::visible;
@@ -26,6 +29,9 @@ pub struct Selection<'a> {
     /// Only entries at or after this position (the plan's window, or `since`).
     pub floor: StreamId,
     pub limit: usize,
+    /// When entries expire, and the time of the request.
+    pub validity: &'a Validity,
+    pub now: DateTime<Utc>,
 }
 
 /// The selected entries, newest first.
@@ -107,7 +113,12 @@ impl<'a> Collector<'a> {
     /// Adds one log entry to the feed being built (or to its whitelist).
     fn consider(&mut self, entry: &SharedEntry) {
         let indicator = &entry.indicator;
-        if !visible(self.selection.limits, indicator) {
+        if !visible(self.selection.limits, indicator)
+            || self
+                .selection
+                .validity
+                .is_expired(indicator, self.selection.now)
+        {
             return;
         }
         if Whitelist::is_entry(indicator) && !self.wants_whitelist {

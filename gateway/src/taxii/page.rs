@@ -5,9 +5,14 @@
 //! position, so the following page starts right after it; entries appended meanwhile are after
 //! it too. A page shows only entries the version index has read and whose millisecond the log
 //! has left, so `X-TAXII-Date-Added-Last` is also an exact place to resume with `added_after`.
+//!
+//! Every `indicator` object carries its effective expiry as `valid_until` (`domain::validity`).
+//! A collection's `objects/` and `manifest/` leave out entries expired at the time of the
+//! request; an object asked for by id (`objects/{id}/`, `versions/`) is answered whether or not
+//! it has expired, so a client can see that it did, from its `valid_until` in the past.
 
-use chrono::DateTime;
-use domain::{Cursor, StreamId};
+use chrono::{DateTime, Utc};
+use domain::{Cursor, StreamId, Validity};
 use serde_json::Value;
 use sluice_log::{Log, LogError, SharedEntry};
 
@@ -70,6 +75,12 @@ pub struct Selection<'a> {
     pub object: Option<ObjectKey>,
     /// The oldest position the plan may read.
     pub floor: StreamId,
+    /// When entries expire, and the time of the request.
+    pub validity: &'a Validity,
+    pub now: DateTime<Utc>,
+    /// Leave out entries expired at `now` (a collection's objects and manifest; not an object
+    /// asked for by id).
+    pub hide_expired: bool,
 }
 
 /// Reads one page. `index` is current (see `VersionIndex::current`).
@@ -181,7 +192,15 @@ fn select(index: &Index, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<
     if !wanted_version {
         return Vec::new();
     }
-    let mut objects = sluice_stix::objects(indicator, sluice_stix::Lifecycle::default());
+    let valid_until = selection.validity.expires(indicator);
+    if selection.hide_expired && valid_until.is_some_and(|expiry| expiry <= selection.now) {
+        return Vec::new();
+    }
+    let lifecycle = sluice_stix::Lifecycle {
+        valid_until,
+        ..sluice_stix::Lifecycle::default()
+    };
+    let mut objects = sluice_stix::objects(indicator, lifecycle);
     if selection.object.is_some() {
         objects.truncate(1);
     }
