@@ -142,6 +142,7 @@ async fn feed(
             filter: query.filter()?,
             exact: query.keys.exact.as_deref(),
             since_ms: query.keys.since_ms,
+            deliver_from: StreamId::ZERO,
             limit: query.keys.limit,
         },
     )
@@ -185,6 +186,9 @@ pub(crate) struct Scan<'a> {
     pub exact: Option<&'a str>,
     /// Only entries added at or after this time (Unix ms; 0: the plan's whole window).
     pub since_ms: u64,
+    /// Indicators only from entries added at or after this position, while whitelist entries
+    /// still count from the whole window (CIFv3's `hours`/`reporttime`); `ZERO`: all.
+    pub deliver_from: StreamId,
     pub limit: usize,
 }
 
@@ -213,6 +217,7 @@ pub(crate) async fn scan<'s>(
         filter: wanted.filter,
         exact: wanted.exact,
         floor: replay_floor(limits, now_ms).max(StreamId::new(wanted.since_ms, 0)),
+        deliver_from: wanted.deliver_from,
         limit: wanted.limit,
         validity: &state.config.validity,
         now,

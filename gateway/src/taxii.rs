@@ -30,7 +30,7 @@ use crate::AppState;
 use collections::Collection;
 use media::{answer, TaxiiError, STIX, TAXII};
 use page::{date_added, Page, Selection};
-use params::{Endpoint, Params};
+use params::{Endpoint, Params, VersionMatch};
 pub use versions::VersionIndex;
 
 /// The API root's path.
@@ -237,15 +237,7 @@ pub async fn objects(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let page = read_page(
-        &state,
-        &headers,
-        &id,
-        None,
-        query.as_deref(),
-        Endpoint::List,
-    )
-    .await?;
+    let page = read_page(&state, &headers, &id, Target::List, query.as_deref()).await?;
     let objects: Vec<&Value> = page.items.iter().flat_map(|item| &item.objects).collect();
     Ok(answer(
         &envelope(&page, "objects", json!(objects)),
@@ -286,15 +278,7 @@ pub async fn manifest(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let page = read_page(
-        &state,
-        &headers,
-        &id,
-        None,
-        query.as_deref(),
-        Endpoint::List,
-    )
-    .await?;
+    let page = read_page(&state, &headers, &id, Target::List, query.as_deref()).await?;
     let records: Vec<Value> = page
         .items
         .iter()
@@ -348,16 +332,8 @@ pub async fn object(
     Path((id, object)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let key = object_key(&object)?;
-    let page = read_page(
-        &state,
-        &headers,
-        &id,
-        Some(key),
-        query.as_deref(),
-        Endpoint::Object,
-    )
-    .await?;
+    let target = Target::Object(&object, VersionMatch::last());
+    let page = read_page(&state, &headers, &id, target, query.as_deref()).await?;
     if page.items.is_empty() && !page.more {
         return Err(no_object(&object));
     }
@@ -400,25 +376,8 @@ pub async fn versions(
     Path((id, object)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let key = object_key(&object)?;
-    let mut query = query.unwrap_or_default();
-    if !query.contains("match[version]") && !query.contains("match%5Bversion%5D") {
-        // This endpoint lists every version unless asked otherwise.
-        query.push_str(if query.is_empty() {
-            "match[version]=all"
-        } else {
-            "&match[version]=all"
-        });
-    }
-    let page = read_page(
-        &state,
-        &headers,
-        &id,
-        Some(key),
-        Some(&query),
-        Endpoint::Object,
-    )
-    .await?;
+    let target = Target::Object(&object, VersionMatch::all());
+    let page = read_page(&state, &headers, &id, target, query.as_deref()).await?;
     if page.items.is_empty() && !page.more {
         return Err(no_object(&object));
     }
@@ -430,12 +389,11 @@ pub async fn versions(
     let mut body = json!({ "versions": versions });
     if page.more {
         body["more"] = json!(true);
+        if let Some(next) = &page.next {
+            body["next"] = json!(next.to_string());
+        }
     }
     Ok(answer(&body, page.date_headers()))
-}
-
-fn object_key(object: &str) -> Result<versions::ObjectKey, TaxiiError> {
-    versions::parse_object_id(object).ok_or_else(|| no_object(object))
 }
 
 fn no_object(object: &str) -> TaxiiError {
@@ -457,18 +415,34 @@ fn envelope(page: &Page, key: &str, items: Value) -> Value {
     body
 }
 
+/// What a page is read for.
+enum Target<'a> {
+    /// A collection's objects or manifest.
+    List,
+    /// One object (its id as the client wrote it), and the versions shown unless asked.
+    Object(&'a str, VersionMatch),
+}
+
 /// Admits the request as a feed request and reads its page.
 async fn read_page(
     state: &AppState,
     headers: &HeaderMap,
     collection: &str,
-    object: Option<versions::ObjectKey>,
+    target: Target<'_>,
     query: Option<&str>,
-    endpoint: Endpoint,
 ) -> Result<Page, TaxiiError> {
     let principal = admit(state, headers).await?;
     let collection = find(collection)?;
-    let params = Params::parse(query, endpoint)?;
+    let (object, params) = match target {
+        Target::List => (
+            None,
+            Params::parse(query, Endpoint::List, VersionMatch::last())?,
+        ),
+        Target::Object(object, versions) => (
+            Some(versions::parse_object_id(object).ok_or_else(|| no_object(object))?),
+            Params::parse(query, Endpoint::Object, versions)?,
+        ),
+    };
     let throttled = |throttled: crate::feed::limit::Throttled| {
         state.metrics.feed_throttled(throttled.reason());
         TaxiiError::from(state.feeds.refusal(throttled))
@@ -477,7 +451,6 @@ async fn read_page(
         .feeds
         .admit_page(principal.account_id)
         .map_err(throttled)?;
-    let _permit = state.feeds.scan_permit().await.map_err(throttled)?;
     let unavailable = |error: sluice_log::LogError| {
         state.metrics.backend_error("log");
         tracing::warn!(%error, "a TAXII request could not read the log");
@@ -485,38 +458,61 @@ async fn read_page(
             "the log is unavailable; retry shortly".into(),
         ))
     };
-    let index = state
+    // Caught up before taking a scan permit: a request waiting for another's catch-up (the
+    // first one reads the whole log) must not hold a permit the feeds need.
+    let snapshot = state
         .taxii
         .current(state.log.as_ref())
         .await
         .map_err(unavailable)?;
-    if let Some(next) = &params.next {
-        if next.epoch() != index.epoch() {
-            return Err(ApiError::BadRequest(
-                "`next` belongs to a log this node no longer has (its backend lost its data); \
-                 start again with `added_after`"
-                    .into(),
-            )
-            .into());
-        }
-    }
     let now = chrono::Utc::now();
     let now_ms = now.timestamp_millis().max(0) as u64;
+    let floor = replay_floor(&principal.plan.limits, now_ms).max(StreamId::ZERO);
+    if let Some(next) = &params.next {
+        check_next(next, &snapshot, floor)?;
+    }
+    let _permit = state.feeds.scan_permit().await.map_err(throttled)?;
     let selection = Selection {
         limits: &principal.plan.limits,
         collection,
         params: &params,
         object,
-        floor: replay_floor(&principal.plan.limits, now_ms).max(StreamId::ZERO),
+        floor,
         validity: &state.config.validity,
         now,
         hide_expired: object.is_none(),
     };
-    let page = page::read(state.log.as_ref(), &index, &selection)
+    let page = page::read(state.log.as_ref(), &state.taxii, &snapshot, &selection)
         .await
         .map_err(unavailable)?;
-    drop(index);
     let objects = page.object_count() as u64;
     state.usage.add(principal.account_id, objects, 0, 0);
     Ok(page)
+}
+
+/// A `next` resumes exactly where its page ended, or is refused: from another epoch of the
+/// log, from before what retention kept, or from before the plan's replay window, what it
+/// would skip is gone, and the client is told so (as a stream is told `reset`).
+fn check_next(
+    next: &domain::Cursor,
+    snapshot: &versions::Snapshot,
+    floor: StreamId,
+) -> Result<(), TaxiiError> {
+    let refuse = |why: &str| {
+        Err(TaxiiError::from(ApiError::BadRequest(format!(
+            "`next` {why}; start again with `added_after`"
+        ))))
+    };
+    if next.epoch() != snapshot.epoch {
+        return refuse("belongs to a log this node no longer has (its backend lost its data)");
+    }
+    if next.id() < snapshot.trimmed_through {
+        return refuse(
+            "points before what the log still holds (retention removed entries after it)",
+        );
+    }
+    if next.id().ms.saturating_add(1) < floor.ms {
+        return refuse("points before your plan's replay window");
+    }
+    Ok(())
 }

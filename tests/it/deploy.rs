@@ -1232,8 +1232,25 @@ async fn nginx_streams_routes_and_limits_in_front_of_real_nodes() {
         .await
         .unwrap();
     assert_eq!(feed.status(), 200);
-    // Both requests are logged (a stream once it ends), by path only.
-    let lines = nginx.log_lines("deploy-query-token", 2).await;
+    // TAXII clients send the token in HTTP Basic, as the password or as the user name; the
+    // pull endpoints reach a gateway.
+    for (path, status) in [
+        ("/taxii2/", 200),
+        ("/v1/lists/firewall.txt", 200),
+        ("/feed", 200),
+    ] {
+        let response = client
+            .get(nginx.http(path))
+            .basic_auth(&token, None::<&str>)
+            .header("accept", "application/taxii+json;version=2.1, */*")
+            .header("user-agent", "deploy-query-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+    }
+    // Every request is logged (a stream once it ends), by path only.
+    let lines = nginx.log_lines("deploy-query-token", 5).await;
     for (name, log) in [("access", nginx.access_log()), ("error", nginx.error_log())] {
         assert!(
             !log.contains(&token),
@@ -1244,9 +1261,16 @@ async fn nginx_streams_routes_and_limits_in_front_of_real_nodes() {
             "a query string is in nginx's {name} log:\n{log}"
         );
     }
-    for path in ["/v1/stream", "/indicators"] {
+    for path in [
+        "/v1/stream",
+        "/indicators",
+        "/taxii2/",
+        "/v1/lists/firewall.txt",
+        "/feed",
+    ] {
         let request = format!("\"GET {path} HTTP/1.1\" 200 ");
-        assert!(lines.iter().any(|l| l.contains(&request)), "{lines:?}");
+        let line = lines.iter().find(|l| l.contains(&request));
+        assert!(line.is_some(), "{path}: {lines:?}");
     }
 
     // Ingest: exactly 1 MiB passes nginx and the gateway; one byte more is refused by nginx

@@ -552,3 +552,20 @@ async fn cif3_feed_errors_are_cifs_and_the_keys_cif_clients_send_are_taken() {
     let empty = cif("itype=ipv4", Some(&free)).await;
     assert!(data(&empty).is_empty());
 }
+
+#[tokio::test]
+async fn cif3_feed_gives_a_re_report_since_the_last_poll_even_below_an_older_one() {
+    let node = node().await;
+    let token = &node.admin_token;
+    node.publish_all(&[json!({"indicator": "185.220.106.7", "tags": "botnet", "confidence": 9})])
+        .await;
+    // ti_cif3 polls in whole seconds: the next poll starts after the first report's second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let last_poll = rfc3339(chrono::Utc::now());
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    node.publish_all(&[json!({"indicator": "185.220.106.7", "tags": "botnet", "confidence": 8})])
+        .await;
+    let items = data(&send(ti_cif3(&node, token, "ipv4", &last_poll)).await);
+    assert_eq!(names(&items), ["185.220.106.7"], "the re-report is news");
+    assert_eq!(items[0]["confidence"], 8.0);
+}

@@ -413,3 +413,72 @@ async fn versions_plans_and_manifests_follow_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_plan_sees_the_last_version_it_may_see_and_next_cannot_skip_history() {
+    let node = Node::start(NodeOptions::default()).await;
+    let admin = node.admin_token.as_str();
+    // The same provider reports one address at amber, then at red.
+    node.publish_all(&[
+        json!({"indicator": "185.20.30.50", "provider": "honeypot-eu", "tlp": "amber", "confidence": 6}),
+        json!({"indicator": "185.20.30.51", "provider": "honeypot-eu", "tlp": "green"}),
+        json!({"indicator": "185.20.30.50", "provider": "honeypot-eu", "tlp": "red", "confidence": 9}),
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    node.create_account("hobbyist", "hobby").await;
+    let hobby = node.create_token("hobbyist", "read").await;
+    let id = collection_id(&node, "indicators").await;
+    let objects = format!("/taxii2/api/collections/{id}/objects/");
+
+    let (_, _, seen) = get(&node, &objects, Some(&hobby), TAXII).await;
+    let seen = seen["objects"].as_array().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let amber = seen
+        .iter()
+        .find(|object| object["name"] == "185.20.30.50")
+        .expect("the amber version is the last one a hobby plan may see");
+    assert_eq!(amber["confidence"], 60);
+    let by_id = format!("{objects}{}/", amber["id"].as_str().unwrap());
+    let (status, _, body) = get(&node, &by_id, Some(&hobby), TAXII).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["objects"][0]["confidence"], 60);
+    let (_, _, body) = get(&node, &by_id, Some(admin), TAXII).await;
+    assert_eq!(
+        body["objects"][0]["confidence"], 90,
+        "the red one for a plan that sees red"
+    );
+
+    // A `next` from before the plan's replay window would skip what it cannot see: refused.
+    let (_, _, page) = get(&node, &format!("{objects}?limit=1"), Some(&hobby), TAXII).await;
+    let next = page["next"]
+        .as_str()
+        .expect("a first page of one has a next");
+    let epoch = next.split('.').next().unwrap();
+    let (status, _, body) = get(
+        &node,
+        &format!("{objects}?next={epoch}.1000-0"),
+        Some(&hobby),
+        TAXII,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains("replay window"),
+        "{body}"
+    );
+
+    // Filters are bounded: a hundred ids at most.
+    let ids = vec!["indicator--00000000-0000-5000-8000-000000000000"; 101].join(",");
+    let (status, _, body) = get(
+        &node,
+        &format!("{objects}?match[id]={ids}"),
+        Some(admin),
+        TAXII,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}

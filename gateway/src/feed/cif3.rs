@@ -170,6 +170,10 @@ async fn answer(
             filter: query.filter()?,
             exact: query.keys.feed.exact.as_deref(),
             since_ms: 0,
+            // The best report of each indicator among those since the last poll (an older,
+            // higher-confidence one must not hide a re-report), with whitelists from the
+            // whole window.
+            deliver_from: added_since,
             limit: query.keys.feed.limit,
         },
     )
@@ -177,7 +181,6 @@ async fn answer(
     let data: Vec<Value> = scanned
         .entries
         .iter()
-        .filter(|entry| entry.id() >= added_since)
         .map(|entry| cif3_indicator(&entry.indicator))
         .collect();
     let delivered = data.len();

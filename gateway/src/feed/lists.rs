@@ -130,6 +130,7 @@ pub async fn list(
             filter: &filter,
             exact: None,
             since_ms: 0,
+            deliver_from: domain::StreamId::ZERO,
             limit: query.keys.limit,
         },
     )

@@ -28,6 +28,9 @@ pub struct Selection<'a> {
     pub exact: Option<&'a str>,
     /// Only entries at or after this position (the plan's window, or `since`).
     pub floor: StreamId,
+    /// Indicators only from entries at or after this position; whitelist entries count from
+    /// `floor` on.
+    pub deliver_from: StreamId,
     pub limit: usize,
     /// When entries expire, and the time of the request.
     pub validity: &'a Validity,
@@ -125,7 +128,7 @@ impl<'a> Collector<'a> {
             self.whitelist.add(indicator);
             return;
         }
-        if !self.selection.filter.matches(indicator) {
+        if entry.id() < self.selection.deliver_from || !self.selection.filter.matches(indicator) {
             return;
         }
         if self

@@ -18,7 +18,7 @@ use sluice_log::{Log, LogError, SharedEntry};
 
 use super::collections::Collection;
 use super::params::Params;
-use super::versions::{object_key, Index, ObjectKey};
+use super::versions::{object_key, ObjectKey, Snapshot, VersionIndex, Versions};
 use crate::enforcement::visible;
 use domain::whitelist::Whitelist;
 use domain::Limits;
@@ -83,10 +83,11 @@ pub struct Selection<'a> {
     pub hide_expired: bool,
 }
 
-/// Reads one page. `index` is current (see `VersionIndex::current`).
+/// Reads one page; `snapshot` is what `VersionIndex::current` answered for this request.
 pub async fn read(
     log: &dyn Log,
-    index: &Index,
+    index: &VersionIndex,
+    snapshot: &Snapshot,
     selection: &Selection<'_>,
 ) -> Result<Page, LogError> {
     let params = selection.params;
@@ -98,12 +99,16 @@ pub async fn read(
     if !params.spec_version_ok {
         return Ok(page);
     }
-    let mut end = index.head();
+    let mut end = snapshot.head;
     let mut position = params.start_after(selection.floor);
     if let Some(key) = selection.object {
-        let Some(versions) = index.versions(key) else {
+        // Only the versions this plan may see: an object it may not see is not there.
+        let Some(versions) = index.versions(key, selection.limits.max_tlp) else {
             return Ok(page);
         };
+        if !params.versions.all && params.versions.at_ms.is_empty() {
+            return read_versions(log, index, snapshot, selection, versions, position, end).await;
+        }
         end = end.min(versions.last);
         position = position.max(before(versions.first));
     }
@@ -113,7 +118,7 @@ pub async fn read(
     'pages: while scanned < MAX_SCAN && position < end {
         let batch = log.read_after(position, READ_BATCH).await?;
         tokio::task::yield_now().await;
-        if batch.epoch != index.epoch() {
+        if batch.epoch != snapshot.epoch {
             // The log was replaced since the index was read: the next request rebuilds it.
             return Err(LogError::Unavailable(
                 "the log's epoch changed during the request".into(),
@@ -152,7 +157,57 @@ pub async fn read(
         page.more = true;
     }
     if page.more {
-        page.next = Cursor::new(index.epoch(), through).ok();
+        page.next = Cursor::new(&snapshot.epoch, through).ok();
+    }
+    Ok(page)
+}
+
+/// An object's first and/or last version, each read as the one entry it is (no scan of what
+/// lies between, which for an object reported all day is most of the log).
+async fn read_versions(
+    log: &dyn Log,
+    index: &VersionIndex,
+    snapshot: &Snapshot,
+    selection: &Selection<'_>,
+    versions: Versions,
+    after: StreamId,
+    end: StreamId,
+) -> Result<Page, LogError> {
+    let wanted = &selection.params.versions;
+    let mut positions = Vec::new();
+    if wanted.first {
+        positions.push(versions.first);
+    }
+    if wanted.last && !(wanted.first && versions.last == versions.first) {
+        positions.push(versions.last);
+    }
+    let mut page = Page {
+        items: Vec::new(),
+        more: false,
+        next: None,
+    };
+    for position in positions {
+        if position <= after || position > end {
+            continue;
+        }
+        let batch = log.read_after(before(position), 1).await?;
+        if batch.epoch != snapshot.epoch {
+            return Err(LogError::Unavailable(
+                "the log's epoch changed during the request".into(),
+            ));
+        }
+        let Some(entry) = batch
+            .entries
+            .into_iter()
+            .find(|entry| entry.id() == position)
+        else {
+            // Retention took it since the index was read (or, for `first`, before).
+            continue;
+        };
+        let objects = select(index, selection, &entry);
+        if !objects.is_empty() {
+            page.items.push(Item { entry, objects });
+        }
     }
     Ok(page)
 }
@@ -165,8 +220,10 @@ fn before(id: StreamId) -> StreamId {
     }
 }
 
-/// The objects `entry` gives this selection (none when it is not selected).
-fn select(index: &Index, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<Value> {
+/// The objects `entry` gives this selection (none when it is not selected). What can be
+/// decided without building the objects is decided first: a page over a large log with a
+/// filter that matches little must cost a scan, not a STIX encoding per entry.
+fn select(index: &VersionIndex, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<Value> {
     let indicator = &entry.indicator;
     let params = selection.params;
     // Whitelist entries say what is not an indicator of compromise: not shared as indicators.
@@ -176,16 +233,35 @@ fn select(index: &Index, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<
     {
         return Vec::new();
     }
+    // Only a derived indicator has relationships; every entry has its indicator object.
+    let wants = |kind: &str| {
+        params
+            .types
+            .as_ref()
+            .is_none_or(|types| types.contains(kind))
+    };
+    let may_relate = indicator.is_correlated() && wants("relationship");
+    if !wants("indicator") && !may_relate {
+        return Vec::new();
+    }
+    if let (Some(ids), false) = (&params.ids, may_relate) {
+        let id = sluice_stix::indicator_id(indicator.provider(), indicator.indicator());
+        if !ids.contains(&id) {
+            return Vec::new();
+        }
+    }
     let key = object_key(indicator);
     if selection.object.is_some_and(|wanted| wanted != key) {
         return Vec::new();
     }
     let versions = &params.versions;
     let wanted_version = versions.all
-        || index.versions(key).is_some_and(|known| {
-            (versions.last && known.last == entry.id())
-                || (versions.first && known.first == entry.id())
-        })
+        || index
+            .versions(key, selection.limits.max_tlp)
+            .is_some_and(|known| {
+                (versions.last && known.last == entry.id())
+                    || (versions.first && known.first == entry.id())
+            })
         || versions
             .at_ms
             .contains(&indicator.reporttime().timestamp_millis());
@@ -205,15 +281,15 @@ fn select(index: &Index, selection: &Selection<'_>, entry: &SharedEntry) -> Vec<
         objects.truncate(1);
     }
     objects.retain(|object| {
-        let field = |name: &str| object[name].as_str().unwrap_or_default().to_owned();
+        let field = |name: &str| object[name].as_str().unwrap_or_default();
         params
             .types
             .as_ref()
-            .is_none_or(|types| types.contains(&field("type")))
+            .is_none_or(|types| types.contains(field("type")))
             && params
                 .ids
                 .as_ref()
-                .is_none_or(|ids| ids.contains(&field("id")))
+                .is_none_or(|ids| ids.contains(field("id")))
     });
     objects
 }

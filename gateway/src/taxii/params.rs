@@ -1,6 +1,8 @@
 //! The query parameters of TAXII's object endpoints: `added_after`, `limit`, `next` and the
 //! `match[…]` filters, each refused with a clear 400 when it is not valid.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use domain::{Cursor, StreamId};
 
@@ -8,6 +10,9 @@ use crate::error::ApiError;
 
 /// Most objects one page holds, and what a page holds when no `limit` is given.
 pub const MAX_LIMIT: usize = 1_000;
+/// Most values one `match[…]` filter takes (a 400 beyond): each is compared with every entry
+/// a page reads.
+pub const MAX_MATCH_VALUES: usize = 100;
 
 /// Which versions of each object a request asks for (`match[version]`; `last` by default).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,8 +32,8 @@ pub struct Params {
     pub limit: usize,
     /// Where the previous page ended.
     pub next: Option<Cursor>,
-    pub types: Option<Vec<String>>,
-    pub ids: Option<Vec<String>>,
+    pub types: Option<HashSet<String>>,
+    pub ids: Option<HashSet<String>>,
     pub versions: VersionMatch,
     /// False when `match[spec_version]` names no version this server has (2.1): nothing matches.
     pub spec_version_ok: bool,
@@ -44,8 +49,32 @@ pub enum Endpoint {
     Object,
 }
 
+impl VersionMatch {
+    /// Only the last version of each object: what TAXII answers unless asked otherwise.
+    pub fn last() -> Self {
+        VersionMatch {
+            last: true,
+            ..VersionMatch::default()
+        }
+    }
+
+    /// Every version (the default of `versions/`).
+    pub fn all() -> Self {
+        VersionMatch {
+            all: true,
+            ..VersionMatch::default()
+        }
+    }
+}
+
 impl Params {
-    pub fn parse(query: Option<&str>, endpoint: Endpoint) -> Result<Params, ApiError> {
+    /// Reads `query`; `default_versions` is what `match[version]` is when not given (`last`
+    /// on most endpoints, `all` on `versions/`).
+    pub fn parse(
+        query: Option<&str>,
+        endpoint: Endpoint,
+        default_versions: VersionMatch,
+    ) -> Result<Params, ApiError> {
         let mut params = Params {
             added_after_ms: None,
             limit: MAX_LIMIT,
@@ -66,15 +95,18 @@ impl Params {
                         bad("next", value, "the `next` of the page before, unchanged")
                     })?)
                 }
-                "match[version]" => versions = Some(version_match(value)?),
+                // An empty filter is no filter, as everywhere else in the API.
+                _ if key.starts_with("match[") && value.is_empty() => {}
+                "match[version]" => versions = Some(version_match(bounded(&key, value)?)?),
                 "match[spec_version]" => {
-                    params.spec_version_ok = list(value).any(|version| version == "2.1")
+                    params.spec_version_ok =
+                        list(bounded(&key, value)?).any(|version| version == "2.1")
                 }
                 "match[type]" if endpoint == Endpoint::List => {
-                    params.types = Some(list(value).map(str::to_owned).collect())
+                    params.types = Some(list(bounded(&key, value)?).map(str::to_owned).collect())
                 }
                 "match[id]" if endpoint == Endpoint::List => {
-                    params.ids = Some(list(value).map(str::to_owned).collect())
+                    params.ids = Some(list(bounded(&key, value)?).map(str::to_owned).collect())
                 }
                 other if other.starts_with("match[") => {
                     return Err(ApiError::BadRequest(format!(
@@ -92,10 +124,7 @@ impl Params {
                 _ => {}
             }
         }
-        params.versions = versions.unwrap_or(VersionMatch {
-            last: true,
-            ..VersionMatch::default()
-        });
+        params.versions = versions.unwrap_or(default_versions);
         Ok(params)
     }
 
@@ -109,6 +138,17 @@ impl Params {
         let next = self.next.as_ref().map(Cursor::id).unwrap_or(StreamId::ZERO);
         floor.max(added_after).max(next)
     }
+}
+
+/// `value` when it lists at most [`MAX_MATCH_VALUES`] values.
+fn bounded<'a>(key: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if list(value).nth(MAX_MATCH_VALUES).is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "`{}` lists more than {MAX_MATCH_VALUES} values; ask in several requests",
+            cut(key)
+        )));
+    }
+    Ok(value)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -172,7 +212,7 @@ mod tests {
     use super::*;
 
     fn parse(query: &str) -> Result<Params, ApiError> {
-        Params::parse(Some(query), Endpoint::List)
+        Params::parse(Some(query), Endpoint::List, VersionMatch::last())
     }
 
     #[test]
@@ -200,8 +240,14 @@ mod tests {
         );
         assert!(params.versions.first && !params.versions.last);
         assert_eq!(params.versions.at_ms, [1_796_374_800_000]);
-        assert_eq!(params.types.unwrap(), ["indicator"]);
-        assert_eq!(params.ids.unwrap(), ["indicator--x"]);
+        assert_eq!(
+            params.types.unwrap(),
+            HashSet::from(["indicator".to_owned()])
+        );
+        assert_eq!(
+            params.ids.unwrap(),
+            HashSet::from(["indicator--x".to_owned()])
+        );
         assert!(params.spec_version_ok);
         assert!(!parse("match[spec_version]=2.0").unwrap().spec_version_ok);
     }
@@ -219,7 +265,28 @@ mod tests {
             let error = parse(query).unwrap_err().to_string();
             assert!(error.contains('`'), "{query}: {error}");
         }
-        assert!(Params::parse(Some("match[id]=x"), Endpoint::Object).is_err());
+        assert!(Params::parse(Some("match[id]=x"), Endpoint::Object, VersionMatch::all()).is_err());
+        let many = vec!["indicator--x"; MAX_MATCH_VALUES + 1].join(",");
+        assert!(parse(&format!("match[id]={many}")).is_err());
+    }
+
+    #[test]
+    fn empty_filters_are_no_filters_and_endpoints_set_their_default() {
+        let params = parse("match[version]=&match[spec_version]=&match[type]=").unwrap();
+        assert_eq!(params.versions, VersionMatch::last());
+        assert!(params.spec_version_ok && params.types.is_none());
+        let params = Params::parse(
+            Some("match%5bversion%5d=first"),
+            Endpoint::Object,
+            VersionMatch::all(),
+        )
+        .unwrap();
+        assert!(
+            params.versions.first && !params.versions.all,
+            "lower-case escapes too"
+        );
+        let params = Params::parse(None, Endpoint::Object, VersionMatch::all()).unwrap();
+        assert_eq!(params.versions, VersionMatch::all());
     }
 
     #[test]

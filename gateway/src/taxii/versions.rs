@@ -3,20 +3,31 @@
 //!
 //! A provider's reports of one indicator are versions of one STIX object (the same id, a later
 //! `modified`), so answering "the last version" of an entry needs to know whether a later entry
-//! holds the same object. The index knows, for every object in the retained log, the positions
-//! of its first and its last version. It is built on the first TAXII request by reading the log
-//! once, and brought up to date by each later request, which reads only what was appended since;
-//! it forgets objects whose every version retention removed. Memory: about 50 bytes per distinct
-//! object, against about 0.9 KiB per retained entry for the log itself.
+//! holds the same object. The index knows, for every object in the retained log and every TLP
+//! level it was reported at, the positions of its first and its last version: a plan sees the
+//! last version it may see, and an object it may not see at all is not there (no scan, no
+//! timing to tell it from one that does not exist). It is built on the first TAXII request by
+//! reading the log once, and brought up to date by each later request, which reads only what
+//! was appended since; it forgets objects whose every version retention removed.
+//!
+//! No lock is held across an `await` that a page waits on: catching up is one at a time (a
+//! mutex of its own), the map is behind a `std` lock taken briefly for each batch applied and
+//! each lookup. Memory: a 56-byte slot per (object, TLP level) in a hash map kept at most 7/8
+//! full, so 64 to 128 bytes per object reported at one level, against about 0.9 KiB per
+//! retained entry for the log itself.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
-use domain::{Indicator, StreamId};
+use domain::{Indicator, StreamId, Tlp};
 use sluice_log::{Log, LogError};
-use tokio::sync::{RwLock, RwLockReadGuard};
+use tokio::sync::Mutex;
 
 /// Entries read per log request while catching up.
 const READ_BATCH: usize = 2_000;
+/// How often the index is pruned of objects retention removed, at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// A STIX object's identity: the UUID of its `indicator--` id.
 pub type ObjectKey = u128;
@@ -39,49 +50,54 @@ pub fn parse_object_id(id: &str) -> Option<ObjectKey> {
         .map(|parsed| parsed.as_u128())
 }
 
-/// The first and the last version of one object still in the log.
+/// The first and the last version of one object still in the log (at one TLP level, or the
+/// ones a plan may see).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Versions {
     pub first: StreamId,
     pub last: StreamId,
 }
 
+impl Versions {
+    fn merge(self, other: Versions) -> Versions {
+        Versions {
+            first: self.first.min(other.first),
+            last: self.last.max(other.last),
+        }
+    }
+}
+
+/// What a request reads the log up to, taken when the index was brought up to date.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub epoch: String,
+    /// The newest position a page may show: indexed, and in a millisecond the log has left, so
+    /// a poller resuming from `X-TAXII-Date-Added-Last` after a last page misses nothing that
+    /// arrives in the same millisecond.
+    pub head: StreamId,
+    /// Retention removed everything up to here.
+    pub trimmed_through: StreamId,
+}
+
 #[derive(Default)]
-pub struct Index {
+struct Index {
     epoch: String,
     /// Every entry up to here is indexed.
     through: StreamId,
     /// Entries before this millisecond can no longer be appended to (the log's clock passed
-    /// it): a page shows only these, so a poller resuming from `X-TAXII-Date-Added-Last` misses
-    /// nothing that arrives in the same millisecond.
+    /// it; the highest clock the log reported, so a clock stepping back moves nothing back).
     settled_ms: u64,
-    /// Retention removed everything up to here.
     trimmed_through: StreamId,
-    objects: HashMap<ObjectKey, Versions>,
+    /// Where retention stood at the last prune, and when that was.
+    pruned_through: StreamId,
+    pruned_at: Option<Instant>,
+    objects: HashMap<(ObjectKey, u8), Versions>,
 }
 
 impl Index {
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
-    /// The newest position a page may show: indexed, and in a millisecond the log has left.
-    pub fn head(&self) -> StreamId {
+    fn head(&self) -> StreamId {
         let settled = StreamId::new(self.settled_ms.saturating_sub(1), u64::MAX);
         self.through.min(settled)
-    }
-
-    pub fn trimmed_through(&self) -> StreamId {
-        self.trimmed_through
-    }
-
-    pub fn versions(&self, key: ObjectKey) -> Option<Versions> {
-        self.objects.get(&key).copied()
-    }
-
-    /// Objects indexed.
-    pub fn len(&self) -> usize {
-        self.objects.len()
     }
 
     fn restart(&mut self, epoch: &str) {
@@ -91,14 +107,23 @@ impl Index {
         };
     }
 
-    fn add(&mut self, key: ObjectKey, id: StreamId) {
+    fn add(&mut self, key: ObjectKey, tlp: Tlp, id: StreamId) {
         self.objects
-            .entry(key)
+            .entry((key, tlp as u8))
             .and_modify(|versions| versions.last = id)
             .or_insert(Versions {
                 first: id,
                 last: id,
             });
+    }
+
+    /// The versions of `key` at TLP levels up to `max_tlp`.
+    fn visible(&self, key: ObjectKey, max_tlp: Tlp) -> Option<Versions> {
+        Tlp::ALL
+            .iter()
+            .filter(|tlp| **tlp <= max_tlp)
+            .filter_map(|tlp| self.objects.get(&(key, *tlp as u8)).copied())
+            .reduce(Versions::merge)
     }
 
     /// Forgets objects retention removed entirely. An object whose first version went keeps
@@ -112,48 +137,78 @@ impl Index {
                 versions.first = trimmed_through;
             }
         }
+        self.pruned_through = trimmed_through;
+        self.pruned_at = Some(Instant::now());
+    }
+
+    /// Prunes when retention moved and the last prune is [`PRUNE_EVERY`] old: a pass over the
+    /// whole map is paid at most that often, not per request.
+    fn maybe_prune(&mut self) {
+        let due = self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if self.trimmed_through > self.pruned_through && due {
+            self.prune(self.trimmed_through);
+        }
     }
 }
 
 /// The node's index, shared by its TAXII requests.
 #[derive(Default)]
 pub struct VersionIndex {
-    inner: RwLock<Index>,
+    catching_up: Mutex<()>,
+    index: RwLock<Index>,
 }
 
 impl VersionIndex {
     /// Reads what the log appended since the last request (the whole log the first time, or
-    /// after the log's epoch changed), then answers with the index to read from.
-    pub async fn current(&self, log: &dyn Log) -> Result<RwLockReadGuard<'_, Index>, LogError> {
-        let mut index = self.inner.write().await;
+    /// after the log's epoch changed), and says what a page may read.
+    pub async fn current(&self, log: &dyn Log) -> Result<Snapshot, LogError> {
+        let _one_at_a_time = self.catching_up.lock().await;
         loop {
-            let batch = log.read_after(index.through, READ_BATCH).await?;
-            if batch.epoch != index.epoch {
-                tracing::info!(epoch = %batch.epoch, "TAXII version index (re)built for the log's epoch");
-                index.restart(&batch.epoch);
-                continue;
-            }
-            if batch.trimmed_through > index.trimmed_through {
-                index.trimmed_through = batch.trimmed_through;
-                // Amortised: a full pass only once retention removed a noticeable share.
-                if index.objects.len() > 1024 || batch.entries.is_empty() {
-                    index.prune(batch.trimmed_through);
+            let (epoch, through) = {
+                let index = self.index.read().expect("version index poisoned");
+                (index.epoch.clone(), index.through)
+            };
+            let batch = log.read_after(through, READ_BATCH).await?;
+            {
+                let mut index = self.index.write().expect("version index poisoned");
+                if batch.epoch != epoch {
+                    tracing::info!(epoch = %batch.epoch, "TAXII version index (re)built for the log's epoch");
+                    index.restart(&batch.epoch);
+                    continue;
+                }
+                index.trimmed_through = index.trimmed_through.max(batch.trimmed_through);
+                for entry in &batch.entries {
+                    let indicator = &entry.indicator;
+                    index.add(object_key(indicator), indicator.tlp(), entry.id());
+                }
+                if let Some(read) = batch.read_through {
+                    index.through = index.through.max(read);
+                }
+                index.settled_ms = index.settled_ms.max(batch.clock_ms);
+                if batch.scanned < READ_BATCH {
+                    index.maybe_prune();
                 }
             }
-            for entry in &batch.entries {
-                index.add(object_key(&entry.indicator), entry.id());
-            }
-            if let Some(through) = batch.read_through {
-                index.through = index.through.max(through);
-            }
-            index.settled_ms = batch.clock_ms;
             // The in-process log answers at once: let the streams on this worker run.
             tokio::task::yield_now().await;
             if batch.scanned < READ_BATCH {
                 break;
             }
         }
-        Ok(index.downgrade())
+        let index = self.index.read().expect("version index poisoned");
+        Ok(Snapshot {
+            epoch: index.epoch.clone(),
+            head: index.head(),
+            trimmed_through: index.trimmed_through,
+        })
+    }
+
+    /// The versions of `key` a plan that sees up to `max_tlp` may see.
+    pub fn versions(&self, key: ObjectKey, max_tlp: Tlp) -> Option<Versions> {
+        self.index
+            .read()
+            .expect("version index poisoned")
+            .visible(key, max_tlp)
     }
 }
 
@@ -168,26 +223,63 @@ mod tests {
     #[test]
     fn the_first_and_last_versions_are_kept_and_pruned_with_retention() {
         let mut index = Index::default();
-        index.add(1, id(10));
-        index.add(2, id(11));
-        index.add(1, id(12));
-        index.add(1, id(20));
+        index.add(1, Tlp::Green, id(10));
+        index.add(2, Tlp::Green, id(11));
+        index.add(1, Tlp::Green, id(12));
+        index.add(1, Tlp::Green, id(20));
         assert_eq!(
-            index.versions(1),
+            index.visible(1, Tlp::Red),
             Some(Versions {
                 first: id(10),
                 last: id(20)
             })
         );
         index.prune(id(11));
-        assert_eq!(index.versions(2), None, "every version of it is gone");
-        let one = index.versions(1).unwrap();
+        assert_eq!(
+            index.visible(2, Tlp::Red),
+            None,
+            "every version of it is gone"
+        );
+        let one = index.visible(1, Tlp::Red).unwrap();
         assert_eq!(
             one.first,
             id(11),
             "the first version is gone: none is first"
         );
         assert_eq!(one.last, id(20));
+    }
+
+    #[test]
+    fn a_plan_sees_the_versions_at_the_levels_it_may_see() {
+        let mut index = Index::default();
+        index.add(1, Tlp::Amber, id(10));
+        index.add(1, Tlp::Red, id(20));
+        index.add(2, Tlp::Red, id(15));
+        let amber = index.visible(1, Tlp::Amber).unwrap();
+        assert_eq!((amber.first, amber.last), (id(10), id(10)));
+        let red = index.visible(1, Tlp::Red).unwrap();
+        assert_eq!((red.first, red.last), (id(10), id(20)));
+        assert_eq!(
+            index.visible(2, Tlp::Amber),
+            None,
+            "only red versions of it"
+        );
+        assert_eq!(index.visible(1, Tlp::Green), None);
+    }
+
+    #[test]
+    fn pruning_waits_for_retention_to_move_and_for_its_interval() {
+        let mut index = Index::default();
+        index.add(1, Tlp::Green, id(10));
+        index.add(2, Tlp::Green, id(20));
+        index.maybe_prune();
+        assert_eq!(index.objects.len(), 2, "retention has not moved");
+        index.trimmed_through = id(10);
+        index.maybe_prune();
+        assert_eq!(index.objects.len(), 1, "the first prune is due at once");
+        index.trimmed_through = id(20);
+        index.maybe_prune();
+        assert_eq!(index.objects.len(), 1, "the next waits for PRUNE_EVERY");
     }
 
     #[test]
