@@ -307,7 +307,7 @@ pub async fn manifest(
     tag = "taxii",
     params(
         ("collection" = String, Path, description = "A collection's id (or alias)."),
-        ("object" = String, Path, description = "An `indicator--…` id."),
+        ("object" = String, Path, description = "An `indicator--…` id, or an `identity--…` or `marking-definition--…` the indicators refer to."),
         ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
         ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
         ("next" = Option<String>, Query, description = "The `next` of the page before."),
@@ -332,6 +332,9 @@ pub async fn object(
     Path((id, object)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
+    if object.starts_with("identity--") || object.starts_with("marking-definition--") {
+        return referenced(&state, &headers, &id, &object).await;
+    }
     let target = Target::Object(&object, VersionMatch::last());
     let page = read_page(&state, &headers, &id, target, query.as_deref()).await?;
     if page.items.is_empty() && !page.more {
@@ -400,6 +403,47 @@ fn no_object(object: &str) -> TaxiiError {
     TaxiiError::NotFound(format!(
         "no object `{}` in this collection that your plan may see",
         object.chars().take(80).collect::<String>()
+    ))
+}
+
+/// An object the indicators refer to: a provider's `identity` (`created_by_ref`), when it
+/// reported something the plan may see, or one of STIX's four TLP marking definitions
+/// (`object_marking_refs`). Each has one version and no place in the log, so no paging and no
+/// `X-TAXII-Date-Added-*`.
+async fn referenced(
+    state: &AppState,
+    headers: &HeaderMap,
+    collection: &str,
+    object: &str,
+) -> Result<Response, TaxiiError> {
+    let principal = admit(state, headers).await?;
+    find(collection)?;
+    let found = if object.starts_with("marking-definition--") {
+        domain::Tlp::ALL
+            .into_iter()
+            .find(|tlp| sluice_stix::tlp_marking_id(*tlp) == object)
+            .map(sluice_stix::tlp_marking)
+    } else {
+        state
+            .taxii
+            .current(state.log.as_ref())
+            .await
+            .map_err(|error| {
+                state.metrics.backend_error("log");
+                tracing::warn!(%error, "a TAXII request could not read the log");
+                TaxiiError::from(ApiError::Unavailable(
+                    "the log is unavailable; retry shortly".into(),
+                ))
+            })?;
+        state
+            .taxii
+            .provider(object, principal.plan.limits.max_tlp)
+            .map(|provider| sluice_stix::identity(&provider))
+    };
+    let found = found.ok_or_else(|| no_object(object))?;
+    Ok(answer(
+        &json!({"more": false, "objects": [found]}),
+        Vec::new(),
     ))
 }
 

@@ -425,6 +425,16 @@ async fn a_plan_sees_the_last_version_it_may_see_and_next_cannot_skip_history() 
         json!({"indicator": "185.20.30.50", "provider": "honeypot-eu", "tlp": "red", "confidence": 9}),
     ])
     .await;
+    // Another account publishes only red.
+    node.create_account("closed-group", "enterprise").await;
+    let closed_group = node.create_token("closed-group", "write").await;
+    let (status, answer) = node
+        .publish(
+            &closed_group,
+            &json!([{"indicator": "185.20.30.52", "tlp": "red"}]),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
     tokio::time::sleep(Duration::from_millis(20)).await;
     node.create_account("hobbyist", "hobby").await;
     let hobby = node.create_token("hobbyist", "read").await;
@@ -448,6 +458,46 @@ async fn a_plan_sees_the_last_version_it_may_see_and_next_cannot_skip_history() 
         body["objects"][0]["confidence"], 90,
         "the red one for a plan that sees red"
     );
+
+    // What the indicators refer to can be looked up: the provider's identity, while it reported
+    // something the plan may see, and the TLP marking definitions.
+    let author = format!("{objects}{}/", amber["created_by_ref"].as_str().unwrap());
+    let (status, headers, body) = get(&node, &author, Some(&hobby), TAXII).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type(&headers), TAXII);
+    assert_eq!(body["objects"][0]["type"], "identity");
+    assert_eq!(
+        body["objects"][0]["name"], "admin",
+        "POST names the account as provider"
+    );
+    let marking = amber["object_marking_refs"][0].as_str().unwrap();
+    let (status, _, body) = get(&node, &format!("{objects}{marking}/"), Some(&hobby), TAXII).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["objects"][0]["name"], "TLP:AMBER");
+    let (_, _, all) = get(
+        &node,
+        &format!("{objects}?match[version]=all"),
+        Some(admin),
+        TAXII,
+    )
+    .await;
+    let closed = all["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|object| object["name"] == "185.20.30.52")
+        .unwrap();
+    let closed = format!("{objects}{}/", closed["created_by_ref"].as_str().unwrap());
+    let (status, _, _) = get(&node, &closed, Some(&hobby), TAXII).await;
+    assert_eq!(
+        status, 404,
+        "a provider that reported only red is not there for a hobby plan"
+    );
+    let (status, _, _) = get(&node, &closed, Some(admin), TAXII).await;
+    assert_eq!(status, 200);
+    let unknown = format!("{objects}identity--00000000-0000-5000-8000-000000000000/");
+    let (status, _, _) = get(&node, &unknown, Some(admin), TAXII).await;
+    assert_eq!(status, 404);
 
     // A `next` from before the plan's replay window would skip what it cannot see: refused.
     let (_, _, page) = get(&node, &format!("{objects}?limit=1"), Some(&hobby), TAXII).await;

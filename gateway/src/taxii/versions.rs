@@ -92,6 +92,9 @@ struct Index {
     pruned_through: StreamId,
     pruned_at: Option<Instant>,
     objects: HashMap<(ObjectKey, u8), Versions>,
+    /// Every provider in the log, with the lowest TLP level it reported at: whose `identity`
+    /// a plan may look up (`objects/identity--…/`).
+    providers: HashMap<String, u8>,
 }
 
 impl Index {
@@ -115,6 +118,15 @@ impl Index {
                 first: id,
                 last: id,
             });
+    }
+
+    fn add_provider(&mut self, provider: &str, tlp: Tlp) {
+        match self.providers.get_mut(provider) {
+            Some(lowest) => *lowest = (*lowest).min(tlp as u8),
+            None => {
+                self.providers.insert(provider.to_owned(), tlp as u8);
+            }
+        }
     }
 
     /// The versions of `key` at TLP levels up to `max_tlp`.
@@ -180,6 +192,7 @@ impl VersionIndex {
                 for entry in &batch.entries {
                     let indicator = &entry.indicator;
                     index.add(object_key(indicator), indicator.tlp(), entry.id());
+                    index.add_provider(indicator.provider(), indicator.tlp());
                 }
                 if let Some(read) = batch.read_through {
                     index.through = index.through.max(read);
@@ -201,6 +214,19 @@ impl VersionIndex {
             head: index.head(),
             trimmed_through: index.trimmed_through,
         })
+    }
+
+    /// The provider whose `identity` has this id, if it reported anything a plan that sees up
+    /// to `max_tlp` may see.
+    pub fn provider(&self, identity_id: &str, max_tlp: Tlp) -> Option<String> {
+        let index = self.index.read().expect("version index poisoned");
+        index
+            .providers
+            .iter()
+            .filter(|(_, lowest)| **lowest <= max_tlp as u8)
+            .map(|(provider, _)| provider)
+            .find(|provider| sluice_stix::identity_id(provider) == identity_id)
+            .cloned()
     }
 
     /// The versions of `key` a plan that sees up to `max_tlp` may see.
