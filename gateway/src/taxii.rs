@@ -10,6 +10,7 @@
 //! Credentials are the API tokens, as Bearer or as HTTP Basic's password.
 
 mod collections;
+mod doc;
 mod media;
 mod page;
 mod params;
@@ -99,9 +100,7 @@ fn find(id: &str) -> Result<&'static Collection, TaxiiError> {
     ),
     responses(
         (status = 200, description = "TAXII discovery: the API root.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        doc::Refusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -130,9 +129,7 @@ pub async fn discovery(
     ),
     responses(
         (status = 200, description = "The API root's information.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        doc::Refusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -160,9 +157,7 @@ pub async fn api_root(
     ),
     responses(
         (status = 200, description = "The collections.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
+        doc::Refusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -188,10 +183,7 @@ pub async fn list_collections(
     ),
     responses(
         (status = 200, description = "One collection.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
-        (status = 404, description = "No such collection."),
+        doc::Refusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -211,23 +203,13 @@ pub async fn collection(
     tag = "taxii",
     params(
         ("collection" = String, Path, description = "A collection's id (or alias)."),
-        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
-        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
-        ("next" = Option<String>, Query, description = "The `next` of the page before."),
-        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
-        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
-        ("match[id]" = Option<String>, Query, description = "Only these object ids, comma-separated."),
-        ("match[type]" = Option<String>, Query, description = "Only these object types (`indicator`, `relationship`), comma-separated."),
+        doc::PageParams,
+        doc::ListParams,
     ),
     responses(
         (status = 200, description = "A collection's objects: an envelope of STIX 2.1 objects, oldest first.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
-        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
-        (status = 404, description = "No such collection (or object)."),
-        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
-        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+        doc::Refusals,
+        doc::PageRefusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -252,23 +234,13 @@ pub async fn objects(
     tag = "taxii",
     params(
         ("collection" = String, Path, description = "A collection's id (or alias)."),
-        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
-        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
-        ("next" = Option<String>, Query, description = "The `next` of the page before."),
-        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
-        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
-        ("match[id]" = Option<String>, Query, description = "Only these object ids, comma-separated."),
-        ("match[type]" = Option<String>, Query, description = "Only these object types (`indicator`, `relationship`), comma-separated."),
+        doc::PageParams,
+        doc::ListParams,
     ),
     responses(
         (status = 200, description = "A collection's manifest: each object's id, version and when it was added.", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
-        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
-        (status = 404, description = "No such collection (or object)."),
-        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
-        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+        doc::Refusals,
+        doc::PageRefusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -308,21 +280,12 @@ pub async fn manifest(
     params(
         ("collection" = String, Path, description = "A collection's id (or alias)."),
         ("object" = String, Path, description = "An `indicator--…` id, or an `identity--…` or `marking-definition--…` the indicators refer to."),
-        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
-        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
-        ("next" = Option<String>, Query, description = "The `next` of the page before."),
-        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
-        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+        doc::PageParams,
     ),
     responses(
         (status = 200, description = "One object, in the versions asked for (the last by default).", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
-        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
-        (status = 404, description = "No such collection (or object)."),
-        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
-        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+        doc::Refusals,
+        doc::PageRefusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
@@ -355,21 +318,12 @@ pub async fn object(
     params(
         ("collection" = String, Path, description = "A collection's id (or alias)."),
         ("object" = String, Path, description = "An `indicator--…` id."),
-        ("added_after" = Option<String>, Query, description = "Only objects added after this time (RFC 3339)."),
-        ("limit" = Option<usize>, Query, description = "Objects per page, at most 1,000 (the default)."),
-        ("next" = Option<String>, Query, description = "The `next` of the page before."),
-        ("match[version]" = Option<String>, Query, description = "`last` (the default), `first`, `all`, or versions' timestamps, comma-separated."),
-        ("match[spec_version]" = Option<String>, Query, description = "`2.1`, the only one served."),
+        doc::PageParams,
     ),
     responses(
         (status = 200, description = "The versions of one object (every one by default).", content_type = "application/taxii+json;version=2.1"),
-        (status = 401, description = "No token, or not a valid one (Bearer, or HTTP Basic with the token as the password)."),
-        (status = 403, description = "The plan has no firehose, so no TAXII access."),
-        (status = 406, description = "`Accept` does not allow `application/taxii+json;version=2.1`."),
-        (status = 400, description = "A parameter is not valid (a TAXII error object says which)."),
-        (status = 404, description = "No such collection (or object)."),
-        (status = 429, description = "Over the node's feed scans or the account's rate of TAXII pages (`--taxii-rate`); retry after `Retry-After`."),
-        (status = 503, description = "The log is unavailable; retry after `Retry-After`."),
+        doc::Refusals,
+        doc::PageRefusals,
     ),
     security(("api_token" = []), ("basic" = [])),
 )]
