@@ -54,6 +54,9 @@ pub enum Command {
     /// Export metered usage for invoicing.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Administer a running node over its HTTP API (an `admin` token): its open streams.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Send indicators from a file or stdin to a server (or straight into Redis).
     Publish(PublishArgs),
     /// Print the firehose as it arrives (json, csv, table, zeek, bindrpz, iptables, ipset),
@@ -68,6 +71,42 @@ pub enum Command {
     BenchLog(BenchLogArgs),
     /// Measure what an indicator costs as STIX 2.1 (TAXII's objects) against the native frame.
     BenchStix(BenchStixArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// The open streams of the node at --url (each node lists only its own), as a table.
+    Connections {
+        /// Only this account's streams.
+        #[arg(long)]
+        account: Option<String>,
+        /// Order: connected (oldest first), lag (most behind first) or account.
+        #[arg(long, default_value = "connected")]
+        sort: String,
+        /// Print the answer's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: RemoteArgs,
+    },
+    /// Close one stream (its client gets 1001 and may resume from its cursor).
+    Close {
+        /// The connection's id (`c_…`, from `sluice admin connections`).
+        id: String,
+        #[command(flatten)]
+        node: RemoteArgs,
+    },
+}
+
+/// Which node to administer, and with what.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// The node's URL.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token with scope `admin`.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Where the account database is.
@@ -157,6 +196,10 @@ pub struct NodeArgs {
     /// A send blocked this long closes a slow consumer (WebSocket 4009).
     #[arg(long, env = "SLUICE_SLOW_CONSUMER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub slow_consumer_timeout: Duration,
+    /// A stream whose position is within this of the log's trim point counts as near retention
+    /// (`GET /v1/admin/connections`, `sluice_consumers_near_retention`).
+    #[arg(long, env = "SLUICE_RETENTION_MARGIN", value_parser = parse_duration, default_value = "10m")]
+    pub retention_margin: Duration,
     /// Origins of pages allowed to open the stream with a browser session's JWT, besides this
     /// node's own (comma-separated), e.g. the `sluice web` origin `https://app.example.com`.
     #[arg(
@@ -774,6 +817,7 @@ mod tests {
         assert_eq!(args.ws_idle_timeout, config.ws_idle_timeout);
         assert_eq!(args.sse_heartbeat, config.sse_heartbeat);
         assert_eq!(args.slow_consumer_timeout, config.slow_consumer_timeout);
+        assert_eq!(args.retention_margin, config.retention_margin);
         assert_eq!(args.shutdown_grace, config.shutdown_grace);
         assert_eq!(args.change_poll_interval, config.change_poll_interval);
         assert_eq!(args.usage_flush_interval, config.usage_flush_interval);

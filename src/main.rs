@@ -1,6 +1,7 @@
 //! `sluice`: the one binary. Parses the command line and dispatches to a role; no logic here.
 
 mod admin;
+mod admin_http;
 mod bench;
 mod bench_correlator;
 mod bench_log;
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Plans(command) => admin::plans(command).await,
             Command::Tokens(command) => admin::tokens(command).await,
             Command::Usage(command) => admin::usage(command).await,
+            Command::Admin(command) => admin_http::run(command).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Stream(args) => stream::run(args).await,
             Command::Bench(args) => bench::run(args).await,

@@ -599,6 +599,8 @@ impl Node {
             taxii_rate: args.taxii_rate,
             taxii_burst: args.taxii_burst,
             validity: args.default_validity,
+            retention_margin: args.retention_margin,
+            node: args.listen.to_string(),
             ..gateway::Config::default()
         };
         let state = AppState::new(

@@ -85,6 +85,12 @@ pub struct Config {
     /// `reporttime` plus a default per itype. Feeds, lists, CIFv3's `/feed` and TAXII's
     /// collections leave expired indicators out; streams deliver every one.
     pub validity: domain::Validity,
+    /// A stream whose position is within this of the log's trim point is "near retention" in
+    /// the admin API's connection list and `sluice_consumers_near_retention`
+    /// (`--retention-margin`, default 10 minutes).
+    pub retention_margin: Duration,
+    /// This node's name in the admin API's connection list (its listen address by default).
+    pub node: String,
 }
 
 /// The default of `--max-concurrent-feeds`: the number of CPUs the process may use.
@@ -123,6 +129,8 @@ impl Default for Config {
             taxii_rate: crate::feed::limit::DEFAULT_PAGE_RATE,
             taxii_burst: crate::feed::limit::DEFAULT_PAGE_BURST,
             validity: domain::Validity::standard(),
+            retention_margin: Duration::from_secs(600),
+            node: String::new(),
         }
     }
 }

@@ -8,9 +8,12 @@
 //! catches up from its last applied id, losing nothing.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use domain::StreamId;
 
 use billing::{Change, ChangeKind, Store};
 use domain::Plan;
@@ -28,13 +31,92 @@ pub enum Control {
     Plan(Plan),
     /// The token was revoked: close with 4001.
     Revoked,
+    /// An operator closed the stream (`DELETE /v1/admin/connections/{id}`): close with 1001.
+    AdminClosed,
+}
+
+/// What a stream is, for the admin API's connection list (docs/protocol.md §6.8), fixed when it
+/// registers.
+#[derive(Debug, Clone, Default)]
+pub struct StreamInfo {
+    pub account: String,
+    pub remote: Option<SocketAddr>,
+    /// The filter as its query pairs (`Filter::to_pairs`).
+    pub filters: Vec<(String, String)>,
+}
+
+/// One open stream's live counters, updated by its session with relaxed atomics (a few adds
+/// per frame, no allocation) and read by the admin API.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub delivered: AtomicU64,
+    pub dropped: AtomicU64,
+    pub bytes: AtomicU64,
+    /// The last delivered position (ms and seq of its `StreamId`): the `hello` cursor until
+    /// something is sent.
+    position_ms: AtomicU64,
+    position_seq: AtomicU64,
+    /// The transport and dialect names, set once when the stream is driven.
+    kind: OnceLock<(&'static str, &'static str)>,
+}
+
+impl Live {
+    pub fn set_position(&self, id: StreamId) {
+        self.position_ms.store(id.ms, Ordering::Relaxed);
+        self.position_seq.store(id.seq, Ordering::Relaxed);
+    }
+
+    /// The last delivered position (the two halves are read apart: a listing may pair one
+    /// frame's ms with the next frame's seq, which is harmless for a lag estimate).
+    pub fn position(&self) -> StreamId {
+        StreamId::new(
+            self.position_ms.load(Ordering::Relaxed),
+            self.position_seq.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn set_kind(&self, transport: &'static str, dialect: &'static str) {
+        let _ = self.kind.set((transport, dialect));
+    }
 }
 
 struct Registered {
     account_id: i64,
     token_id: String,
     plan: String,
+    info: Arc<StreamInfo>,
+    live: Arc<Live>,
+    connected_at: chrono::DateTime<chrono::Utc>,
     sender: mpsc::UnboundedSender<Control>,
+}
+
+/// A snapshot of one open stream, for the admin API.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    /// `c_<n>`: unique on this node while it runs.
+    pub id: String,
+    pub account_id: i64,
+    pub account: String,
+    pub plan: String,
+    pub token_id: String,
+    pub transport: &'static str,
+    pub dialect: &'static str,
+    pub remote: Option<SocketAddr>,
+    pub connected_at: chrono::DateTime<chrono::Utc>,
+    pub filters: Vec<(String, String)>,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub bytes: u64,
+    pub position: StreamId,
+}
+
+/// The public form of a connection id.
+pub fn connection_id(id: u64) -> String {
+    format!("c_{id}")
+}
+
+fn parse_connection_id(id: &str) -> Option<u64> {
+    id.strip_prefix("c_")?.parse().ok()
 }
 
 /// The node's open streams, by connection id.
@@ -51,6 +133,14 @@ pub struct Registry {
 pub struct Registration {
     registry: Arc<Registry>,
     id: u64,
+    live: Arc<Live>,
+}
+
+impl Registration {
+    /// The counters the stream updates as it sends.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
 }
 
 impl Drop for Registration {
@@ -69,15 +159,20 @@ impl Registry {
         account_id: i64,
         token_id: &str,
         plan: &str,
+        info: Arc<StreamInfo>,
     ) -> (Registration, mpsc::UnboundedReceiver<Control>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let live = Arc::new(Live::default());
         self.streams.lock().expect("registry lock poisoned").insert(
             id,
             Registered {
                 account_id,
                 token_id: token_id.to_owned(),
                 plan: plan.to_owned(),
+                info,
+                live: live.clone(),
+                connected_at: chrono::Utc::now(),
                 sender,
             },
         );
@@ -85,9 +180,62 @@ impl Registry {
             Registration {
                 registry: self.clone(),
                 id,
+                live,
             },
             receiver,
         )
+    }
+
+    /// Every open stream of this node that is streaming, oldest first (one still in its
+    /// handshake, registered but not yet driven, has no transport or position yet).
+    pub fn snapshot(&self) -> Vec<StreamSnapshot> {
+        let streams = self.streams.lock().expect("registry lock poisoned");
+        let mut out: Vec<StreamSnapshot> = streams
+            .iter()
+            .filter_map(|(id, stream)| {
+                let (transport, dialect) = *stream.live.kind.get()?;
+                Some(StreamSnapshot {
+                    id: connection_id(*id),
+                    account_id: stream.account_id,
+                    account: stream.info.account.clone(),
+                    plan: stream.plan.clone(),
+                    token_id: stream.token_id.clone(),
+                    transport,
+                    dialect,
+                    remote: stream.info.remote,
+                    connected_at: stream.connected_at,
+                    filters: stream.info.filters.clone(),
+                    delivered: stream.live.delivered.load(Ordering::Relaxed),
+                    dropped: stream.live.dropped.load(Ordering::Relaxed),
+                    bytes: stream.live.bytes.load(Ordering::Relaxed),
+                    position: stream.live.position(),
+                })
+            })
+            .collect();
+        drop(streams);
+        out.sort_by_key(|stream| parse_connection_id(&stream.id));
+        out
+    }
+
+    /// Tells the stream `id` (`c_<n>`) to close; false when no such stream is open.
+    pub fn close(&self, id: &str) -> bool {
+        let Some(id) = parse_connection_id(id) else {
+            return false;
+        };
+        let streams = self.streams.lock().expect("registry lock poisoned");
+        streams
+            .get(&id)
+            .is_some_and(|stream| stream.sender.send(Control::AdminClosed).is_ok())
+    }
+
+    /// Tells every stream of the account named `account` to close; returns how many were told.
+    pub fn close_account(&self, account: &str) -> usize {
+        let streams = self.streams.lock().expect("registry lock poisoned");
+        streams
+            .values()
+            .filter(|stream| stream.info.account == account)
+            .filter(|stream| stream.sender.send(Control::AdminClosed).is_ok())
+            .count()
     }
 
     /// Tells the affected streams about one change; returns how many were told.
@@ -192,5 +340,55 @@ pub async fn poll_changes(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(account: &str) -> Arc<StreamInfo> {
+        Arc::new(StreamInfo {
+            account: account.into(),
+            remote: None,
+            filters: vec![("itype".into(), "ipv4".into())],
+        })
+    }
+
+    #[test]
+    fn streams_are_listed_counted_closed_and_forgotten() {
+        let registry = Arc::new(Registry::default());
+        let (first, mut first_control) = registry.register(1, "tok_a", "pro", info("alpha"));
+        let (second, mut second_control) = registry.register(2, "tok_b", "hobby", info("beta"));
+        let (third, mut third_control) = registry.register(2, "tok_c", "hobby", info("beta"));
+        assert!(registry.snapshot().is_empty(), "not streaming yet");
+        first.live().set_kind("ws", "native");
+        second.live().set_kind("sse", "native");
+        third.live().set_kind("ws", "cif");
+        first.live().delivered.fetch_add(3, Ordering::Relaxed);
+        first.live().set_position(StreamId::new(10, 2));
+
+        let listed = registry.snapshot();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[0].id, "c_0");
+        assert_eq!(listed[0].account, "alpha");
+        assert_eq!(listed[0].token_id, "tok_a");
+        assert_eq!((listed[0].transport, listed[0].dialect), ("ws", "native"));
+        assert_eq!(listed[0].delivered, 3);
+        assert_eq!(listed[0].position, StreamId::new(10, 2));
+        assert_eq!(listed[1].filters, [("itype".to_owned(), "ipv4".to_owned())]);
+
+        assert!(registry.close("c_0"));
+        assert_eq!(first_control.try_recv().ok(), Some(Control::AdminClosed));
+        assert!(!registry.close("c_99"));
+        assert!(!registry.close("0"));
+        assert_eq!(registry.close_account("beta"), 2);
+        assert_eq!(second_control.try_recv().ok(), Some(Control::AdminClosed));
+        assert_eq!(third_control.try_recv().ok(), Some(Control::AdminClosed));
+
+        drop(second);
+        assert_eq!(registry.len(), 2);
+        drop(first);
+        assert!(!registry.close("c_0"), "a closed stream is gone");
     }
 }

@@ -17,7 +17,7 @@ use axum::response::Response;
 use crate::error::ApiError;
 use crate::query::StreamQuery;
 use crate::stream::dialect::{ActionCable, Cif};
-use crate::stream::{prepare, ws};
+use crate::stream::{prepare, ws, Remote};
 use crate::AppState;
 
 /// csirtg.io's firehose (and CIFv4's), WebSocket only.
@@ -38,9 +38,10 @@ pub async fn firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
+    remote: Remote,
     query: StreamQuery,
 ) -> Result<Response, ApiError> {
-    let session = prepare(&state, &headers, query).await?;
+    let session = prepare(&state, &headers, remote, query).await?;
     Ok(if speaks_cif(&headers) {
         ws::upgrade(upgrade, session, state, Cif)
     } else {
@@ -64,9 +65,10 @@ pub async fn cif_firehose(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
+    remote: Remote,
     query: StreamQuery,
 ) -> Result<Response, ApiError> {
-    let session = prepare(&state, &headers, query).await?;
+    let session = prepare(&state, &headers, remote, query).await?;
     Ok(ws::upgrade(upgrade, session, state, Cif))
 }
 

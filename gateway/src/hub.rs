@@ -85,6 +85,24 @@ impl Hub {
         self.sender.subscribe()
     }
 
+    /// The newest entry the hub has read (`0-0` before any).
+    pub fn newest(&self) -> StreamId {
+        let ring = self.ring.read().expect("hub ring poisoned");
+        ring.entries.back().map_or(ring.base, |entry| entry.id())
+    }
+
+    /// How many entries the hub has read after `after`, when its ring still holds that
+    /// position (`None`: further behind than the ring, so unknown without asking the log).
+    /// Counts without cloning: one binary search under the read lock.
+    pub fn count_after(&self, after: StreamId) -> Option<u64> {
+        let ring = self.ring.read().expect("hub ring poisoned");
+        if after < ring.base {
+            return None;
+        }
+        let start = ring.entries.partition_point(|entry| entry.id() <= after);
+        Some((ring.entries.len() - start) as u64)
+    }
+
     /// Up to `limit` entries of `epoch` after `after`, from the ring, oldest first, when the
     /// ring holds everything after `after` (`None` otherwise: read the log). An empty answer
     /// means the hub has read nothing newer yet.
@@ -234,6 +252,10 @@ mod tests {
         assert_eq!(after(13), Some(vec![14, 15]));
         assert_eq!(after(15), Some(vec![]), "caught up with the hub");
         assert_eq!(after(9), None, "before the ring: the log knows");
+        assert_eq!(hub.newest(), StreamId::new(15, 0));
+        assert_eq!(hub.count_after(StreamId::new(12, 0)), Some(3));
+        assert_eq!(hub.count_after(StreamId::new(15, 0)), Some(0));
+        assert_eq!(hub.count_after(StreamId::new(9, 0)), None);
         assert!(
             hub.recent_after("e2", StreamId::new(12, 0), 3).is_none(),
             "another epoch"

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod enforcement;
 pub mod error;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use billing::Store;
 use tokio::net::TcpListener;
@@ -131,6 +132,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/v1/admin/connections",
+            get(connections::list).delete(connections::close_account),
+        )
+        .route("/v1/admin/connections/{id}", delete(connections::close))
         .merge(taxii::routes())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
@@ -163,6 +169,7 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
         state.config.change_poll_interval,
         state.shutdown.clone(),
     ));
+    state.tracker.spawn(connections::observe_lag(state.clone()));
     state.tracker.spawn(state.usage.clone().run(
         state.store.clone(),
         state.config.usage_flush_interval,

@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,7 +57,16 @@ pub struct Metrics {
     pub http_timeouts: Family<ReasonLabels, Counter>,
     pub feed_throttled: Family<ReasonLabels, Counter>,
     pub token_lookups: Family<LookupLabels, Counter>,
+    /// Every open stream's seconds behind the log's head, observed every 10 s.
+    pub consumer_lag_seconds: Histogram,
+    /// Open streams within `--retention-margin` of the log's trim point (every 10 s).
+    pub consumers_near_retention: Gauge,
 }
+
+/// `sluice_consumer_lag_seconds`' buckets: caught up, to a day behind.
+const LAG_BUCKETS: [f64; 10] = [
+    0.1, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21_600.0, 86_400.0,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -83,6 +93,8 @@ impl Metrics {
             http_timeouts: Family::default(),
             feed_throttled: Family::default(),
             token_lookups: Family::default(),
+            consumer_lag_seconds: Histogram::new(LAG_BUCKETS),
+            consumers_near_retention: Gauge::default(),
         };
         {
             let mut registry = metrics.registry.lock().expect("metrics registry poisoned");
@@ -165,6 +177,18 @@ impl Metrics {
                 "API token authentications, by where the answer came from (cache, \
                  negative_cache, database)",
                 metrics.token_lookups.clone(),
+            );
+            registry.register(
+                "consumer_lag_seconds",
+                "Seconds each open stream was behind the newest entry this node read, observed \
+                 for every stream every 10 s",
+                metrics.consumer_lag_seconds.clone(),
+            );
+            registry.register(
+                "consumers_near_retention",
+                "Open streams whose position is within --retention-margin of the log's trim \
+                 point (every 10 s)",
+                metrics.consumers_near_retention.clone(),
             );
         }
         metrics

@@ -38,6 +38,9 @@ pub const BASIC: &str = "basic";
         crate::health::healthz,
         crate::health::readyz,
         crate::health::metrics,
+        crate::connections::list,
+        crate::connections::close,
+        crate::connections::close_account,
         crate::taxii::discovery,
         crate::taxii::api_root,
         crate::taxii::list_collections,
@@ -58,6 +61,10 @@ pub const BASIC: &str = "basic";
         ErrorBody,
         Cif3Answer,
         Cif3Indicator,
+        crate::connections::ConnectionList,
+        crate::connections::Connection,
+        crate::connections::Lag,
+        crate::connections::Closed,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -65,7 +72,8 @@ pub const BASIC: &str = "basic";
         (name = "stream", description = "The live firehose over WebSocket or Server-Sent Events, \
             and the endpoints csirtg.io's and CIFv4's firehose clients connect to unmodified."),
         (name = "cif", description = "CIF's REST API, as far as CIF clients need it."),
-        (name = "operations", description = "Liveness, readiness and metrics."),
+        (name = "operations", description = "Liveness, readiness, metrics, and this node's \
+            open streams (admin)."),
         (name = "taxii", description = "TAXII 2.1 (read side): the log as STIX 2.1 objects in \
             collections, for SIEMs and threat-intelligence platforms."),
     )

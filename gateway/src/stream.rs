@@ -27,7 +27,7 @@ use crate::query::StreamQuery;
 use crate::wire::ErrorBody;
 use crate::AppState;
 pub use close::CloseReason;
-pub use prepare::prepare;
+pub use prepare::{prepare, Remote};
 pub use session::{Output, Session};
 
 /// The live firehose: WebSocket or Server-Sent Events.
@@ -80,6 +80,7 @@ pub async fn stream(
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
+    remote: Remote,
     query: Result<StreamQuery, ApiError>,
 ) -> Result<Response, ApiError> {
     // A request that asks for a WebSocket but gets the handshake wrong is told so; anything
@@ -93,7 +94,7 @@ pub async fn stream(
         Err(rejection) if wants_websocket => return Ok(rejection.into_response()),
         Err(_) => None,
     };
-    let session = prepare(&state, &headers, query?).await?;
+    let session = prepare(&state, &headers, remote, query?).await?;
     Ok(match upgrade {
         Some(upgrade) => ws::upgrade(upgrade, session, state, dialect::Native),
         None => sse::respond(session, state),

@@ -5,6 +5,7 @@ mod harness;
 mod browser;
 mod cluster;
 mod compat;
+mod connections;
 mod correlation;
 mod database;
 mod delivery;

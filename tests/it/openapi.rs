@@ -27,6 +27,8 @@ const ENDPOINTS: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
     ("/metrics", &["get"]),
+    ("/v1/admin/connections", &["delete", "get"]),
+    ("/v1/admin/connections/{id}", &["delete"]),
     ("/taxii2/", &["get"]),
     ("/taxii2/api/", &["get"]),
     ("/taxii2/api/collections/", &["get"]),

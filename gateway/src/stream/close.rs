@@ -24,12 +24,14 @@ pub enum CloseReason {
     TokenExpired,
     /// The account's plan no longer allows this stream.
     PlanDisallows,
+    /// An operator closed it (`DELETE /v1/admin/connections/{id}`): reconnect from the cursor.
+    AdminClosed,
 }
 
 impl CloseReason {
     pub fn code(self) -> CloseCode {
         match self {
-            CloseReason::Shutdown => CloseCode::Shutdown,
+            CloseReason::Shutdown | CloseReason::AdminClosed => CloseCode::Shutdown,
             CloseReason::Idle | CloseReason::NoSubscription => CloseCode::Policy,
             CloseReason::TooBig => CloseCode::TooBig,
             CloseReason::InvalidUtf8 => CloseCode::InvalidData,
@@ -51,6 +53,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::TokenRevoked | CloseReason::TokenExpired => "token_revoked",
             CloseReason::PlanDisallows => "plan",
+            CloseReason::AdminClosed => "admin",
         }
     }
 
@@ -66,6 +69,7 @@ impl CloseReason {
             CloseReason::TokenRevoked => "token revoked",
             CloseReason::TokenExpired => "token expired",
             CloseReason::PlanDisallows => "the account's plan no longer allows this stream",
+            CloseReason::AdminClosed => "closed by an operator",
         }
     }
 
@@ -102,6 +106,7 @@ mod tests {
             CloseReason::TokenRevoked,
             CloseReason::TokenExpired,
             CloseReason::PlanDisallows,
+            CloseReason::AdminClosed,
         ] {
             let text = reason.text(&cursor);
             assert!(text.len() <= 123, "{text}");

@@ -19,6 +19,8 @@ pub use native::{native_indicator, Native};
 
 /// What one WebSocket connection says, and how it answers its client.
 pub trait Dialect: Send + 'static {
+    /// The `dialect` of the admin API's connection list (`native`, `action_cable`, `cif`).
+    const NAME: &'static str;
     /// How often the dialect sends a keep-alive of its own (besides WebSocket pings).
     const KEEPALIVE: Option<Duration> = None;
     /// A client that is not [`ready`](Dialect::ready) this long after connecting is closed

@@ -49,6 +49,8 @@ pub trait Transport: Send {
     type Frame: Send;
     /// The `transport` label of the connection and delivery metrics (`ws`, `sse`).
     const NAME: &'static str;
+    /// What the stream speaks, for the admin API (`native` unless a WebSocket dialect says).
+    const DIALECT: &'static str = "native";
 
     /// The first frame, from the session's `hello` (which starts after `start`).
     fn greeting(&mut self, hello: &Frame, start: &Cursor) -> Self::Frame;
@@ -130,6 +132,8 @@ pub async fn drive<T: Transport>(mut session: Session, mut transport: T, state: 
         .clone();
     let shutdown = state.shutdown.clone();
     let mut last = session.start.clone();
+    session.live().set_kind(T::NAME, T::DIALECT);
+    session.live().set_position(last.id());
 
     let greeting = transport.greeting(&session.hello(), &session.start);
     let greeted = timeout(deadline, async {

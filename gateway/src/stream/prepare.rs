@@ -3,12 +3,17 @@
 //! registration for live plan changes, the connection slot, and the subscription. Each failure
 //! is an HTTP status (400, 401, 403, 429, 503) sent before any upgrade.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use billing::{Principal, Scope};
 use domain::Plan;
 
 use super::session::{Session, SessionParts};
-use crate::control::{Control, Registration};
+use crate::control::{Control, Registration, StreamInfo};
 use crate::enforcement::replay_floor;
 use crate::error::ApiError;
 use crate::query::StreamQuery;
@@ -18,10 +23,29 @@ use crate::AppState;
 /// How long a client refused for the connection cap should wait before retrying, seconds.
 const CAP_RETRY_AFTER_SECONDS: u64 = 5;
 
+/// The peer's address, when the request came through the node's accept loop (`server.rs`
+/// inserts it); `None` in in-process tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Remote(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0),
+        ))
+    }
+}
+
 /// Checks a stream request and sets up its session.
 pub async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
+    remote: Remote,
     query: StreamQuery,
 ) -> Result<Session, ApiError> {
     let access_token = query.access_token.as_deref();
@@ -35,6 +59,11 @@ pub async fn prepare(
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
     let start_at = query.keys.start(last_event_id)?;
+    let filters = filter
+        .to_pairs()
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
 
     let (principal, registration, control) = register(
         state,
@@ -43,6 +72,7 @@ pub async fn prepare(
         principal,
         changes_seen,
         wants_correlated,
+        (remote.0, filters),
     )
     .await?;
     let plan = &principal.plan;
@@ -94,6 +124,7 @@ async fn register(
     principal: Principal,
     changes_seen: i64,
     wants_correlated: bool,
+    (remote, filters): (Option<SocketAddr>, Vec<(String, String)>),
 ) -> Result<
     (
         Principal,
@@ -102,10 +133,18 @@ async fn register(
     ),
     ApiError,
 > {
+    let info = |principal: &Principal| {
+        Arc::new(StreamInfo {
+            account: principal.account.clone(),
+            remote,
+            filters: filters.clone(),
+        })
+    };
     let (registration, control) = state.registry.register(
         principal.account_id,
         &principal.token_id,
         &principal.plan.name,
+        info(&principal),
     );
     if state.registry.applied_change() == changes_seen {
         return Ok((principal, registration, control));
@@ -117,6 +156,7 @@ async fn register(
         principal.account_id,
         &principal.token_id,
         &principal.plan.name,
+        info(&principal),
     );
     Ok((principal, registration, control))
 }

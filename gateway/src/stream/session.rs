@@ -5,6 +5,7 @@
 //! Invariant (ARCHITECTURE.md, "Drops are exact"): every indicator that passes the subscriber's filter and the plan's
 //! visibility is either delivered or counted in a `dropped` frame, exactly once, in order.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use billing::Principal;
@@ -240,6 +241,7 @@ impl Session {
             Some(Control::Plan(plan)) if plan == self.principal.plan => None,
             Some(Control::Plan(plan)) => Some(self.adopt(plan)),
             Some(Control::Revoked) => Some(Output::Close(CloseReason::TokenRevoked)),
+            Some(Control::AdminClosed) => Some(Output::Close(CloseReason::AdminClosed)),
             None => {
                 self.control_open = false;
                 None
@@ -270,14 +272,31 @@ impl Session {
         Output::Plan(plan)
     }
 
-    /// Records what the transport sent (after it was sent), for usage metering.
+    /// The counters the admin API reads.
+    pub fn live(&self) -> &crate::control::Live {
+        self._registration.live()
+    }
+
+    /// Records what the transport sent (after it was sent), for usage metering and the admin
+    /// API's counters (relaxed atomic adds, no allocation).
     pub fn record_sent(&mut self, output: &Output, bytes: usize) {
+        let live = self._registration.live();
         match output {
-            Output::Indicator(_) => self.sent.delivered += 1,
-            Output::Dropped { count, .. } => self.sent.dropped += count,
+            Output::Indicator(_) => {
+                self.sent.delivered += 1;
+                live.delivered.fetch_add(1, Relaxed);
+            }
+            Output::Dropped { count, .. } => {
+                self.sent.dropped += count;
+                live.dropped.fetch_add(*count, Relaxed);
+            }
             _ => {}
         }
+        if let Some(position) = output.position() {
+            live.set_position(position.id());
+        }
         self.sent.bytes += bytes as u64;
+        live.bytes.fetch_add(bytes as u64, Relaxed);
         if self.last_report.elapsed() >= USAGE_REPORT_INTERVAL {
             self.report_usage();
         }

@@ -87,6 +87,7 @@ impl<D: Dialect> WsTransport<D> {
 impl<D: Dialect> Transport for WsTransport<D> {
     type Frame = Message;
     const NAME: &'static str = "ws";
+    const DIALECT: &'static str = D::NAME;
 
     fn greeting(&mut self, hello: &Frame, _start: &Cursor) -> Message {
         Message::Text(self.dialect.greeting(hello))

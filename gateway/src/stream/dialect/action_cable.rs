@@ -26,6 +26,7 @@ pub struct ActionCable {
 }
 
 impl Dialect for ActionCable {
+    const NAME: &'static str = "action_cable";
     const KEEPALIVE: Option<Duration> = Some(Duration::from_secs(3));
 
     fn greeting(&self, _hello: &Frame) -> Utf8Bytes {

@@ -16,6 +16,7 @@ use crate::stream::Output;
 pub struct Cif;
 
 impl Dialect for Cif {
+    const NAME: &'static str = "cif";
     const KEEPALIVE: Option<Duration> = Some(Duration::from_secs(5));
 
     fn greeting(&self, _hello: &Frame) -> Utf8Bytes {

@@ -12,6 +12,8 @@ use crate::stream::Output;
 pub struct Native;
 
 impl Dialect for Native {
+    const NAME: &'static str = "native";
+
     fn greeting(&self, hello: &Frame) -> Utf8Bytes {
         hello.encode().into()
     }
