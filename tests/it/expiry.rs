@@ -401,9 +401,10 @@ async fn whole_file_outputs_drop_expired_lines() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let intel = dir.path().join("sluice.intel");
-    let mut consumer = Command::new(sluice_binary())
-        .args([
-            "stream",
+    let validity = format!("none,fqdn={SHORT}s");
+    let consumer = Consumer::start(
+        &node,
+        &[
             "--format",
             "zeek",
             "--output",
@@ -413,16 +414,9 @@ async fn whole_file_outputs_drop_expired_lines() {
             "--cursor",
             "earliest",
             "--default-validity",
-            format!("none,fqdn={SHORT}s").as_str(),
-        ])
-        .env("SLUICE_URL", node.http(""))
-        .env("SLUICE_TOKEN", &node.admin_token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot start sluice stream");
+            &validity,
+        ],
+    );
 
     let now = Utc::now().trunc_subsecs(3);
     let until = now + TimeDelta::seconds(SHORT);
@@ -465,5 +459,5 @@ async fn whole_file_outputs_drop_expired_lines() {
         "no expiry, so they stay: {text}"
     );
     assert!(text.contains(&format!("{STANDARD}\tIntel::ADDR")), "{text}");
-    let _ = consumer.start_kill();
+    drop(consumer);
 }

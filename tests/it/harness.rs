@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -244,6 +245,66 @@ impl Node {
             id,
             String::from_utf8(output.stdout).unwrap().trim().to_owned(),
         )
+    }
+}
+
+/// A `sluice stream` run against a node (its URL and admin token from the environment), its
+/// stdout read line by line; killed when dropped.
+pub struct Consumer {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Consumer {
+    pub fn start(node: &Node, args: &[&str]) -> Consumer {
+        let mut child = Command::new(sluice_binary())
+            .arg("stream")
+            .args(args)
+            .env("SLUICE_URL", node.http(""))
+            .env("SLUICE_TOKEN", &node.admin_token)
+            .env("SLUICE_MAX_BACKOFF", "1s")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start sluice stream");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Consumer { child, lines }
+    }
+
+    /// The next line printed.
+    pub async fn line(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("no line from sluice stream in time")
+            .unwrap()
+            .expect("sluice stream ended its output")
+    }
+
+    /// The next `n` indicators printed (NDJSON), by their `indicator` field.
+    pub async fn indicators(&mut self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            let line = self.line().await;
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            seen.push(value["indicator"].as_str().unwrap().to_owned());
+        }
+        seen
+    }
+
+    /// Interrupts it (as Ctrl-C does) and waits: it saves its cursor and exits 0.
+    pub async fn interrupt(mut self) {
+        let pid = self.child.id().unwrap();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "sluice stream exited with {status}");
     }
 }
 
