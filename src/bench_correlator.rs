@@ -70,6 +70,7 @@ fn rule_on_one_core(scanners: usize, providers: usize) -> anyhow::Result<()> {
             confidence: 7.0,
             tlp: Tlp::Green,
             tags: &tags,
+            withdrawn: false,
         };
         engine.observe(&report, &mut out);
         if out.len() >= 4096 {

@@ -15,6 +15,8 @@ pub struct RuleLabels {
 pub struct CorrelatorMetrics {
     /// Considered reports accepted by a rule.
     pub accepted: Family<RuleLabels, Counter>,
+    /// Withdrawals considered by a rule: from then on the provider does not count for the key.
+    pub withdrawals: Family<RuleLabels, Counter>,
     /// Reports older than what was already final.
     pub stragglers: Family<RuleLabels, Counter>,
     /// Emissions appended to the log by this instance.
@@ -38,6 +40,11 @@ impl CorrelatorMetrics {
             "correlator_accepted",
             "Reports considered by a correlation rule",
             self.accepted.clone(),
+        );
+        process.register(
+            "correlator_withdrawals",
+            "Withdrawals considered by a correlation rule: the provider's earlier reports of the key count no longer",
+            self.withdrawals.clone(),
         );
         process.register(
             "correlator_stragglers",

@@ -78,8 +78,10 @@ struct Correlator {
     config: Config,
     metrics: CorrelatorMetrics,
     engines: Vec<Engine>,
-    /// Per engine: its accepted and straggler counters (looked up once, not per report).
+    /// Per engine: its accepted, withdrawal and straggler counters (looked up once, not per
+    /// report).
     counters: Vec<(
+        prometheus_client::metrics::counter::Counter,
         prometheus_client::metrics::counter::Counter,
         prometheus_client::metrics::counter::Counter,
     )>,
@@ -110,6 +112,7 @@ impl Correlator {
             .map(|rule| {
                 (
                     CorrelatorMetrics::rule(&metrics.accepted, &rule.name),
+                    CorrelatorMetrics::rule(&metrics.withdrawals, &rule.name),
                     CorrelatorMetrics::rule(&metrics.stragglers, &rule.name),
                 )
             })
@@ -214,11 +217,14 @@ impl Correlator {
         let arrival = i64::try_from(entry.id().ms)
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
-        for (engine, (accepted, stragglers)) in self.engines.iter_mut().zip(&self.counters) {
+        for (engine, (accepted, withdrawals, stragglers)) in
+            self.engines.iter_mut().zip(&self.counters)
+        {
             let Ok(report) = engine.rule().report(indicator, arrival) else {
                 continue;
             };
             match engine.observe(&report, out) {
+                Outcome::Accepted if report.withdrawn => withdrawals.inc(),
                 Outcome::Accepted => accepted.inc(),
                 Outcome::Straggler => {
                     tracing::debug!(

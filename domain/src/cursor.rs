@@ -25,6 +25,14 @@ impl StreamId {
         StreamId { ms, seq }
     }
 
+    /// The position just before this one: reading the log after it starts at this entry.
+    pub fn before(self) -> StreamId {
+        match self.seq {
+            0 => StreamId::new(self.ms.saturating_sub(1), u64::MAX),
+            seq => StreamId::new(self.ms, seq - 1),
+        }
+    }
+
     /// Parses the `ms-seq` form Redis uses (`"1700000000000-0"`).
     pub fn parse(text: &str) -> Result<Self, CursorError> {
         let (ms, seq) = text.split_once('-').ok_or(CursorError::Malformed)?;
@@ -175,6 +183,13 @@ mod tests {
         check("a1.1-0-0", None);
         check("a1.99999999999999999999999-0", None);
         check("a b.1-0", None);
+    }
+
+    #[test]
+    fn the_position_before_an_id_reads_it_next() {
+        assert_eq!(StreamId::new(5, 3).before(), StreamId::new(5, 2));
+        assert_eq!(StreamId::new(5, 0).before(), StreamId::new(4, u64::MAX));
+        assert!(StreamId::new(5, 0).before() < StreamId::new(5, 0));
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! normalised indicator of the itypes they understand, which validation restricts to safe
 //! characters (a Suricata `string` dataset holds it base64-encoded).
 //!
+//! A withdrawal (docs/protocol.md §2.10) is a line only where the format can say so: JSON
+//! carries `"withdrawn": true`, iptables deletes its rule (`-D`), ipset its entry (`del`); CSV
+//! and tables, which list reports, leave it out. For the whole-file formats (Zeek, RPZ,
+//! Suricata datasets) it gives the lines its report gave, which `sluice stream` removes from
+//! the file.
+//!
 //! `sluice stream --format stix` is not here: STIX objects come from `sluice-stix`, which this
 //! crate, the bottom of the graph, does not depend on; the binary's `src/stream/format.rs` adds
 //! it beside these.
@@ -132,7 +138,26 @@ impl Format {
     }
 
     /// The indicator's lines in this format; none when the format has no place for its itype.
+    /// A withdrawal's: see the module documentation.
     pub fn lines(self, indicator: &Indicator) -> Vec<String> {
+        if indicator.is_withdrawn() {
+            match self {
+                Format::Csv | Format::Table => return Vec::new(),
+                Format::Iptables => {
+                    return ipv4_network(indicator)
+                        .map(|net| format!("iptables -D INPUT -s {net} -j DROP"))
+                        .into_iter()
+                        .collect()
+                }
+                Format::Ipset => {
+                    return ipv4_network(indicator)
+                        .map(|net| format!("del {IPSET_NAME} {net} -exist"))
+                        .into_iter()
+                        .collect()
+                }
+                Format::Json | Format::Zeek | Format::Bindrpz | Format::SuricataDataset => {}
+            }
+        }
         match self {
             Format::Json => vec![indicator.to_json().to_string()],
             Format::Csv => vec![csv_row(indicator)],

@@ -22,6 +22,9 @@
 //!   indicator's: see [`crate::validity`].
 //! - a `null` known field is the same as an absent one; a `null` unknown field is kept.
 //! - `count` may be a digit string (CSV feeds) and is stored as a number.
+//! - `withdrawn`: `true` marks a withdrawal (docs/protocol.md §2.10), a boolean or absent;
+//!   `false` is the same as absent and is not stored. From outside Sluice it is a request, which
+//!   the gateway turns into the withdrawal it stores with [`Indicator::withdrawal_of`].
 
 pub(crate) mod normalise;
 mod reserved;
@@ -101,6 +104,8 @@ pub struct Indicator {
     lasttime: Option<DateTime<Utc>>,
     /// The provider's own expiry (`valid_until`, or its aliases on input).
     valid_until: Option<DateTime<Utc>>,
+    /// A withdrawal of the provider's earlier reports of this indicator, not a report.
+    withdrawn: bool,
     /// Derived from `indicator` for addresses and networks, kept to make filtering cheap.
     network: Option<IpNet>,
     /// The optional CIF fields (type-checked) and everything else (verbatim).
@@ -200,6 +205,7 @@ impl Indicator {
         let firsttime = take_time(&mut object, "firsttime")?;
         let lasttime = take_time(&mut object, "lasttime")?;
         let valid_until = take_valid_until(&mut object, provenance, reporttime)?;
+        let withdrawn = take_withdrawn(&mut object)?;
         check_optional_fields(&mut object)?;
 
         let indicator = Indicator {
@@ -213,6 +219,7 @@ impl Indicator {
             firsttime,
             lasttime,
             valid_until,
+            withdrawn,
             network,
             details: Details::from_map(object),
         };
@@ -282,6 +289,9 @@ impl Indicator {
                 Value::from(time::format_time(valid_until)),
             );
         }
+        if self.withdrawn {
+            object.insert(WITHDRAWN.into(), Value::Bool(true));
+        }
         Value::Object(object)
     }
 
@@ -339,6 +349,27 @@ impl Indicator {
     /// The network this indicator covers, for ipv4/ipv6 (as /32, /128) and cidr; None otherwise.
     pub fn network(&self) -> Option<IpNet> {
         self.network
+    }
+
+    /// True for a withdrawal: the provider takes back what it reported of this indicator.
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn
+    }
+
+    /// The withdrawal of `report`'s indicator by its provider, as stored: the report's fields
+    /// and level (so the filters and plans that saw the report see its withdrawal; the gateway
+    /// picks the report at the most shareable level the provider used), reported at `now`,
+    /// without the report's expiry. `firsttime` is the report's, or its `reporttime` when it
+    /// has none: the provider's first sighting, so the withdrawal's STIX object keeps the
+    /// report's `created`.
+    pub fn withdrawal_of(report: &Indicator, now: DateTime<Utc>) -> Indicator {
+        Indicator {
+            firsttime: report.firsttime.or(Some(report.reporttime)),
+            reporttime: now,
+            valid_until: None,
+            withdrawn: true,
+            ..report.clone()
+        }
     }
 
     /// True for the correlator's derived indicators: provider `sluice/correlator` (tag `correlated`).
@@ -791,6 +822,24 @@ fn take_valid_until(
         return Err(Rejection::new(field, reason));
     }
     Ok(Some(valid_until))
+}
+
+/// The withdrawal mark, as stored.
+const WITHDRAWN: &str = "withdrawn";
+
+/// `withdrawn`: a boolean; `false` and `null` are the same as absent.
+fn take_withdrawn(object: &mut Map<String, Value>) -> Result<bool, Rejection> {
+    match take(object, WITHDRAWN) {
+        None => Ok(false),
+        Some(Value::Bool(withdrawn)) => Ok(withdrawn),
+        Some(other) => Err(Rejection::new(
+            WITHDRAWN,
+            format!(
+                "expected true (to withdraw your reports of this indicator) or false, found {}",
+                kind(&other)
+            ),
+        )),
+    }
 }
 
 /// `ttl`: whole seconds (a number or a digit string) or a duration (`12h`, `14d`), counted

@@ -25,6 +25,9 @@ pub enum Frame {
     },
     /// One indicator; `id` is its cursor.
     Indicator { id: Cursor, data: serde_json::Value },
+    /// The provider withdrew its reports of an indicator; `data` is the withdrawal (the
+    /// indicator with `"withdrawn": true`) and `id` its cursor.
+    Withdrawn { id: Cursor, data: serde_json::Value },
     /// `count` indicators were skipped; the last of them was `last_id`. Counts are exact.
     Dropped {
         count: u64,
@@ -48,6 +51,7 @@ impl Frame {
         match self {
             Frame::Hello { .. } => "hello",
             Frame::Indicator { .. } => "indicator",
+            Frame::Withdrawn { .. } => "withdrawn",
             Frame::Dropped { .. } => "dropped",
             Frame::Reset { .. } => "reset",
             Frame::Plan { .. } => "plan",
@@ -67,6 +71,11 @@ impl Frame {
 pub fn indicator_frame(id: &Cursor, data_json: &str) -> String {
     // The cursor alphabet is [a-z0-9.-], so it needs no escaping.
     format!(r#"{{"type":"indicator","id":"{id}","data":{data_json}}}"#)
+}
+
+/// The `withdrawn` frame, written like [`indicator_frame`].
+pub fn withdrawn_frame(id: &Cursor, data_json: &str) -> String {
+    format!(r#"{{"type":"withdrawn","id":"{id}","data":{data_json}}}"#)
 }
 
 /// Why indicators were skipped (`dropped` frames).
@@ -243,12 +252,22 @@ mod tests {
         };
         assert_eq!(serde_json::from_str::<Frame>(&fast).unwrap(), typed);
         assert_eq!(fast, typed.encode());
+
+        let withdrawal = r#"{"indicator":"185.220.101.7","withdrawn":true}"#;
+        let fast = withdrawn_frame(&cursor("abc.1700000000001-0"), withdrawal);
+        let typed = Frame::Withdrawn {
+            id: cursor("abc.1700000000001-0"),
+            data: serde_json::from_str(withdrawal).unwrap(),
+        };
+        assert_eq!(serde_json::from_str::<Frame>(&fast).unwrap(), typed);
+        assert_eq!(fast, typed.encode());
+        assert_eq!(typed.kind(), "withdrawn");
     }
 
     #[test]
     fn unknown_frames_and_reasons_are_readable() {
         assert_eq!(
-            serde_json::from_str::<Frame>(r#"{"type":"withdrawn","id":"x.1-0"}"#).unwrap(),
+            serde_json::from_str::<Frame>(r#"{"type":"a_later_frame","id":"x.1-0"}"#).unwrap(),
             Frame::Unknown
         );
         let reset: Frame =

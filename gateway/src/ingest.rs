@@ -14,6 +14,7 @@ use domain::{Indicator, Provenance, Rejection};
 use crate::error::ApiError;
 use crate::metrics::SourceLabels;
 use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
+use crate::withdraw::Withdrawals;
 use crate::AppState;
 
 /// Request bodies above this are refused with 413 (docs/protocol.md §3).
@@ -24,7 +25,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// One JSON object, a JSON array of objects, or NDJSON (`Content-Type: application/x-ndjson`,
 /// one object per line), at most 1 MiB. Every item gets its own verdict: a bad item never costs
 /// the good ones, which are stored and streamed at once. The provider is the authenticated
-/// account, never the payload. Needs a `write` token.
+/// account, never the payload. An item with `"withdrawn": true` withdraws the account's
+/// reports of its indicator instead (see `DELETE /v1/indicators/{id}`); it is refused when
+/// there is nothing of the account's to withdraw. Needs a `write` token.
 #[utoipa::path(
     post,
     path = "/v1/indicators",
@@ -69,13 +72,37 @@ pub async fn publish(
         }
     })?;
     let provenance = Provenance::Authenticated(&principal.account);
-    let verdicts = parse_items(&headers, &body, provenance, chrono::Utc::now())?;
+    let now = chrono::Utc::now();
+    let mut verdicts = parse_items(&headers, &body, provenance, now)?;
+    let unavailable = |error: sluice_log::LogError| {
+        state.metrics.backend_error("log");
+        tracing::warn!(%error, "append failed");
+        ApiError::Unavailable(
+            "the log is unavailable: nothing from this request was stored, retry it".into(),
+        )
+    };
+    if verdicts
+        .iter()
+        .any(|verdict| verdict.as_ref().is_ok_and(Indicator::is_withdrawn))
+    {
+        let mut withdrawals = Withdrawals::begin(state.log.as_ref(), &state.taxii, now)
+            .await
+            .map_err(unavailable)?;
+        verdicts = withdrawals
+            .resolve_all(verdicts)
+            .await
+            .map_err(unavailable)?;
+    }
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     let mut reserved = 0;
+    let mut withdrawn = 0;
     for (index, verdict) in verdicts.into_iter().enumerate() {
         match verdict {
-            Ok(indicator) => accepted.push(indicator),
+            Ok(indicator) => {
+                withdrawn += u64::from(indicator.is_withdrawn());
+                accepted.push(indicator)
+            }
             Err(rejection) => {
                 reserved += u64::from(rejection.reserved);
                 rejected.push(RejectedItem {
@@ -86,13 +113,7 @@ pub async fn publish(
         }
     }
     let count = accepted.len();
-    let ids = state.log.append(accepted).await.map_err(|error| {
-        state.metrics.backend_error("log");
-        tracing::warn!(%error, "append failed");
-        ApiError::Unavailable(
-            "the log is unavailable: nothing from this request was stored, retry it".into(),
-        )
-    })?;
+    let ids = state.log.append(accepted).await.map_err(unavailable)?;
     let http = SourceLabels { source: "http" };
     state
         .metrics
@@ -105,6 +126,11 @@ pub async fn publish(
         .get_or_create(&http)
         .inc_by(rejected.len() as u64);
     state.metrics.reserved.get_or_create(&http).inc_by(reserved);
+    state
+        .metrics
+        .withdrawals
+        .get_or_create(&http)
+        .inc_by(withdrawn);
     tracing::info!(
         account.name = %principal.account,
         ingest.accepted = count,

@@ -28,6 +28,7 @@ pub mod token_cache;
 pub mod upstream;
 pub mod usage;
 pub mod wire;
+pub mod withdraw;
 
 use std::sync::Arc;
 
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(ingest::BODY_LIMIT))
                 .get(feed::recent),
         )
+        .route("/v1/indicators/{id}", delete(withdraw::withdraw))
         .route("/indicators", get(feed::cif_indicators))
         .route("/ping", get(feed::ping))
         .route("/v1/lists/{list}", get(feed::lists::list))
@@ -179,6 +181,7 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
         state.tracker.spawn(upstream::run(
             upstream,
             state.log.clone(),
+            state.taxii.clone(),
             state.metrics.clone(),
             state.shutdown.clone(),
         ));

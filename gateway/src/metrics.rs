@@ -46,6 +46,8 @@ pub struct Metrics {
     pub accepted: Family<SourceLabels, Counter>,
     pub rejected: Family<SourceLabels, Counter>,
     pub reserved: Family<SourceLabels, Counter>,
+    /// Withdrawals stored (also counted as accepted), by source.
+    pub withdrawals: Family<SourceLabels, Counter>,
     pub upstream_duplicates: Counter,
     pub ingest_lag_ms: Gauge,
     pub backend_errors: Family<ReasonLabels, Counter>,
@@ -85,6 +87,7 @@ impl Metrics {
             accepted: Family::default(),
             rejected: Family::default(),
             reserved: Family::default(),
+            withdrawals: Family::default(),
             upstream_duplicates: Counter::default(),
             ingest_lag_ms: Gauge::default(),
             backend_errors: Family::default(),
@@ -133,6 +136,12 @@ impl Metrics {
                 "Indicators refused for claiming to be Sluice's own (the sluice/ provider \
                  namespace or the correlated tag), by source; also counted as rejected",
                 metrics.reserved.clone(),
+            );
+            registry.register(
+                "ingest_withdrawals",
+                "Withdrawals of a provider's earlier reports stored, by source; also counted as \
+                 accepted",
+                metrics.withdrawals.clone(),
             );
             registry.register(
                 "upstream_duplicates",

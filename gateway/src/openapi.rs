@@ -13,7 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::wire::{ErrorBody, IngestResponse, RejectedItem};
+use crate::wire::{ErrorBody, IngestResponse, RejectedItem, WithdrawalResponse};
 
 /// Security scheme: an API token in `Authorization` (also what the web API calls it).
 pub const API_TOKEN: &str = "api_token";
@@ -27,6 +27,7 @@ pub const BASIC: &str = "basic";
 #[openapi(
     paths(
         crate::ingest::publish,
+        crate::withdraw::withdraw,
         crate::feed::recent,
         crate::feed::cif_indicators,
         crate::feed::ping,
@@ -58,6 +59,7 @@ pub const BASIC: &str = "basic";
         Tlp,
         IngestResponse,
         RejectedItem,
+        WithdrawalResponse,
         ErrorBody,
         Cif3Answer,
         Cif3Indicator,

@@ -14,7 +14,7 @@ mod doc;
 mod media;
 mod page;
 mod params;
-mod versions;
+pub(crate) mod versions;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;

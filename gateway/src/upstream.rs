@@ -4,7 +4,9 @@
 //! cluster: the log's `append_once` remembers the message's SHA-256 for the dedupe window, so the
 //! copies the other nodes receive are dropped. Consequence, documented for publishers: the same
 //! bytes published twice within the window count once. Invalid messages are counted and logged,
-//! never fatal.
+//! never fatal. A message with `"withdrawn": true` withdraws its provider's reports of the
+//! indicator (`crate::withdraw`), resolved by every node alike: the copy that enters the log is
+//! any node's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, SourceLabels};
+use crate::taxii::VersionIndex;
+use crate::withdraw::Withdrawals;
 use sluice_log::Backoff;
 use sluice_log::Log;
 
@@ -38,12 +42,19 @@ pub struct UpstreamConfig {
 pub async fn run(
     config: UpstreamConfig,
     log: Arc<dyn Log>,
+    index: Arc<VersionIndex>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::default();
+    let consumer = Consumer {
+        log: &log,
+        index: &index,
+        metrics: &metrics,
+        shutdown: &shutdown,
+    };
     while !shutdown.is_cancelled() {
-        match subscribe_and_consume(&config, &log, &metrics, &shutdown, &mut backoff).await {
+        match subscribe_and_consume(&config, &consumer, &mut backoff).await {
             Ok(()) => break,
             Err(error) => {
                 metrics.backend_error("upstream");
@@ -57,13 +68,22 @@ pub async fn run(
     }
 }
 
+/// Where upstream messages go.
+struct Consumer<'a> {
+    log: &'a Arc<dyn Log>,
+    index: &'a VersionIndex,
+    metrics: &'a Metrics,
+    shutdown: &'a CancellationToken,
+}
+
 async fn subscribe_and_consume(
     config: &UpstreamConfig,
-    log: &Arc<dyn Log>,
-    metrics: &Metrics,
-    shutdown: &CancellationToken,
+    consumer: &Consumer<'_>,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
+    let Consumer {
+        metrics, shutdown, ..
+    } = *consumer;
     let client = redis::Client::open(config.redis_url.as_str())?;
     let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
         .await
@@ -125,7 +145,66 @@ async fn subscribe_and_consume(
                 }
             }
         }
-        append_with_retry(log, metrics, shutdown, valid).await;
+        let valid = consumer.resolve_withdrawals(valid, now).await;
+        append_with_retry(consumer.log, metrics, shutdown, valid).await;
+    }
+}
+
+impl Consumer<'_> {
+    /// Turns withdrawal requests into the withdrawals to store; one with nothing to withdraw
+    /// is counted as rejected. Retried while the log is unavailable, like an append.
+    async fn resolve_withdrawals(
+        &self,
+        items: Vec<(Indicator, [u8; 32])>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(Indicator, [u8; 32])> {
+        if !items.iter().any(|(indicator, _)| indicator.is_withdrawn()) {
+            return items;
+        }
+        let upstream = SourceLabels { source: "upstream" };
+        let mut backoff = Backoff::default();
+        let (indicators, hashes): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+        let verdicts: Vec<_> = indicators.into_iter().map(Ok).collect();
+        let mut resolved = None;
+        for _ in 0..10 {
+            let attempt = async {
+                let mut withdrawals =
+                    Withdrawals::begin(self.log.as_ref(), self.index, now).await?;
+                withdrawals.resolve_all(verdicts.clone()).await
+            };
+            match attempt.await {
+                Ok(verdicts) => {
+                    resolved = Some(verdicts);
+                    break;
+                }
+                Err(error) => {
+                    self.metrics.backend_error("log");
+                    tracing::warn!(%error, "cannot resolve upstream withdrawals; retrying");
+                    backoff.wait(self.shutdown).await;
+                    if self.shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(resolved) = resolved else {
+            tracing::error!(
+                upstream.messages = verdicts.len(),
+                "upstream messages lost: the log stayed unavailable"
+            );
+            return Vec::new();
+        };
+        let mut kept = Vec::with_capacity(resolved.len());
+        for (verdict, hash) in resolved.into_iter().zip(hashes) {
+            match verdict {
+                Ok(indicator) => kept.push((indicator, hash)),
+                Err(rejection) => {
+                    self.metrics.rejected.get_or_create(&upstream).inc();
+                    tracing::warn!(error = %rejection, "upstream withdrawal refused");
+                }
+            }
+        }
+        kept
     }
 }
 
@@ -144,6 +223,15 @@ async fn append_with_retry(
         match log.append_once(items.clone(), DEDUPE_WINDOW).await {
             Ok(cursors) => {
                 let appended = cursors.iter().filter(|cursor| cursor.is_some()).count() as u64;
+                let withdrawn = cursors
+                    .iter()
+                    .zip(&items)
+                    .filter(|(cursor, (indicator, _))| cursor.is_some() && indicator.is_withdrawn())
+                    .count() as u64;
+                metrics
+                    .withdrawals
+                    .get_or_create(&SourceLabels { source: "upstream" })
+                    .inc_by(withdrawn);
                 metrics
                     .accepted
                     .get_or_create(&SourceLabels { source: "upstream" })

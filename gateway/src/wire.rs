@@ -49,6 +49,17 @@ pub struct IngestResponse {
     pub rejected: Vec<RejectedItem>,
 }
 
+/// The answer to `DELETE /v1/indicators/{id}`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WithdrawalResponse {
+    /// The withdrawal's cursor in the log.
+    pub id: String,
+    /// The indicator withdrawn.
+    pub indicator: String,
+    /// Its STIX object's id (TAXII shows it revoked from now on).
+    pub object: String,
+}
+
 /// One refused item of a publish request.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectedItem {

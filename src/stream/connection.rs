@@ -189,7 +189,9 @@ impl Reader<'_> {
                 // must not skip what arrives meanwhile.
                 self.saved_at = Instant::now() - CURSOR_SAVE_INTERVAL;
             }
-            Frame::Indicator { id, data } => {
+            // A withdrawal is an indicator with `"withdrawn": true`: the output says what it
+            // means for its format.
+            Frame::Indicator { id, data } | Frame::Withdrawn { id, data } => {
                 // Validated as sent: the server already clamped its times; this clock's
                 // opinion must not change them.
                 match Indicator::from_json(

@@ -146,10 +146,15 @@ mod tests {
             assert_eq!(bundle["type"], "bundle");
             assert_eq!(bundle["objects"][0]["type"], "indicator");
             assert_eq!(bundle["objects"][0]["name"], indicator.indicator());
+            assert_eq!(
+                bundle["objects"][0].get("revoked").is_some(),
+                indicator.is_withdrawn(),
+                "a withdrawal, and only a withdrawal, is revoked"
+            );
             rendered.push_str(&normalise(&lines[0]));
             rendered.push('\n');
         }
-        assert_eq!(rendered.lines().count(), 8);
+        assert_eq!(rendered.lines().count(), 10);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(GOLDEN, &rendered).unwrap();
             return;

@@ -11,6 +11,13 @@
 //! for the day), and a report that arrives expired adds nothing. The file cannot say when a
 //! line read back at start expires, so such a line takes the expiry of its next report, or
 //! stays for the day.
+//!
+//! A withdrawal (docs/protocol.md §2.10) takes its provider's report out of a whole file: a
+//! line remembers which providers gave it (a hash of each name) and goes when the last of them
+//! withdraws; a line read back at start, whose providers are unknown, goes at the first
+//! withdrawal that gives it. A withdrawal removes the lines its own fields give (the report at
+//! the most shareable level the provider used); a line from another report of the same
+//! provider with other fields (a Zeek description it changed) stays until it expires.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -46,11 +53,13 @@ enum Sink {
     },
 }
 
-/// One line of a whole file: when it was last seen and until when it holds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One line of a whole file: when it was last seen, until when it holds, and who gave it.
+#[derive(Debug, Clone, PartialEq)]
 struct Line {
     seen: Instant,
     expires: Expiry,
+    /// A hash of each provider whose report gave the line (empty: read back at start).
+    providers: Vec<u64>,
 }
 
 /// Until when a line of a whole file holds, by the reports that gave it.
@@ -149,7 +158,21 @@ impl Output {
         let count = lines.len();
         match &mut self.sink {
             Sink::Lines(sink) => write_lines(sink, &lines)?,
+            Sink::WholeFile { entries, dirty, .. } if indicator.is_withdrawn() => {
+                let provider = provider_hash(indicator.provider());
+                for text in lines {
+                    let Some(line) = entries.get_mut(&text) else {
+                        continue;
+                    };
+                    line.providers.retain(|given| *given != provider);
+                    if line.providers.is_empty() {
+                        entries.remove(&text);
+                        *dirty = true;
+                    }
+                }
+            }
             Sink::WholeFile { entries, dirty, .. } => {
+                let provider = provider_hash(indicator.provider());
                 let seen = Instant::now();
                 let expires = Expiry::of(expires);
                 if expires.has_passed(Utc::now()) {
@@ -159,9 +182,13 @@ impl Output {
                     let line = entries.entry(text).or_insert(Line {
                         seen,
                         expires: Expiry::Unknown,
+                        providers: Vec::new(),
                     });
                     line.seen = seen;
                     line.expires = line.expires.merge(expires);
+                    if !line.providers.contains(&provider) {
+                        line.providers.push(provider);
+                    }
                     *dirty = true;
                 }
             }
@@ -244,6 +271,14 @@ impl Output {
     }
 }
 
+/// Which provider gave a line, in 8 bytes (a collision keeps a withdrawn line for its day).
+fn provider_hash(provider: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    provider.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn write_lines(sink: &mut Box<dyn Write + Send>, lines: &[String]) -> anyhow::Result<()> {
     for line in lines {
         writeln!(sink, "{line}").context("cannot write the output")?;
@@ -282,6 +317,7 @@ fn read_back(path: &Path, format: OutputFormat) -> anyhow::Result<BTreeMap<Strin
             let line_of = Line {
                 seen,
                 expires: Expiry::Unknown,
+                providers: Vec::new(),
             };
             (line.to_owned(), line_of)
         })
@@ -359,6 +395,7 @@ mod tests {
         let line = Line {
             seen: instant,
             expires: soon,
+            providers: Vec::new(),
         };
         assert!(line.holds(now, instant));
         assert!(!line.holds(now + TimeDelta::hours(1), instant));
@@ -407,5 +444,58 @@ mod tests {
             ["185.220.101.1", "185.220.101.2", "fresh.example.net"],
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_withdrawal_takes_its_providers_line_out_of_a_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zone");
+        let rpz = OutputFormat::Export(Format::Bindrpz);
+        let names = |path: &Path| -> Vec<String> {
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut names: Vec<String> = text
+                .lines()
+                .filter(|line| line.ends_with("CNAME ."))
+                .filter_map(|line| line.split(' ').next().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        };
+        let now = Utc::now();
+        let by = |provider: &str, name: &str| {
+            Indicator::from_json(
+                serde_json::json!({"indicator": name, "provider": provider}),
+                Provenance::Trusted,
+                now,
+            )
+            .unwrap()
+        };
+        let withdrawal = |report: &Indicator| Indicator::withdrawal_of(report, now);
+        std::fs::write(&path, "left.example.net CNAME .\n").unwrap();
+        let mut output =
+            Output::new(rpz, Some(path.clone()), Duration::ZERO, Validity::none()).unwrap();
+        output.write(&by("a", "shared.example.net")).unwrap();
+        output.write(&by("b", "shared.example.net")).unwrap();
+        output.write(&by("a", "own.example.net")).unwrap();
+        output
+            .write(&withdrawal(&by("a", "shared.example.net")))
+            .unwrap();
+        output
+            .write(&withdrawal(&by("a", "own.example.net")))
+            .unwrap();
+        output
+            .write(&withdrawal(&by("z", "left.example.net")))
+            .unwrap();
+        output.tick().unwrap();
+        assert_eq!(
+            names(&path),
+            ["*.shared.example.net", "shared.example.net"],
+            "b still reports it; a's own name and the line read back are gone"
+        );
+        output
+            .write(&withdrawal(&by("b", "shared.example.net")))
+            .unwrap();
+        output.tick().unwrap();
+        assert!(names(&path).is_empty());
     }
 }

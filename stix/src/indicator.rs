@@ -10,7 +10,8 @@ use crate::{pattern, reference, time, vocab};
 
 /// What Sluice knows about an indicator beyond its report: whether and until when it holds.
 /// The default (`valid_until: None, revoked: false`) is an open-ended indicator. TAXII passes
-/// each indicator's expiry (`domain::Validity::expires`); nothing sets `revoked` yet.
+/// each indicator's expiry (`domain::Validity::expires`). A withdrawal
+/// (`Indicator::is_withdrawn`) is revoked whatever `revoked` says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lifecycle {
     /// When the indicator stops being valid: written as `valid_until`, rounded up to the
@@ -67,7 +68,7 @@ pub fn indicator(indicator: &Indicator, lifecycle: Lifecycle) -> Value {
         "confidence",
         vocab::confidence(indicator.confidence()).into(),
     );
-    if lifecycle.revoked {
+    if lifecycle.revoked || indicator.is_withdrawn() {
         put("revoked", true.into());
     }
     let references = reference::external_references(indicator);
@@ -217,6 +218,24 @@ mod tests {
                 "{until}"
             );
         }
+    }
+
+    #[test]
+    fn a_withdrawal_is_the_revoked_newest_version_of_its_report() {
+        let report = report(json!({
+            "indicator": "evil.example.net",
+            "reporttime": "2016-03-23T20:00:00Z",
+        }));
+        let later = report.reporttime() + chrono::TimeDelta::hours(2);
+        let withdrawal = Indicator::withdrawal_of(&report, later);
+        let (before, after) = (
+            indicator(&report, Lifecycle::default()),
+            indicator(&withdrawal, Lifecycle::default()),
+        );
+        assert_eq!(after["revoked"], true);
+        assert_eq!(after["id"], before["id"], "the same object");
+        assert!(after["modified"].as_str() > before["modified"].as_str());
+        assert_eq!(after["created"], before["created"]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod stream_cli;
 mod taxii;
 mod usage_export;
 mod webdriver;
+mod withdrawal;
 
 use harness::{Node, NodeOptions};
 use testkit::RedisServer;

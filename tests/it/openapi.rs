@@ -17,6 +17,7 @@ use crate::{start, Backend};
 const ENDPOINTS: &[(&str, &[&str])] = &[
     // The gateway.
     ("/v1/indicators", &["get", "post"]),
+    ("/v1/indicators/{id}", &["delete"]),
     ("/indicators", &["get"]),
     ("/ping", &["get"]),
     ("/v1/lists/{list}", &["get"]),

@@ -9,6 +9,10 @@
 //! Memory: per key, one sighting per provider reported inside the window (24 bytes each) and the
 //! time of its last emission; keys whose sightings and cooldown have both expired are swept.
 //! The reorder buffer holds only the reports of the last `lateness` of event time.
+//!
+//! A withdrawal goes through the reorder buffer like a report, and when applied removes its
+//! provider's sighting of the key: from then on the provider counts again only once it reports
+//! the key again. It decides nothing itself, and an emission already made stands.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +41,8 @@ pub struct EngineStats {
     pub accepted: u64,
     pub stragglers: u64,
     pub emissions: u64,
+    /// Withdrawals applied that removed a provider's sighting.
+    pub withdrawn: u64,
 }
 
 pub struct Engine {
@@ -64,6 +70,8 @@ struct Attributes {
     confidence: u16,
     tlp: Tlp,
     tags: u32,
+    /// A withdrawal, not a report.
+    withdrawn: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +144,7 @@ impl Engine {
             confidence: hundredths(report.confidence),
             tlp: report.tlp,
             tags: self.tag_sets.intern(&tags),
+            withdrawn: report.withdrawn,
         };
         let slot = (report.time, report.key, provider);
         let merged = match self.pending.get(&slot) {
@@ -195,6 +204,11 @@ impl Engine {
     }
 
     fn merge(&mut self, a: Attributes, b: Attributes) -> Attributes {
+        // A report and its withdrawal at the same time: the withdrawal is the provider's last
+        // word.
+        if a.withdrawn || b.withdrawn {
+            return if a.withdrawn { a } else { b };
+        }
         let tags = if a.tags == b.tags {
             a.tags
         } else {
@@ -208,6 +222,7 @@ impl Engine {
             confidence: a.confidence.max(b.confidence),
             tlp: a.tlp.max(b.tlp),
             tags,
+            withdrawn: false,
         }
     }
 
@@ -222,13 +237,19 @@ impl Engine {
             if time >= frontier {
                 break;
             }
-            // Every report of this key at this time, then one decision.
+            // Every report of this key at this time, then one decision if any was a report.
+            let mut reported = false;
             while let Some(entry) = self.pending.first_entry() {
                 let &(t, k, provider) = entry.key();
                 if t != time || k != key {
                     break;
                 }
                 let attributes = entry.remove();
+                if attributes.withdrawn {
+                    self.withdraw(key, provider);
+                    continue;
+                }
+                reported = true;
                 self.apply(
                     key,
                     Sighting {
@@ -238,7 +259,9 @@ impl Engine {
                     },
                 );
             }
-            self.decide(key, time, out);
+            if reported {
+                self.decide(key, time, out);
+            }
         }
         if frontier.saturating_sub(self.swept_at) >= self.window / 8 {
             self.sweep();
@@ -262,6 +285,18 @@ impl Engine {
                 self.stats.sightings += 1;
             }
         }
+    }
+
+    /// Removes `provider`'s sighting of `key` (applied in time order: it is older).
+    fn withdraw(&mut self, key: Key, provider: u32) {
+        let Some(state) = self.keys.get_mut(&key) else {
+            return;
+        };
+        let before = state.sightings.len();
+        state.sightings.retain(|s| s.provider != provider);
+        let removed = before - state.sightings.len();
+        self.stats.sightings -= removed;
+        self.stats.withdrawn += removed as u64;
     }
 
     /// Evaluates the condition for `key` at `time`, a time it was reported at.

@@ -86,6 +86,9 @@ pub struct Report<'a> {
     pub confidence: f64,
     pub tlp: Tlp,
     pub tags: &'a [String],
+    /// The provider withdrew its reports of the key's indicator (docs/protocol.md §2.10): it
+    /// counts no longer, and this is no report.
+    pub withdrawn: bool,
 }
 
 impl Rule {
@@ -213,6 +216,7 @@ impl Rule {
             confidence: indicator.confidence(),
             tlp: indicator.tlp(),
             tags: indicator.tags(),
+            withdrawn: indicator.is_withdrawn(),
         })
     }
 

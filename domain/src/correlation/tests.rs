@@ -26,6 +26,8 @@ struct Ev {
     confidence: f64,
     tlp: Tlp,
     tags: Vec<String>,
+    /// A withdrawal of the provider's reports of the key.
+    withdrawn: bool,
 }
 
 impl Ev {
@@ -38,6 +40,7 @@ impl Ev {
             confidence: self.confidence,
             tlp: self.tlp,
             tags: &self.tags,
+            withdrawn: self.withdrawn,
         }
     }
 }
@@ -55,21 +58,45 @@ fn ev(key_n: u8, provider: &str, time: i64) -> Ev {
         confidence: 5.0,
         tlp: Tlp::Green,
         tags: vec!["scanner".to_owned()],
+        withdrawn: false,
+    }
+}
+
+/// `provider`'s withdrawal of its reports of key `key_n`, at `time`.
+fn withdrawal(key_n: u8, provider: &str, time: i64) -> Ev {
+    Ev {
+        withdrawn: true,
+        ..ev(key_n, provider, time)
     }
 }
 
 /// docs/protocol.md §7.3 read literally: for each key, walk its report times in order; at each,
-/// count the providers with a report in [t − window, t]; emit at the first t meeting the
-/// threshold whose distance to the previous emission is at least the window.
+/// count the providers with a report in [t − window, t] that they did not withdraw at or after
+/// it (and by t); emit at the first t meeting the threshold whose distance to the previous
+/// emission is at least the window. A report withdrawn at its own time is no report.
 fn model(rule: &Rule, events: &[Ev]) -> Vec<Emission> {
     let window = rule.window_us();
     let mut by_key: BTreeMap<Key, Vec<&Ev>> = BTreeMap::new();
+    let mut withdrawals: BTreeMap<Key, Vec<&Ev>> = BTreeMap::new();
     for event in events {
-        by_key.entry(event.key).or_default().push(event);
+        match event.withdrawn {
+            true => withdrawals.entry(event.key).or_default().push(event),
+            false => by_key.entry(event.key).or_default().push(event),
+        }
     }
     let mut emissions = Vec::new();
     for (key, events) in by_key {
-        let mut times: Vec<i64> = events.iter().map(|e| e.time).collect();
+        let withdrawals = withdrawals.remove(&key).unwrap_or_default();
+        let withdrawn_between = |provider: &str, from: i64, to: i64| {
+            withdrawals
+                .iter()
+                .any(|w| w.provider == provider && w.time >= from && w.time <= to)
+        };
+        let mut times: Vec<i64> = events
+            .iter()
+            .filter(|e| !withdrawn_between(&e.provider, e.time, e.time))
+            .map(|e| e.time)
+            .collect();
         times.sort_unstable();
         times.dedup();
         let mut last: Option<i64> = None;
@@ -88,6 +115,7 @@ fn model(rule: &Rule, events: &[Ev]) -> Vec<Emission> {
                     slot.1.push(e);
                 }
             }
+            latest.retain(|provider, (time, _)| !withdrawn_between(provider, *time, t));
             let cooled = last.is_none_or(|l| t >= l + window);
             if latest.len() < rule.threshold || !cooled {
                 continue;
@@ -176,16 +204,21 @@ fn arb_event() -> impl Strategy<Value = Ev> {
             vec!["scanner", "ssh"],
             vec!["scanner", "rdp"],
         ]),
+        // One in six is a withdrawal.
+        prop::sample::select(vec![false, false, false, false, false, true]),
     )
-        .prop_map(|(k, provider, hours, nudge, confidence, tlp, tags)| Ev {
-            key: key(k),
-            provider: provider.to_owned(),
-            time: DAY * 10_000 + hours * HOUR + nudge,
-            arrival: 0,
-            confidence: f64::from(confidence),
-            tlp,
-            tags: tags.into_iter().map(str::to_owned).collect(),
-        })
+        .prop_map(
+            |(k, provider, hours, nudge, confidence, tlp, tags, withdrawn)| Ev {
+                key: key(k),
+                provider: provider.to_owned(),
+                time: DAY * 10_000 + hours * HOUR + nudge,
+                arrival: 0,
+                confidence: f64::from(confidence),
+                tlp,
+                tags: tags.into_iter().map(str::to_owned).collect(),
+                withdrawn,
+            },
+        )
 }
 
 /// Events in an arrival order that trails the newest by at most the lateness (1 h).
@@ -725,4 +758,64 @@ proptest! {
             prop_assert_eq!(indicator.unwrap().to_json()["count"].as_u64(), Some(emission.count as u64));
         }
     }
+}
+
+#[test]
+fn a_withdrawn_provider_counts_again_only_when_it_reports_again() {
+    let rule = rule(3);
+    let (out, _) = run(
+        &rule,
+        &[
+            ev(1, "a", 0),
+            ev(1, "b", HOUR),
+            withdrawal(1, "a", 2 * HOUR),
+            ev(1, "c", 3 * HOUR),
+        ],
+    );
+    assert!(
+        out.is_empty(),
+        "a withdrew before c reported: two providers"
+    );
+    let (out, _) = run(
+        &rule,
+        &[
+            ev(1, "a", 0),
+            ev(1, "b", HOUR),
+            withdrawal(1, "a", 2 * HOUR),
+            ev(1, "c", 3 * HOUR),
+            ev(1, "a", 4 * HOUR),
+        ],
+    );
+    assert_eq!(times(&out), [4 * HOUR], "a reported again");
+    let mut engine = Engine::new(rule.clone());
+    let mut out = Vec::new();
+    for event in [
+        ev(1, "a", 0),
+        withdrawal(1, "a", HOUR),
+        withdrawal(1, "b", HOUR),
+    ] {
+        engine.observe(&event.report(), &mut out);
+    }
+    engine.finalise_all(&mut out);
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.withdrawn, stats.sightings, stats.emissions),
+        (1, 0, 0),
+        "only a had a sighting to withdraw; a withdrawal decides nothing"
+    );
+}
+
+#[test]
+fn an_emission_stands_after_its_sources_withdraw() {
+    let (out, _) = run(
+        &rule(3),
+        &[
+            ev(1, "a", 0),
+            ev(1, "b", HOUR),
+            ev(1, "c", 2 * HOUR),
+            withdrawal(1, "a", 3 * HOUR),
+            withdrawal(1, "b", 3 * HOUR),
+        ],
+    );
+    assert_eq!(times(&out), [2 * HOUR]);
 }

@@ -1116,3 +1116,52 @@ fn the_sluice_namespace_is_refused_from_outside() {
     let renamed = accept(json!({"indicator": "185.220.101.4", "provider": "mallory"}));
     assert_eq!(renamed.provider(), "alice");
 }
+
+#[test]
+fn reads_the_withdrawal_mark() {
+    let plain = accept(json!({"indicator": "8.8.8.8"}));
+    assert!(!plain.is_withdrawn());
+    assert!(plain.to_json().get("withdrawn").is_none());
+    for absent in [json!(false), Value::Null] {
+        let item = accept(json!({"indicator": "8.8.8.8", "withdrawn": absent}));
+        assert!(!item.is_withdrawn());
+        assert!(item.to_json().get("withdrawn").is_none(), "not stored");
+    }
+    let request = accept(json!({"indicator": "8.8.8.8", "withdrawn": true}));
+    assert!(request.is_withdrawn());
+    assert_eq!(request.to_json()["withdrawn"], true);
+    for wrong in [json!("true"), json!(1), json!({})] {
+        reject(
+            json!({"indicator": "8.8.8.8", "withdrawn": wrong}),
+            "withdrawn",
+            "expected true",
+        );
+    }
+}
+
+#[test]
+fn a_withdrawal_carries_its_reports_fields() {
+    let report = accept(json!({
+        "indicator": "185.220.101.7", "tags": ["scanner"], "confidence": 8, "tlp": "amber",
+        "reporttime": "2024-05-01T10:00:00Z", "ttl": "1d", "description": "ssh brute force",
+    }));
+    let later = now() + TimeDelta::hours(1);
+    let withdrawal = Indicator::withdrawal_of(&report, later);
+    assert!(withdrawal.is_withdrawn());
+    assert_eq!(withdrawal.indicator(), report.indicator());
+    assert_eq!(withdrawal.provider(), "alice");
+    assert_eq!(withdrawal.tags(), report.tags());
+    assert_eq!(withdrawal.confidence(), 8.0);
+    assert_eq!(withdrawal.tlp(), Tlp::Amber);
+    assert_eq!(withdrawal.reporttime(), later);
+    assert_eq!(
+        withdrawal.valid_until(),
+        None,
+        "a withdrawal does not expire"
+    );
+    assert_eq!(withdrawal.description(), Some("ssh brute force"));
+    // What is stored reads back as the same withdrawal.
+    let stored = withdrawal.to_json();
+    let read = Indicator::from_json(stored, Provenance::Trusted, later).unwrap();
+    assert_eq!(read, withdrawal);
+}

@@ -3,6 +3,9 @@
 //! indicators subtracted. Entries expired at the time of the request (`domain::validity`) are
 //! left out before anything else, whitelist entries included: an expired report does not hide
 //! a current one of the same indicator, and an expired whitelist entry subtracts nothing.
+//! A withdrawal (docs/protocol.md §2.10) is never listed: it removes its provider's earlier
+//! reports of the indicator (whitelist entries too), whichever order the scan reads them in,
+//! and leaves the other providers' reports of it.
 
 use std::collections::HashMap;
 
@@ -62,11 +65,18 @@ pub async fn collect(
     Ok(collector.finish())
 }
 
+/// An indicator as one provider reported it.
+type Pair = (String, String);
+
 struct Collector<'a> {
     selection: &'a Selection<'a>,
     wants_whitelist: bool,
-    best: HashMap<String, SharedEntry>,
-    whitelist: Whitelist,
+    /// Per indicator, the best entry of each provider that reported it (usually one).
+    best: HashMap<String, Vec<SharedEntry>>,
+    /// The newest whitelist entry per indicator and provider.
+    whitelist: HashMap<Pair, SharedEntry>,
+    /// The newest withdrawal per indicator and provider: what is older is taken back.
+    withdrawn: HashMap<Pair, StreamId>,
     scanned: usize,
 }
 
@@ -76,7 +86,8 @@ impl<'a> Collector<'a> {
             selection,
             wants_whitelist: selection.filter.wants_tag("whitelist"),
             best: HashMap::new(),
-            whitelist: Whitelist::default(),
+            whitelist: HashMap::new(),
+            withdrawn: HashMap::new(),
             scanned: 0,
         }
     }
@@ -116,16 +127,40 @@ impl<'a> Collector<'a> {
     /// Adds one log entry to the feed being built (or to its whitelist).
     fn consider(&mut self, entry: &SharedEntry) {
         let indicator = &entry.indicator;
-        if !visible(self.selection.limits, indicator)
-            || self
-                .selection
-                .validity
-                .is_expired(indicator, self.selection.now)
+        if !visible(self.selection.limits, indicator) {
+            return;
+        }
+        let pair = (
+            indicator.indicator().to_owned(),
+            indicator.provider().to_owned(),
+        );
+        // Before the expiry check: a withdrawal takes back reports however long they last.
+        if indicator.is_withdrawn() {
+            self.withdraw(pair, entry.id());
+            return;
+        }
+        if self
+            .selection
+            .validity
+            .is_expired(indicator, self.selection.now)
+        {
+            return;
+        }
+        if self
+            .withdrawn
+            .get(&pair)
+            .is_some_and(|withdrawn| *withdrawn > entry.id())
         {
             return;
         }
         if Whitelist::is_entry(indicator) && !self.wants_whitelist {
-            self.whitelist.add(indicator);
+            if self
+                .whitelist
+                .get(&pair)
+                .is_none_or(|kept| kept.id() < entry.id())
+            {
+                self.whitelist.insert(pair, entry.clone());
+            }
             return;
         }
         if entry.id() < self.selection.deliver_from || !self.selection.filter.matches(indicator) {
@@ -138,28 +173,57 @@ impl<'a> Collector<'a> {
         {
             return;
         }
-        let key = indicator.indicator().to_owned();
-        // Spans are read newest first but each span oldest first: keep the highest confidence,
-        // and the newest among equals.
-        let better = self.best.get(&key).is_none_or(|kept| {
-            let (new, old) = (indicator.confidence(), kept.indicator.confidence());
-            new > old || (new == old && entry.id() > kept.id())
-        });
-        if better {
-            self.best.insert(key, entry.clone());
+        let reports = self.best.entry(pair.0).or_default();
+        match reports
+            .iter_mut()
+            .find(|kept| kept.indicator.provider() == indicator.provider())
+        {
+            Some(kept) if better(entry, kept) => *kept = entry.clone(),
+            Some(_) => {}
+            None => reports.push(entry.clone()),
         }
+    }
+
+    /// Takes back what `pair`'s provider reported of it before `at`.
+    fn withdraw(&mut self, pair: Pair, at: StreamId) {
+        if let Some(reports) = self.best.get_mut(&pair.0) {
+            reports.retain(|kept| kept.indicator.provider() != pair.1 || kept.id() > at);
+            if reports.is_empty() {
+                self.best.remove(&pair.0);
+            }
+        }
+        if self.whitelist.get(&pair).is_some_and(|kept| kept.id() < at) {
+            self.whitelist.remove(&pair);
+        }
+        let newest = self.withdrawn.entry(pair).or_default();
+        *newest = (*newest).max(at);
     }
 
     fn finish(self) -> Vec<SharedEntry> {
         let exact = self.selection.exact.is_some();
-        let whitelist = self.whitelist;
+        let mut whitelist = Whitelist::default();
+        for entry in self.whitelist.values() {
+            whitelist.add(&entry.indicator);
+        }
         let mut entries: Vec<SharedEntry> = self
             .best
             .into_values()
+            .filter_map(|reports| {
+                reports
+                    .into_iter()
+                    .reduce(|kept, entry| if better(&entry, &kept) { entry } else { kept })
+            })
             .filter(|entry| exact || !whitelist.covers(&entry.indicator))
             .collect();
         entries.sort_by_key(|entry| std::cmp::Reverse(entry.cursor.id()));
         entries.truncate(self.selection.limit);
         entries
     }
+}
+
+/// Whether `entry` is kept over `kept`: spans are read newest first but each span oldest
+/// first, so the highest confidence, and the newest among equals.
+fn better(entry: &SharedEntry, kept: &SharedEntry) -> bool {
+    let (new, old) = (entry.indicator.confidence(), kept.indicator.confidence());
+    new > old || (new == old && entry.id() > kept.id())
 }

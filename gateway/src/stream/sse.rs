@@ -97,11 +97,12 @@ impl Transport for SseTransport {
             Output::Indicator(entry) => Some(
                 entry
                     .encoded(Encoding::Sse, |_| {
-                        wire::sse_event(
-                            "indicator",
-                            &entry.cursor.to_string(),
-                            &native_indicator(entry),
-                        )
+                        let kind = if entry.indicator.is_withdrawn() {
+                            "withdrawn"
+                        } else {
+                            "indicator"
+                        };
+                        wire::sse_event(kind, &entry.cursor.to_string(), &native_indicator(entry))
                     })
                     .into(),
             ),

@@ -110,7 +110,7 @@ pub async fn read(
             return read_versions(log, index, snapshot, selection, versions, position, end).await;
         }
         end = end.min(versions.last);
-        position = position.max(before(versions.first));
+        position = position.max(versions.first.before());
     }
     let mut through = position;
     let mut count = 0;
@@ -190,7 +190,7 @@ async fn read_versions(
         if position <= after || position > end {
             continue;
         }
-        let batch = log.read_after(before(position), 1).await?;
+        let batch = log.read_after(position.before(), 1).await?;
         if batch.epoch != snapshot.epoch {
             return Err(LogError::Unavailable(
                 "the log's epoch changed during the request".into(),
@@ -210,14 +210,6 @@ async fn read_versions(
         }
     }
     Ok(page)
-}
-
-/// The position just before `id`.
-fn before(id: StreamId) -> StreamId {
-    match id.seq {
-        0 => StreamId::new(id.ms.saturating_sub(1), u64::MAX),
-        seq => StreamId::new(id.ms, seq - 1),
-    }
 }
 
 /// The objects `entry` gives this selection (none when it is not selected). What can be

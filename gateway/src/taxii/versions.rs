@@ -6,8 +6,10 @@
 //! holds the same object. The index knows, for every object in the retained log and every TLP
 //! level it was reported at, the positions of its first and its last version: a plan sees the
 //! last version it may see, and an object it may not see at all is not there (no scan, no
-//! timing to tell it from one that does not exist). It is built on the first TAXII request by
-//! reading the log once, and brought up to date by each later request, which reads only what
+//! timing to tell it from one that does not exist). It also knows whether an object's last
+//! version is a withdrawal, which is what a provider's withdrawal needs to find the report it
+//! takes back (`crate::withdraw`). It is built on the first TAXII request or withdrawal by
+//! reading the log once, and brought up to date by each later one, which reads only what
 //! was appended since; it forgets objects whose every version retention removed.
 //!
 //! No lock is held across an `await` that a page waits on: catching up is one at a time (a
@@ -56,6 +58,8 @@ pub fn parse_object_id(id: &str) -> Option<ObjectKey> {
 pub struct Versions {
     pub first: StreamId,
     pub last: StreamId,
+    /// The last version is a withdrawal.
+    pub withdrawn: bool,
 }
 
 impl Versions {
@@ -63,8 +67,23 @@ impl Versions {
         Versions {
             first: self.first.min(other.first),
             last: self.last.max(other.last),
+            withdrawn: if other.last > self.last {
+                other.withdrawn
+            } else {
+                self.withdrawn
+            },
         }
     }
+}
+
+/// What a provider reported of one object, for its withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// The most shareable level it was reported at, and its last version at that level.
+    pub tlp: Tlp,
+    pub last: StreamId,
+    /// Its newest version, at any level, is a withdrawal.
+    pub withdrawn: bool,
 }
 
 /// What a request reads the log up to, taken when the index was brought up to date.
@@ -110,13 +129,17 @@ impl Index {
         };
     }
 
-    fn add(&mut self, key: ObjectKey, tlp: Tlp, id: StreamId) {
+    fn add(&mut self, key: ObjectKey, tlp: Tlp, id: StreamId, withdrawn: bool) {
         self.objects
             .entry((key, tlp as u8))
-            .and_modify(|versions| versions.last = id)
+            .and_modify(|versions| {
+                versions.last = id;
+                versions.withdrawn = withdrawn;
+            })
             .or_insert(Versions {
                 first: id,
                 last: id,
+                withdrawn,
             });
     }
 
@@ -136,6 +159,18 @@ impl Index {
             .filter(|tlp| **tlp <= max_tlp)
             .filter_map(|tlp| self.objects.get(&(key, *tlp as u8)).copied())
             .reduce(Versions::merge)
+    }
+
+    fn reported(&self, key: ObjectKey) -> Option<Reported> {
+        let (tlp, lowest) = Tlp::ALL
+            .iter()
+            .find_map(|tlp| Some((*tlp, self.objects.get(&(key, *tlp as u8))?)))?;
+        let newest = self.visible(key, Tlp::Red)?;
+        Some(Reported {
+            tlp,
+            last: lowest.last,
+            withdrawn: newest.withdrawn,
+        })
     }
 
     /// Forgets objects retention removed entirely. An object whose first version went keeps
@@ -191,7 +226,12 @@ impl VersionIndex {
                 index.trimmed_through = index.trimmed_through.max(batch.trimmed_through);
                 for entry in &batch.entries {
                     let indicator = &entry.indicator;
-                    index.add(object_key(indicator), indicator.tlp(), entry.id());
+                    index.add(
+                        object_key(indicator),
+                        indicator.tlp(),
+                        entry.id(),
+                        indicator.is_withdrawn(),
+                    );
                     index.add_provider(indicator.provider(), indicator.tlp());
                 }
                 if let Some(read) = batch.read_through {
@@ -229,6 +269,14 @@ impl VersionIndex {
             .cloned()
     }
 
+    /// What the provider reported of `key`, at any level (its own reports: no plan applies).
+    pub fn reported(&self, key: ObjectKey) -> Option<Reported> {
+        self.index
+            .read()
+            .expect("version index poisoned")
+            .reported(key)
+    }
+
     /// The versions of `key` a plan that sees up to `max_tlp` may see.
     pub fn versions(&self, key: ObjectKey, max_tlp: Tlp) -> Option<Versions> {
         self.index
@@ -249,15 +297,16 @@ mod tests {
     #[test]
     fn the_first_and_last_versions_are_kept_and_pruned_with_retention() {
         let mut index = Index::default();
-        index.add(1, Tlp::Green, id(10));
-        index.add(2, Tlp::Green, id(11));
-        index.add(1, Tlp::Green, id(12));
-        index.add(1, Tlp::Green, id(20));
+        index.add(1, Tlp::Green, id(10), false);
+        index.add(2, Tlp::Green, id(11), false);
+        index.add(1, Tlp::Green, id(12), false);
+        index.add(1, Tlp::Green, id(20), false);
         assert_eq!(
             index.visible(1, Tlp::Red),
             Some(Versions {
                 first: id(10),
-                last: id(20)
+                last: id(20),
+                withdrawn: false,
             })
         );
         index.prune(id(11));
@@ -278,9 +327,9 @@ mod tests {
     #[test]
     fn a_plan_sees_the_versions_at_the_levels_it_may_see() {
         let mut index = Index::default();
-        index.add(1, Tlp::Amber, id(10));
-        index.add(1, Tlp::Red, id(20));
-        index.add(2, Tlp::Red, id(15));
+        index.add(1, Tlp::Amber, id(10), false);
+        index.add(1, Tlp::Red, id(20), false);
+        index.add(2, Tlp::Red, id(15), false);
         let amber = index.visible(1, Tlp::Amber).unwrap();
         assert_eq!((amber.first, amber.last), (id(10), id(10)));
         let red = index.visible(1, Tlp::Red).unwrap();
@@ -296,8 +345,8 @@ mod tests {
     #[test]
     fn pruning_waits_for_retention_to_move_and_for_its_interval() {
         let mut index = Index::default();
-        index.add(1, Tlp::Green, id(10));
-        index.add(2, Tlp::Green, id(20));
+        index.add(1, Tlp::Green, id(10), false);
+        index.add(2, Tlp::Green, id(20), false);
         index.maybe_prune();
         assert_eq!(index.objects.len(), 2, "retention has not moved");
         index.trimmed_through = id(10);
@@ -306,6 +355,34 @@ mod tests {
         index.trimmed_through = id(20);
         index.maybe_prune();
         assert_eq!(index.objects.len(), 1, "the next waits for PRUNE_EVERY");
+    }
+
+    #[test]
+    fn a_withdrawal_is_found_at_the_most_shareable_level_and_undone_by_a_later_report() {
+        let mut index = Index::default();
+        assert_eq!(index.reported(1), None);
+        index.add(1, Tlp::Amber, id(10), false);
+        index.add(1, Tlp::Green, id(20), false);
+        index.add(1, Tlp::Red, id(30), false);
+        let reported = index.reported(1).unwrap();
+        assert_eq!((reported.tlp, reported.last), (Tlp::Green, id(20)));
+        assert!(!reported.withdrawn);
+        // The withdrawal is stored at green and is the newest version.
+        index.add(1, Tlp::Green, id(40), true);
+        assert!(index.reported(1).unwrap().withdrawn);
+        assert!(index.visible(1, Tlp::Red).unwrap().withdrawn);
+        assert!(
+            !index.visible(1, Tlp::White).is_some_and(|v| v.withdrawn),
+            "nothing at white"
+        );
+        // Reported again (at red): no longer withdrawn, for everyone who sees red.
+        index.add(1, Tlp::Red, id(50), false);
+        assert!(!index.reported(1).unwrap().withdrawn);
+        assert!(!index.visible(1, Tlp::Red).unwrap().withdrawn);
+        assert!(
+            index.visible(1, Tlp::Amber).unwrap().withdrawn,
+            "an amber plan's last version is still the withdrawal"
+        );
     }
 
     #[test]

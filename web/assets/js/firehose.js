@@ -98,7 +98,17 @@ function prepend(body, row) {
   while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
 }
 
-function show(id, data) {
+/// Strikes out the rows of what `data`'s provider withdrew (compared as text, never as a
+/// selector: the indicator is attacker-controlled).
+function strike(data) {
+  for (const row of liveRows.rows) {
+    if (row.dataset.indicator === String(data.indicator) && row.dataset.provider === String(data.provider)) {
+      row.classList.add("withdrawn");
+    }
+  }
+}
+
+function show(id, data, withdrawn = false) {
   const correlated = data.provider === CORRELATOR;
   const indicator = el("td", { className: "indicator", title: String(data.indicator ?? "") }, data.indicator);
   if (correlated) {
@@ -115,16 +125,22 @@ function show(id, data) {
     );
     return;
   }
+  if (withdrawn) strike(data);
   prepend(
     liveRows,
     el(
       "tr",
-      { "data-testid": "stream-row", "data-cursor": id },
+      {
+        "data-testid": withdrawn ? "stream-withdrawal" : "stream-row",
+        "data-cursor": id,
+        className: withdrawn ? "withdrawal" : "",
+        dataset: { indicator: String(data.indicator ?? ""), provider: String(data.provider ?? "") },
+      },
       el("td", {}, time(data.reporttime)),
       el("td", {}, data.itype),
       indicator,
       el("td", {}, data.provider),
-      el("td", {}, tags(data)),
+      el("td", {}, withdrawn ? "withdrawn by its provider" : tags(data)),
       el("td", { className: "num" }, data.confidence ?? ""),
       el("td", {}, data.tlp ?? ""),
     ),
@@ -146,6 +162,10 @@ function receive(frame) {
       thisSecond += 1;
       setCount("stream-received", received);
       show(frame.id, frame.data ?? {});
+      break;
+    case "withdrawn":
+      cursor = frame.id;
+      show(frame.id, frame.data ?? {}, true);
       break;
     case "dropped":
       dropped += frame.count ?? 0;

@@ -35,6 +35,8 @@ impl Dialect for ActionCable {
 
     fn encode(&self, output: &Output) -> Option<Utf8Bytes> {
         match output {
+            // csirtg-firehose prints every message as an indicator.
+            Output::Indicator(entry) if entry.indicator.is_withdrawn() => None,
             Output::Indicator(entry) => {
                 let message = entry.encoded(Encoding::ActionCableMessage, |entry| {
                     Value::from(csirtg_message(entry.json())).to_string()

@@ -1,6 +1,7 @@
 //! CIFv4's firehose (`cif-firehose`): the text `connected`, then one CIFv4 JSON indicator per
 //! frame (`reported_at`, `first_at`, `last_at`, confidence on CIFv4's 0–4 scale), and `ping`
-//! every 5 s. CIF clients print every frame as an indicator, so they get indicators only.
+//! every 5 s. CIF clients print every frame as an indicator, so they get indicators only (no
+//! withdrawals).
 
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ impl Dialect for Cif {
 
     fn encode(&self, output: &Output) -> Option<Utf8Bytes> {
         match output {
+            // CIF clients would print a withdrawal as one more indicator.
+            Output::Indicator(entry) if entry.indicator.is_withdrawn() => None,
             Output::Indicator(entry) => {
                 Some(entry.encoded(Encoding::Cif, |entry| cif_indicator(entry.json())))
             }

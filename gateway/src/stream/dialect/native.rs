@@ -1,5 +1,5 @@
-//! `/v1/stream`'s own frames (docs/protocol.md §4): `hello`, `indicator`, `dropped`, `reset`,
-//! `plan`, as `domain::Frame` writes them.
+//! `/v1/stream`'s own frames (docs/protocol.md §4): `hello`, `indicator`, `withdrawn`,
+//! `dropped`, `reset`, `plan`, as `domain::Frame` writes them.
 
 use axum::extract::ws::Utf8Bytes;
 use domain::Frame;
@@ -26,9 +26,13 @@ impl Dialect for Native {
     }
 }
 
-/// An entry's `indicator` frame, encoded once per node.
+/// An entry's `indicator` frame (`withdrawn` for a withdrawal), encoded once per node.
 pub fn native_indicator(entry: &FramedEntry) -> Utf8Bytes {
     entry.encoded(Encoding::Native, |entry| {
-        domain::protocol::indicator_frame(&entry.cursor, entry.json())
+        if entry.indicator.is_withdrawn() {
+            domain::protocol::withdrawn_frame(&entry.cursor, entry.json())
+        } else {
+            domain::protocol::indicator_frame(&entry.cursor, entry.json())
+        }
     })
 }
