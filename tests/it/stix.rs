@@ -173,7 +173,8 @@ fn reports() -> Vec<(Indicator, Lifecycle)> {
     // A provider's withdrawal, as the gateway stores it: revoked by the mapping itself.
     let reported = report(json!({"indicator": "evil.example.net", "provider": "cve",
                                   "tags": "c2", "reporttime": "2016-03-23T20:00:00Z"}));
-    reports.push((Indicator::withdrawal_of(&reported, now()), open));
+    let later = now() + chrono::TimeDelta::hours(1);
+    reports.push((Indicator::withdrawal_of(&reported, later), open));
     reports.push((derived(Key::Address("185.20.30.40".parse().unwrap())), open));
     reports.push((
         derived(Key::Network("185.20.30.0/24".parse().unwrap())),
