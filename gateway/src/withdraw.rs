@@ -112,15 +112,19 @@ impl<'a> Withdrawals<'a> {
         request: &Indicator,
         position: domain::StreamId,
     ) -> Result<Option<Indicator>, LogError> {
+        Ok(self.entry_at(position).await?.filter(|report| {
+            report.provider() == request.provider() && report.indicator() == request.indicator()
+        }))
+    }
+
+    /// The entry at `position`, if retention has not taken it.
+    async fn entry_at(&self, position: domain::StreamId) -> Result<Option<Indicator>, LogError> {
         let batch = self.log.read_after(position.before(), 1).await?;
         Ok(batch
             .entries
             .into_iter()
             .find(|entry| entry.id() == position)
-            .map(|entry| entry.indicator.clone())
-            .filter(|report| {
-                report.provider() == request.provider() && report.indicator() == request.indicator()
-            }))
+            .map(|entry| entry.indicator.clone()))
     }
 
     /// Resolves every withdrawal request among `verdicts`, in order; other items pass through.
@@ -247,15 +251,10 @@ async fn report_of_object(
     let Some(reported) = withdrawals.index.reported(key) else {
         return Ok(None);
     };
-    let batch = withdrawals
-        .log
-        .read_after(reported.last.before(), 1)
-        .await?;
-    Ok(batch
-        .entries
-        .into_iter()
-        .find(|entry| entry.id() == reported.last && entry.indicator.provider() == account)
-        .map(|entry| entry.indicator.clone()))
+    Ok(withdrawals
+        .entry_at(reported.last)
+        .await?
+        .filter(|report| report.provider() == account))
 }
 
 fn not_found(id: &str) -> ApiError {
