@@ -129,6 +129,8 @@ pub struct NodeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// Prefix of every Redis key Sluice uses.
     #[arg(long, env = "SLUICE_REDIS_PREFIX", default_value = "sluice:")]
     pub redis_prefix: String,
@@ -293,6 +295,58 @@ impl From<LogFsync> for sluice_log::sqlite::Fsync {
     }
 }
 
+/// How a node delivers outbound webhooks (docs/protocol.md §8).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Let webhook endpoints resolve to private, loopback, link-local and other special-purpose
+    /// addresses (cloud metadata included), and use plain `http://` to loopback. Off: public
+    /// `https://` endpoints only. For receivers on your own network, and tests.
+    #[arg(long, env = "SLUICE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Deliver no webhooks from this node (other nodes of the cluster still do).
+    #[arg(long, env = "SLUICE_NO_WEBHOOKS")]
+    pub no_webhooks: bool,
+    /// Tries per batch before it is given up as a dead letter.
+    #[arg(long, env = "SLUICE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay; each next one doubles (with jitter) up to 10 minutes.
+    #[arg(long, env = "SLUICE_WEBHOOK_RETRY_BASE", value_parser = parse_duration, default_value = "1s")]
+    pub webhook_retry_base: Duration,
+    /// Deadline of one POST, from connecting to the end of the answer.
+    #[arg(long, env = "SLUICE_WEBHOOK_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub webhook_timeout: Duration,
+    /// How long a batch waits for more indicators after its first.
+    #[arg(long, env = "SLUICE_WEBHOOK_LINGER", value_parser = parse_duration, default_value = "1s")]
+    pub webhook_linger: Duration,
+    /// Most indicators per batch (a limited plan's burst caps it further).
+    #[arg(long, env = "SLUICE_WEBHOOK_BATCH_MAX", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_batch_max: u32,
+    /// How often the node claims endpoints and renews its leases (a lease lasts five times
+    /// this, at least 10 s: how soon another node takes over from one that died).
+    #[arg(long, env = "SLUICE_WEBHOOK_CLAIM_INTERVAL", value_parser = parse_duration, default_value = "2s")]
+    pub webhook_claim_interval: Duration,
+}
+
+impl WebhookArgs {
+    /// The deliverer's settings; `node_id` names this node in the leases.
+    pub fn config(&self, node_id: String) -> gateway::webhooks::WebhookConfig {
+        gateway::webhooks::WebhookConfig {
+            enabled: !self.no_webhooks,
+            allow_private: self.webhook_allow_private,
+            batch_max: self.webhook_batch_max as usize,
+            linger: self.webhook_linger,
+            timeout: self.webhook_timeout,
+            max_attempts: self.webhook_max_attempts,
+            retry_base: self.webhook_retry_base,
+            claim_interval: self.webhook_claim_interval,
+            node_id,
+            ..gateway::webhooks::WebhookConfig::default()
+        }
+    }
+}
+
 /// The web page's and account API's settings, shared by `up` and `web`.
 #[derive(Debug, Clone, Args)]
 pub struct WebFlags {
@@ -401,6 +455,10 @@ pub struct WebArgs {
     /// Unset: the key in `<data-dir>/jwt.secret`, made at first start.
     #[arg(long, env = "SLUICE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Accept webhook endpoints on private and special-purpose addresses, and `http://` to
+    /// loopback (the gateways that deliver them need the same flag).
+    #[arg(long, env = "SLUICE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
     /// Where browsers open the stream (a gateway or the load balancer in front of them), e.g.
     /// `https://stream.example.com`; those gateways need this page's origin in
     /// `--allowed-origin`. Unset: this same origin (a proxy routes `/v1/stream` to gateways).
@@ -818,6 +876,10 @@ mod tests {
         assert_eq!(args.sse_heartbeat, config.sse_heartbeat);
         assert_eq!(args.slow_consumer_timeout, config.slow_consumer_timeout);
         assert_eq!(args.retention_margin, config.retention_margin);
+        assert_eq!(
+            args.webhooks.config(String::new()),
+            gateway::webhooks::WebhookConfig::default()
+        );
         assert_eq!(args.shutdown_grace, config.shutdown_grace);
         assert_eq!(args.change_poll_interval, config.change_poll_interval);
         assert_eq!(args.usage_flush_interval, config.usage_flush_interval);

@@ -40,7 +40,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         (None, Some(LogKind::Memory)) => LogChoice::Memory,
         (None, _) => LogChoice::Sqlite(args.log_fsync.into()),
     };
-    let mut web_config = web_config(&args.web, args.node.jwt_secret.clone(), None, args.demo)?;
+    let mut web_config = web_config(
+        &args.web,
+        args.node.jwt_secret.clone(),
+        None,
+        args.demo,
+        args.node.webhooks.webhook_allow_private,
+    )?;
     let store = open_store(&args.node.store.database, &args.node.store.data_dir).await?;
     let jwt_secret = JwtSecret::resolve(args.node.jwt_secret.clone(), &args.node.store.data_dir)?;
     web_config.jwt_secret = Some(web::Secret::new(jwt_secret.value.clone()));
@@ -88,6 +94,7 @@ pub async fn web(args: WebArgs) -> anyhow::Result<()> {
         args.jwt_secret.clone(),
         args.gateway_url.clone(),
         false,
+        args.webhook_allow_private,
     )?;
     let store = open_store(&args.store.database, &args.store.data_dir).await?;
     let jwt_secret = JwtSecret::resolve(args.jwt_secret.clone(), &args.store.data_dir)?;
@@ -163,6 +170,18 @@ pub(crate) fn node_app(state: AppState, extra: Option<axum::Router>) -> axum::Ro
     app
 }
 
+/// This node's name in the webhook leases: the host name and the port, the same across
+/// restarts of the node (so it takes its own endpoints back at once) and distinct between the
+/// nodes of a cluster. The bound port: `--listen …:0` gets a distinct one per process.
+fn node_id(listen: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", listen.port())
+}
+
 /// `sluice web`'s `/readyz`: the account database alone (it has no log).
 async fn web_readiness(store: Store) -> gateway::health::ReadyAnswer {
     let database = gateway::health::BackendState::database(&store).await;
@@ -175,6 +194,7 @@ fn web_config(
     jwt_secret: Option<String>,
     gateway_url: Option<String>,
     demo: bool,
+    webhook_allow_private: bool,
 ) -> anyhow::Result<web::Config> {
     let config = web::Config {
         billing_webhook_secrets: flags.billing_webhook_secret.clone(),
@@ -186,6 +206,7 @@ fn web_config(
         insecure_cookies: flags.insecure_cookies,
         gateway_url,
         stream_token_ttl: Some(flags.stream_token_ttl),
+        webhook_allow_private,
     };
     config.validate().map_err(exit::config)?;
     Ok(config)
@@ -601,6 +622,7 @@ impl Node {
             validity: args.default_validity,
             retention_margin: args.retention_margin,
             node: args.listen.to_string(),
+            webhooks: args.webhooks.config(node_id(listener.local_addr()?)),
             ..gateway::Config::default()
         };
         let state = AppState::new(

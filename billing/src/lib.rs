@@ -5,7 +5,8 @@
 //! accounts and the first-start admin in `accounts`, plans in `plans`, token records in
 //! `tokens`, authentication in `auth`, the change log live connections follow in `changes`,
 //! billing-provider events in `subscriptions`, usage metering in `usage`, browser users in
-//! `users` and their sessions in `sessions`. The token text
+//! `users` and their sessions in `sessions`, outbound webhook endpoints and their delivery
+//! state in `webhooks`. The token text
 //! format, the webhook signature, the stream JWT and the browser `Origin` rule are pure and
 //! live in `token`, [`webhook_signature`], [`stream_jwt`] and [`origin`], so they can be
 //! checked without a database.
@@ -25,6 +26,7 @@ mod tokens;
 mod usage;
 mod users;
 pub mod webhook_signature;
+mod webhooks;
 
 pub use accounts::Account;
 pub use auth::{AuthError, Principal, UNAUTHORIZED_MESSAGE};
@@ -40,4 +42,7 @@ pub use tokens::TokenRecord;
 pub use usage::{UsageDay, UsageDelta, UsageTotal};
 pub use users::{
     normalize_email, validate_password, User, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+};
+pub use webhooks::{
+    Delivery, DeliveryOutcome, DeliveryRecord, NewWebhook, Webhook, WebhookJob, DELIVERY_LOG_ROWS,
 };

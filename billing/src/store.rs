@@ -68,6 +68,9 @@ pub enum StoreError {
     /// `register_token` was given a token already registered to a different account.
     #[error("this token is already registered to another account; generate a new one")]
     TokenInUse,
+    /// The plan's allowance is used up (webhook endpoints); the text says which and what to do.
+    #[error("{0}")]
+    Limit(String),
     /// Too many password hashes are running or waiting (their memory budget is in use); retry
     /// in a few seconds.
     #[error("too many sign-ins and sign-ups at the moment; retry in a few seconds")]

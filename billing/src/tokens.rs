@@ -167,7 +167,7 @@ impl Store {
         Ok(true)
     }
 
-    async fn existing_account(&self, name: &str) -> Result<Account, StoreError> {
+    pub(crate) async fn existing_account(&self, name: &str) -> Result<Account, StoreError> {
         self.account(name)
             .await?
             .ok_or_else(|| StoreError::UnknownAccount(name.to_owned()))

@@ -27,7 +27,7 @@
 //!   the gateway turns into the withdrawal it stores with [`Indicator::withdrawal_of`].
 
 pub(crate) mod normalise;
-mod reserved;
+pub(crate) mod reserved;
 mod time;
 
 pub(crate) use time::format_time;

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod protocol;
 pub mod tlp;
 pub mod validity;
+pub mod webhook;
 pub mod whitelist;
 
 pub use cursor::{Cursor, CursorError, LogPosition, StreamId};

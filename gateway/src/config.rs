@@ -91,6 +91,8 @@ pub struct Config {
     pub retention_margin: Duration,
     /// This node's name in the admin API's connection list (its listen address by default).
     pub node: String,
+    /// Outbound webhook delivery (docs/protocol.md §8).
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// The default of `--max-concurrent-feeds`: the number of CPUs the process may use.
@@ -131,6 +133,7 @@ impl Default for Config {
             validity: domain::Validity::standard(),
             retention_margin: Duration::from_secs(600),
             node: String::new(),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

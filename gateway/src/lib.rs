@@ -27,6 +27,7 @@ pub mod taxii;
 pub mod token_cache;
 pub mod upstream;
 pub mod usage;
+pub mod webhooks;
 pub mod wire;
 pub mod withdraw;
 
@@ -172,6 +173,7 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
         state.shutdown.clone(),
     ));
     state.tracker.spawn(connections::observe_lag(state.clone()));
+    state.tracker.spawn(webhooks::run(state.clone()));
     state.tracker.spawn(state.usage.clone().run(
         state.store.clone(),
         state.config.usage_flush_interval,

@@ -20,6 +20,7 @@ mod openapi;
 mod persistence;
 mod plans;
 mod readme;
+mod receiver;
 mod recent;
 mod sessions;
 mod since;
@@ -29,6 +30,7 @@ mod stream_cli;
 mod taxii;
 mod usage_export;
 mod webdriver;
+mod webhooks;
 mod withdrawal;
 
 use harness::{Node, NodeOptions};

@@ -416,3 +416,143 @@ pub enum SubscriptionAnswer {
     /// A payment provider is configured: go to its checkout (202).
     Checkout(CheckoutView),
 }
+
+/// `POST /v1/account/webhooks`: an endpoint to deliver the stream to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhookRequest {
+    /// Where batches are POSTed: `https://` (plain `http://` only to loopback on deployments
+    /// that allow private addresses). At most 2,048 characters, no user name or password.
+    #[schema(example = "https://hooks.example.com/sluice")]
+    pub url: String,
+    /// A stream filter as a query string (the keys of `GET /v1/stream`: `itype`, `tags`,
+    /// `confidence`, `tlp`, `provider`, `cidr`, `profile`, `correlated`); empty: everything the
+    /// plan sees.
+    #[schema(example = "correlated=true")]
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// `native` (JSON batches, the default) or `slack` (a `{"text": …}` message).
+    #[schema(example = "native")]
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// One webhook endpoint as its account sees it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Public id (`wh_…`).
+    pub id: String,
+    pub url: String,
+    /// The stream filter, as a query string (empty: none).
+    pub filter: String,
+    /// `native` or `slack`.
+    pub format: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The log position delivered through (`null`: nothing yet).
+    pub cursor: Option<String>,
+    /// Failed tries of the batch in flight (0: none failing).
+    pub failing_attempts: u32,
+    /// RFC 3339, UTC, of the last batch the receiver took; `null`: none yet.
+    #[schema(format = DateTime)]
+    pub last_success_at: Option<String>,
+    /// Why the last try failed, or why delivery is paused; `null` after a success.
+    pub last_error: Option<String>,
+}
+
+fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl From<&billing::Webhook> for WebhookView {
+    fn from(webhook: &billing::Webhook) -> Self {
+        WebhookView {
+            id: webhook.id.clone(),
+            url: webhook.url.clone(),
+            filter: webhook.filter.clone(),
+            format: webhook.format.clone(),
+            created_at: rfc3339(webhook.created_at),
+            cursor: webhook.cursor.clone(),
+            failing_attempts: webhook.failing_attempts,
+            last_success_at: webhook.last_success_at.map(rfc3339),
+            last_error: webhook.last_error.clone(),
+        }
+    }
+}
+
+/// The answer to `POST /v1/account/webhooks`: the endpoint and its signing secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewWebhookView {
+    /// The key of every batch's `Sluice-Signature` (`whsec_…`): keep it; it is not shown again.
+    pub secret: String,
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+}
+
+/// `GET /v1/account/webhooks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// `?outcome=&limit=` of `GET /v1/account/webhooks/{id}/deliveries`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// Only rows with this outcome: `delivered`, `failed`, `dead_letter` or `gap`.
+    pub outcome: Option<String>,
+    /// Rows, newest first: 1 to 1,000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// One row of an endpoint's delivery log: a try, or a gap.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The batch's idempotency key (the `Idempotency-Key` header); empty for a gap.
+    pub batch: String,
+    /// 1 for a batch's first try; 0 for a gap.
+    pub attempt: u32,
+    /// `delivered`, `failed` (tried again later), `dead_letter` (the last try failed: the batch
+    /// is given up; its cursors say what to replay from the stream) or `gap` (indicators left
+    /// the retained log before they were delivered).
+    pub outcome: &'static str,
+    /// The receiver's status, if it answered.
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    /// Indicators in the batch.
+    pub indicators: u32,
+    /// Cursor of the batch's first indicator (of a gap: where it starts).
+    pub first_cursor: Option<String>,
+    /// Cursor of its last indicator (of a gap: where delivery resumed).
+    pub last_cursor: Option<String>,
+}
+
+impl From<&billing::Delivery> for DeliveryView {
+    fn from(delivery: &billing::Delivery) -> Self {
+        let record = &delivery.record;
+        DeliveryView {
+            at: rfc3339(delivery.at),
+            batch: record.batch_key.clone(),
+            attempt: record.attempt,
+            outcome: record.outcome.as_str(),
+            http_status: record.http_status,
+            error: record.error.clone(),
+            indicators: record.indicators,
+            first_cursor: record.first_cursor.clone(),
+            last_cursor: record.last_cursor.clone(),
+        }
+    }
+}
+
+/// `GET /v1/account/webhooks/{id}/deliveries`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first.
+    pub deliveries: Vec<DeliveryView>,
+}

@@ -155,6 +155,7 @@ impl From<StoreError> for ApiError {
             StoreError::AccountExists(_) | StoreError::TokenInUse | StoreError::EmailTaken => {
                 ApiError::Conflict(error.to_string())
             }
+            StoreError::Limit(_) => ApiError::Forbidden(error.to_string()),
             StoreError::Busy => ApiError::Overloaded(error.to_string()),
             StoreError::Db(error) => ApiError::Database(error),
         }

@@ -14,6 +14,7 @@
 //! | `GET /v1/account`, `GET /v1/account/usage` | any token, or the session cookie |
 //! | `PUT /v1/account/subscription` | a `write` token, or the session cookie + `X-CSRF-Token` |
 //! | `GET`, `POST /v1/account/tokens`, `DELETE /v1/account/tokens/{id}` | the session cookie (+ `X-CSRF-Token` to change) |
+//! | `GET`, `POST /v1/account/webhooks`, `GET`, `DELETE /v1/account/webhooks/{id}`, `GET /v1/account/webhooks/{id}/deliveries` | any token, or the session cookie (+ `X-CSRF-Token` to change) |
 //! | `POST /v1/session/signup`, `POST /v1/session/signin` | anyone (sets the session cookie) |
 //! | `GET /v1/session` | the session cookie |
 //! | `POST /v1/session/signout`, `POST /v1/session/stream-token` | the session cookie + `X-CSRF-Token` |
@@ -31,6 +32,7 @@ mod session;
 mod throttle;
 mod tokens;
 mod webhook;
+mod webhooks;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -86,6 +88,10 @@ pub struct Config {
     /// minutes (`billing::stream_jwt::TTL_SECONDS`). The viewer renews its token when the
     /// stream closes with 4001, so shorter only means more reconnects.
     pub stream_token_ttl: Option<std::time::Duration>,
+    /// Accept webhook endpoints on private, loopback and other special-purpose addresses, and
+    /// `http://` to loopback (`--webhook-allow-private`; the gateway's deliverer has the same
+    /// switch). Off by default: public `https://` endpoints only.
+    pub webhook_allow_private: bool,
 }
 
 /// Fewest bytes a configured JWT secret may have (HS256's key size).
@@ -279,6 +285,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/account/usage", get(account::usage))
         .route("/v1/account/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/account/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/v1/account/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/v1/account/webhooks/{id}",
+            get(webhooks::show).delete(webhooks::remove),
+        )
+        .route(
+            "/v1/account/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route("/v1/plans", get(account::plans))
         .route("/v1/session", get(session::show))
         .route(

@@ -11,6 +11,9 @@ use crate::api::{
     PlanEdit, PlanList, PlanView, SessionView, SignInRequest, SignUpRequest, StreamTokenView,
     SubscriptionAnswer, TokenList, TokenView, UsageView, WebhookAnswer, WebhookEvent,
 };
+use crate::api::{
+    DeliveryList, DeliveryView, NewWebhookRequest, NewWebhookView, WebhookList, WebhookView,
+};
 
 /// The web role's routes: accounts, sessions, tokens, the admin API, the billing webhook and
 /// the pages.
@@ -25,6 +28,11 @@ use crate::api::{
         crate::tokens::list,
         crate::tokens::create,
         crate::tokens::revoke,
+        crate::webhooks::list,
+        crate::webhooks::create,
+        crate::webhooks::show,
+        crate::webhooks::remove,
+        crate::webhooks::deliveries,
         crate::session::show,
         crate::session::sign_up,
         crate::session::sign_in,
@@ -57,6 +65,12 @@ use crate::api::{
         billing::UsageDay,
         WebhookAnswer,
         WebhookEvent,
+        NewWebhookRequest,
+        NewWebhookView,
+        WebhookView,
+        WebhookList,
+        DeliveryView,
+        DeliveryList,
     )),
     modifiers(&SecuritySchemes, &Pages),
     tags(
@@ -68,6 +82,9 @@ use crate::api::{
             an API token cannot mint tokens."),
         (name = "session", description = "Browser sign-up, sign-in and sign-out, and the \
             short-lived tokens the page streams with."),
+        (name = "webhooks", description = "The account's outbound webhook endpoints: the \
+            stream POSTed in signed batches to a URL, and the delivery log. An API token, or \
+            the session cookie (with `X-CSRF-Token` to change anything)."),
         (name = "admin", description = "Every plan and account. `admin` tokens only."),
         (name = "billing", description = "The billing provider's signed subscription events."),
         (name = "pages", description = "The browser pages (HTML; each loads one script from \

@@ -14,6 +14,7 @@ mod subscriptions;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,157 @@
+//! Outbound webhooks (docs/protocol.md §8): the log, delivered to the HTTP endpoints accounts
+//! register, in batches, signed, at least once and in order per endpoint.
+//!
+//! Shape: [`run`] is the node's one claim loop. Every `claim_interval` it takes (or renews) the
+//! database lease of every endpoint no other node holds (`billing::Store::claim_webhooks`) and
+//! runs one [`endpoint`] task per endpoint it holds; a lease it loses stops its task. So each
+//! endpoint has one deliverer in the cluster, which is what keeps its batches in order. An
+//! endpoint's task reads the log from the endpoint's cursor, filters (the endpoint's filter and
+//! the plan's visibility, the same rule as a stream's), and sends a batch when it is full or
+//! has waited `linger`; the batch is recorded (its key and last position) before the first try,
+//! so the next holder after a crash sends exactly it again, under the same idempotency key.
+//! The bodies are in `body`; the guarded HTTP client in `client`.
+
+mod body;
+mod client;
+mod endpoint;
+mod metrics;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use client::MAX_RESPONSE_BYTES;
+pub use metrics::WebhookMetrics;
+
+use crate::AppState;
+
+/// How deliveries behave (flags `--webhook-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Deliver at all on this node (`--no-webhooks` turns it off, e.g. on nodes without egress).
+    pub enabled: bool,
+    /// Lets endpoints resolve to private, loopback and other special-purpose addresses, and
+    /// `http://` for loopback (`--webhook-allow-private`). Off: public `https://` only.
+    pub allow_private: bool,
+    /// Most indicators per batch (a limited plan's burst caps it further).
+    pub batch_max: usize,
+    /// How long a batch waits for more indicators after its first one.
+    pub linger: Duration,
+    /// Deadline of one POST, connection to the end of the answer's status line and the bytes
+    /// read of its body.
+    pub timeout: Duration,
+    /// Tries per batch before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles, with jitter, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How often the node claims endpoints and renews its leases; a lease lasts
+    /// [`WebhookConfig::lease`].
+    pub claim_interval: Duration,
+    /// This node's name in the leases: stable across restarts of the same node, distinct
+    /// between nodes (the binary uses the host name and port).
+    pub node_id: String,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            enabled: true,
+            allow_private: false,
+            batch_max: 100,
+            linger: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(600),
+            claim_interval: Duration::from_secs(2),
+            node_id: String::new(),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// How long a lease lasts without renewal: a node that stops renewing (crashed, cut off
+    /// from the database) loses its endpoints after this.
+    pub fn lease(&self) -> Duration {
+        (self.claim_interval * 5).max(Duration::from_secs(10))
+    }
+}
+
+/// The node's claim loop, until shutdown; then it stops every endpoint task and gives up its
+/// leases so another node takes over at once.
+pub async fn run(state: AppState) {
+    let config = state.config.webhooks.clone();
+    if !config.enabled {
+        return;
+    }
+    let client = match client::Client::new(config.allow_private, config.timeout) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "webhooks: cannot build the HTTP client; no deliveries from this node");
+            return;
+        }
+    };
+    let metrics = WebhookMetrics::default();
+    state
+        .metrics
+        .extend(|registry| metrics.register_with(registry));
+    let node = if config.node_id.is_empty() {
+        state.config.node.clone()
+    } else {
+        config.node_id.clone()
+    };
+    let mut tasks: HashMap<String, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+    let mut tick = tokio::time::interval(config.claim_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let until = chrono::Utc::now().timestamp()
+            + i64::try_from(config.lease().as_secs()).unwrap_or(i64::MAX / 2);
+        let held = match state.store.claim_webhooks(&node, until).await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(%error, "webhooks: cannot claim endpoints; retrying");
+                state.metrics.backend_error("webhooks");
+                continue;
+            }
+        };
+        tasks.retain(|id, (cancel, task)| {
+            let keep = held.contains(id) && !task.is_finished();
+            if !keep {
+                cancel.cancel();
+            }
+            keep
+        });
+        for id in held {
+            if tasks.contains_key(&id) {
+                continue;
+            }
+            let cancel = state.shutdown.child_token();
+            let task = endpoint::Endpoint {
+                id: id.clone(),
+                node: node.clone(),
+                state: state.clone(),
+                client: client.clone(),
+                metrics: metrics.clone(),
+                cancel: cancel.clone(),
+            };
+            tasks.insert(id, (cancel, state.tracker.spawn(task.run())));
+        }
+        metrics
+            .endpoints
+            .set(i64::try_from(tasks.len()).unwrap_or(i64::MAX));
+    }
+    for (_, (cancel, task)) in tasks.drain() {
+        cancel.cancel();
+        let _ = task.await;
+    }
+    if let Err(error) = state.store.release_webhooks(&node).await {
+        tracing::warn!(%error, "webhooks: could not release the leases; other nodes take over when they expire");
+    }
+}
