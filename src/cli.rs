@@ -295,7 +295,7 @@ impl From<LogFsync> for sluice_log::sqlite::Fsync {
     }
 }
 
-/// How a node delivers outbound webhooks (docs/protocol.md §8).
+/// How a node delivers outbound webhooks (docs/protocol.md §13).
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
     /// Let webhook endpoints resolve to private, loopback, link-local and other special-purpose

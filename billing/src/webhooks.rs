@@ -1,4 +1,4 @@
-//! Outbound webhook endpoints and their delivery state (docs/protocol.md §8): what an account
+//! Outbound webhook endpoints and their delivery state (docs/protocol.md §13): what an account
 //! registers, and what the delivering node records — the cursor per endpoint, the batch in
 //! flight, the lease that keeps one node per endpoint, and the delivery log.
 //!

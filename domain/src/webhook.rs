@@ -1,4 +1,4 @@
-//! Outbound webhook endpoints (docs/protocol.md §8): which URLs an account may register and
+//! Outbound webhook endpoints (docs/protocol.md §13): which URLs an account may register and
 //! which addresses a delivery may connect to, and the body formats. Pure: the gateway resolves
 //! names and connects; this says yes or no.
 //!

@@ -91,7 +91,7 @@ pub struct Config {
     pub retention_margin: Duration,
     /// This node's name in the admin API's connection list (its listen address by default).
     pub node: String,
-    /// Outbound webhook delivery (docs/protocol.md §8).
+    /// Outbound webhook delivery (docs/protocol.md §13).
     pub webhooks: crate::webhooks::WebhookConfig,
 }
 

@@ -1,4 +1,4 @@
-//! Outbound webhooks (docs/protocol.md §8): the log, delivered to the HTTP endpoints accounts
+//! Outbound webhooks (docs/protocol.md §13): the log, delivered to the HTTP endpoints accounts
 //! register, in batches, signed, at least once and in order per endpoint.
 //!
 //! Shape: [`run`] is the node's one claim loop. Every `claim_interval` it takes (or renews) the

@@ -71,6 +71,7 @@ const ENDPOINTS: &[(&str, &[&str])] = &[
     ("/live", &["get"]),
     ("/plans", &["get"]),
     ("/tokens", &["get"]),
+    ("/webhooks", &["get"]),
     ("/usage", &["get"]),
     ("/assets/{file}", &["get"]),
     // The documentation.

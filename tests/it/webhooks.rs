@@ -1,4 +1,4 @@
-//! Outbound webhooks on a real node (docs/protocol.md §8), delivered to a real receiver on
+//! Outbound webhooks on a real node (docs/protocol.md §13), delivered to a real receiver on
 //! loopback: signed batches in order, the same key on every retry, dead letters, receivers
 //! that hang or hang up, resuming from the stored cursor after a restart, the Slack format,
 //! filters, and what registration refuses (SSRF, plans).
@@ -446,4 +446,75 @@ async fn registration_refuses_what_a_deliverer_must_not_reach_and_what_the_plan_
     assert_eq!(status, 403, "{answer}");
     let (status, _) = register(&node, "slc_not_a_token", json!({ "url": url })).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn the_page_registers_an_endpoint_shows_its_secret_once_and_its_delivery_log() {
+    let mut receiver = Receiver::start().await;
+    let node = Node::start(NodeOptions {
+        args: fast(&["--billing-test-mode"]),
+        ..NodeOptions::default()
+    })
+    .await;
+    let browser = crate::webdriver::Browser::start("webhooks").await;
+    browser.client.goto(&node.http("/")).await.unwrap();
+    browser.sign_up("hooks@example.org", None).await;
+    browser
+        .wait_text("plan-current", |text| text == "free")
+        .await;
+    browser.switch_plan("hobby").await;
+    browser.click("nav-webhooks").await;
+    browser.wait_path("/webhooks").await;
+
+    // Refused (even with --webhook-allow-private): the error says why, nothing is registered.
+    browser
+        .type_into("webhook-url", "https://user:secret@hooks.example.com/")
+        .await;
+    browser.click("webhook-create").await;
+    let alert = browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css(".error:not([hidden])"))
+        .await
+        .unwrap();
+    assert!(alert.text().await.unwrap().contains("credentials"));
+    assert!(browser.all("webhook-row").await.is_empty());
+
+    let url = receiver.url("/from-the-page");
+    browser.type_into("webhook-url", &url).await;
+    browser.type_into("webhook-filter", "itype=ipv4").await;
+    browser.click("webhook-create").await;
+    let secret = browser
+        .wait_text("webhook-secret", |text| text.starts_with("whsec_"))
+        .await;
+    browser.wait_count("webhook-row", 1).await;
+
+    node.publish_all(&[indicator(7)]).await;
+    let batch = receiver.next().await;
+    assert_eq!(batch.path, "/from-the-page");
+    check_signature(&batch, &secret);
+    assert_eq!(values(&batch), [ip(7)]);
+    browser
+        .wait_text("webhook-last-success", |text| text != "—")
+        .await;
+    browser.click("webhook-log").await;
+    browser.wait_count("delivery-row", 1).await;
+    assert_eq!(browser.text("delivery-outcome").await, "delivered");
+    browser.screenshot("webhooks").await;
+
+    browser.click("webhook-delete").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !browser.all("webhook-row").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the row stayed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The only error the browser logged is the refusal asked for above.
+    let errors = browser.console_errors().await;
+    let unexpected: Vec<_> = errors
+        .iter()
+        .filter(|error| !error.contains("/v1/account/webhooks - Failed to load resource: the server responded with a status of 422"))
+        .collect();
+    assert!(unexpected.is_empty(), "console errors: {errors:#?}");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    browser.close().await;
 }

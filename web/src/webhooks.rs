@@ -1,4 +1,4 @@
-//! The account's outbound webhook endpoints (docs/protocol.md §8): `/v1/account/webhooks`.
+//! The account's outbound webhook endpoints (docs/protocol.md §13): `/v1/account/webhooks`.
 //! Registering, listing and deleting them, and their delivery log; the gateway delivers
 //! (`gateway::webhooks`). Not to be confused with `webhook`, the billing provider's inbound one.
 

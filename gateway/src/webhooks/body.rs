@@ -1,4 +1,4 @@
-//! What a batch looks like on the wire, per endpoint format (docs/protocol.md §8.3).
+//! What a batch looks like on the wire, per endpoint format (docs/protocol.md §13.3).
 
 use domain::webhook::WebhookFormat;
 use domain::Indicator;

@@ -22,6 +22,9 @@ use crate::enforcement::visible;
 use crate::hub::HubEvent;
 use crate::AppState;
 
+/// Most bytes of indicators in one batch: under nginx's default `client_max_body_size` (1 MiB),
+/// which many receivers sit behind. One indicator is at most 64 KiB, so one always fits.
+const MAX_BATCH_BYTES: usize = 900 * 1024;
 /// Entries read from the log at a time.
 const READ_LIMIT: usize = 512;
 /// Least time between two reads of the log while waiting for new entries: a busy log wakes the
@@ -294,6 +297,7 @@ impl Endpoint {
         }
         .max(1);
         let mut entries: Vec<SharedEntry> = Vec::new();
+        let mut bytes = 0;
         let mut position = start.id();
         let mut first_at: Option<Instant> = None;
         let mut persisted = (start.id(), Instant::now());
@@ -315,6 +319,13 @@ impl Endpoint {
             if !discontinuity {
                 for entry in &read.entries {
                     if self.wanted(settings, entry) {
+                        let size = entry.json().len() + 1;
+                        if !entries.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                            // This one starts the next batch.
+                            full = true;
+                            break;
+                        }
+                        bytes += size;
                         entries.push(entry.clone());
                         first_at.get_or_insert_with(Instant::now);
                     }

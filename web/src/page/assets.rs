@@ -52,6 +52,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../assets/js/firehose.js"),
     ),
     ("js/usage.js", JS, include_str!("../../assets/js/usage.js")),
+    (
+        "js/webhooks.js",
+        JS,
+        include_str!("../../assets/js/webhooks.js"),
+    ),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -124,7 +129,9 @@ mod tests {
 
     #[test]
     fn every_page_script_is_an_asset() {
-        for page in ["welcome", "plans", "tokens", "firehose", "usage"] {
+        for page in [
+            "welcome", "plans", "tokens", "firehose", "webhooks", "usage",
+        ] {
             assert!(file(&format!("js/{page}.js")).is_some(), "{page}");
         }
         assert!(file("../Cargo.toml").is_none());

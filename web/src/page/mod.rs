@@ -11,7 +11,7 @@
 //! | path | who |
 //! |---|---|
 //! | `/`, `/signin`, `/signup` | anyone (signed in: redirected to `/live`) |
-//! | `/plans`, `/tokens`, `/live` (the firehose viewer; `/firehose` is csirtg.io's stream), `/usage` | the session cookie (else redirected to `/signin`) |
+//! | `/plans`, `/tokens`, `/live` (the firehose viewer; `/firehose` is csirtg.io's stream), `/webhooks`, `/usage` | the session cookie (else redirected to `/signin`) |
 //! | `/assets/…` | anyone |
 
 mod assets;
@@ -38,7 +38,7 @@ struct AppPage {
 }
 
 /// The signed-in pages, in nav order.
-static APP_PAGES: [AppPage; 4] = [
+static APP_PAGES: [AppPage; 5] = [
     AppPage {
         path: "/live",
         label: "Firehose",
@@ -56,6 +56,12 @@ static APP_PAGES: [AppPage; 4] = [
         label: "Tokens",
         name: "tokens",
         main: include_str!("../../assets/pages/tokens.html"),
+    },
+    AppPage {
+        path: "/webhooks",
+        label: "Webhooks",
+        name: "webhooks",
+        main: include_str!("../../assets/pages/webhooks.html"),
     },
     AppPage {
         path: "/usage",
