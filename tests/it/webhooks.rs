@@ -518,3 +518,96 @@ async fn the_page_registers_an_endpoint_shows_its_secret_once_and_its_delivery_l
     assert_eq!(errors.len(), 1, "{errors:#?}");
     browser.close().await;
 }
+
+/// The `sluice_webhook_endpoints` gauge of `node` (endpoints it holds the lease of).
+async fn endpoints_held(node: &Node) -> u64 {
+    node.metrics()
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix("sluice_webhook_endpoints "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn another_node_takes_over_a_dead_nodes_endpoint_and_resends_its_batch_under_the_same_key() {
+    let redis = testkit::RedisServer::start().unwrap();
+    let database = testkit::PgDatabase::create().await.unwrap();
+    let args: Vec<String> = [
+        "--webhook-allow-private",
+        "--webhook-linger",
+        "200ms",
+        "--webhook-timeout",
+        "60s",
+        "--webhook-claim-interval",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let options = NodeOptions {
+        redis: Some(redis.url()),
+        database: Some(database.url().to_owned()),
+        ..NodeOptions::default()
+    };
+    let first = Node::start(NodeOptions {
+        args: [vec!["--no-correlator".to_owned()], args.clone()].concat(),
+        ..options.clone()
+    })
+    .await;
+    let second = Node::start(NodeOptions {
+        role: Some("gateway"),
+        admin_token: Some(first.admin_token.clone()),
+        args,
+        ..options
+    })
+    .await;
+    let mut receiver = Receiver::start().await;
+    let token = first.admin_token.clone();
+    let (status, created) = register(&first, &token, json!({"url": receiver.url("/")})).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+
+    // One node holds the endpoint; its first try hangs, and the node dies in the middle of it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut holder, survivor) = loop {
+        match (endpoints_held(&first).await, endpoints_held(&second).await) {
+            (1, 0) => break (first, second),
+            (0, 1) => break (second, first),
+            held => assert!(tokio::time::Instant::now() < deadline, "held: {held:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    receiver.script(&[Behaviour::Hang]);
+    survivor.publish_all(&[indicator(1)]).await;
+    let hung = receiver.next().await;
+    check_signature(&hung, &secret);
+    holder.signal("KILL");
+    holder.wait_exit().await;
+
+    // Once the dead node's lease runs out, the survivor sends the same batch, same key.
+    let again = receiver.next().await;
+    check_signature(&again, &secret);
+    assert_eq!(
+        again.header("idempotency-key"),
+        hung.header("idempotency-key")
+    );
+    assert_eq!(values(&again), [ip(1)]);
+    assert_eq!(again.json()["batch"], hung.json()["batch"]);
+    assert_eq!(endpoints_held(&survivor).await, 1);
+
+    // And goes on from there: nothing lost, nothing twice.
+    survivor.publish_all(&[indicator(2)]).await;
+    let next = receiver.next().await;
+    assert_eq!(values(&next), [ip(2)]);
+    assert_ne!(
+        next.header("idempotency-key"),
+        hung.header("idempotency-key")
+    );
+    assert!(receiver
+        .quiet_for(Duration::from_millis(1500))
+        .await
+        .is_none());
+    drop(survivor);
+    database.drop_database().await.unwrap();
+}
