@@ -60,6 +60,8 @@ async fn connections(
     let mut after: Option<String> = None;
     let mut all = Vec::new();
     let mut answered_by;
+    let mut scope;
+    let mut nodes;
     loop {
         let mut query = vec![("sort", sort.to_owned()), ("limit", "1000".to_owned())];
         if let Some(account) = account {
@@ -83,6 +85,8 @@ async fn connections(
             .await
             .context("unexpected answer from the node")?;
         answered_by = page["node"].take();
+        scope = page["scope"].take();
+        nodes = page["nodes"].take();
         if let Some(connections) = page["connections"].as_array_mut() {
             all.append(connections);
         }
@@ -92,26 +96,45 @@ async fn connections(
         }
     }
     if json {
-        let answer = serde_json::json!({"node": answered_by, "connections": all, "next": null});
+        let answer = serde_json::json!({
+            "node": answered_by, "scope": scope, "nodes": nodes, "connections": all, "next": null,
+        });
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     print!("{}", table(&all));
-    eprintln!(
-        "{} stream(s) on node {} (this node's only)",
-        all.len(),
-        answered_by.as_str().unwrap_or("?")
-    );
+    let node_count = nodes.as_array().map_or(1, Vec::len);
+    match scope.as_str() {
+        Some("cluster") => eprintln!(
+            "{} stream(s) on {node_count} node(s), the cluster's (asked {})",
+            all.len(),
+            answered_by.as_str().unwrap_or("?")
+        ),
+        _ => eprintln!(
+            "{} stream(s) on node {} (this node's only)",
+            all.len(),
+            answered_by.as_str().unwrap_or("?")
+        ),
+    }
     Ok(())
 }
 
-/// The connection list as a table: id, account, plan, transport/dialect, remote, since,
+/// The connection list as a table: id, node, account, plan, transport/dialect, remote, since,
 /// delivered, dropped, lag in seconds (`*` when near retention).
 fn table(connections: &[Value]) -> String {
     let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
     let mut out = format!(
-        "{:<10} {:<16} {:<12} {:<16} {:<22} {:<24} {:>10} {:>8} {:>9}\n",
-        "ID", "ACCOUNT", "PLAN", "TRANSPORT", "REMOTE", "SINCE", "DELIVERED", "DROPPED", "LAG S"
+        "{:<10} {:<22} {:<16} {:<12} {:<16} {:<22} {:<24} {:>10} {:>8} {:>9}\n",
+        "ID",
+        "NODE",
+        "ACCOUNT",
+        "PLAN",
+        "TRANSPORT",
+        "REMOTE",
+        "SINCE",
+        "DELIVERED",
+        "DROPPED",
+        "LAG S"
     );
     for connection in connections {
         let lag = &connection["lag"];
@@ -121,8 +144,9 @@ fn table(connections: &[Value]) -> String {
             ""
         };
         out.push_str(&format!(
-            "{:<10} {:<16} {:<12} {:<16} {:<22} {:<24} {:>10} {:>8} {:>9}\n",
+            "{:<10} {:<22} {:<16} {:<12} {:<16} {:<22} {:<24} {:>10} {:>8} {:>9}\n",
             text(&connection["id"]),
+            text(&connection["node"]),
             text(&connection["account"]),
             text(&connection["plan"]),
             format!(

@@ -75,12 +75,13 @@ pub enum Command {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AdminCommand {
-    /// The open streams of the node at --url (each node lists only its own), as a table.
+    /// The open streams, as a table: the cluster's when the node at --url runs on Redis, else
+    /// that node's.
     Connections {
         /// Only this account's streams.
         #[arg(long)]
         account: Option<String>,
-        /// Order: connected (oldest first), lag (most behind first) or account.
+        /// Order: connected (oldest first), lag (most behind first), account or node.
         #[arg(long, default_value = "connected")]
         sort: String,
         /// Print the answer's JSON instead of a table.
@@ -91,7 +92,8 @@ pub enum AdminCommand {
     },
     /// Close one stream (its client gets 1001 and may resume from its cursor).
     Close {
-        /// The connection's id (`c_…`, from `sluice admin connections`).
+        /// The connection's id (`c_…` on the node at --url, `c_…@NODE` on any node of the
+        /// cluster; `sluice admin connections --json` lists them).
         id: String,
         #[command(flatten)]
         node: RemoteArgs,

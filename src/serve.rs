@@ -170,10 +170,14 @@ pub(crate) fn node_app(state: AppState, extra: Option<axum::Router>) -> axum::Ro
     app
 }
 
-/// This node's name in the webhook leases: the host name and the port, the same across
-/// restarts of the node (so it takes its own endpoints back at once) and distinct between the
-/// nodes of a cluster. The bound port: `--listen …:0` gets a distinct one per process.
-fn node_id(listen: std::net::SocketAddr) -> String {
+/// This node's name in the cluster (the connection list, the webhook leases): its listen
+/// address, or with an unspecified one (`0.0.0.0:8080` on every host) the host name and the
+/// port. The same across restarts of the node (so it takes its own endpoints back at once) and
+/// distinct between the nodes of a cluster; the bound port, so `…:0` gets one per process.
+fn node_name(listen: std::net::SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_owned())
@@ -490,6 +494,8 @@ struct Backends {
     /// The trusted Redis pub/sub the node subscribes to.
     upstream: Option<UpstreamConfig>,
     sqlite: Option<Arc<SqliteLog>>,
+    /// The cluster's view of open streams, on Redis.
+    cluster: Option<Arc<gateway::cluster::ClusterView>>,
 }
 
 impl Backends {
@@ -504,6 +510,7 @@ impl Backends {
             redis_slots: None,
             upstream: None,
             sqlite: None,
+            cluster: None,
         }
     }
 
@@ -549,6 +556,7 @@ impl Backends {
             redis_slots: None,
             upstream: None,
             sqlite: Some(log),
+            cluster: None,
         })
     }
 
@@ -562,6 +570,7 @@ impl Backends {
         .await
         .context("--redis: the log backend is unreachable (is Redis running there?)")?;
         let slots = RedisSlots::new(log.commands(), &args.redis_prefix, SLOT_LEASE_TTL);
+        let commands = log.commands();
         Ok(Backends {
             log,
             slots: slots.clone(),
@@ -572,6 +581,11 @@ impl Backends {
                 patterns: args.upstream_patterns.clone(),
             }),
             sqlite: None,
+            cluster: Some(Arc::new(gateway::cluster::ClusterView::new(
+                commands,
+                redis::Client::open(url)?,
+                &args.redis_prefix,
+            ))),
         })
     }
 }
@@ -621,17 +635,18 @@ impl Node {
             taxii_burst: args.taxii_burst,
             validity: args.default_validity,
             retention_margin: args.retention_margin,
-            node: args.listen.to_string(),
-            webhooks: args.webhooks.config(node_id(listener.local_addr()?)),
+            node: node_name(listener.local_addr()?),
+            webhooks: args.webhooks.config(node_name(listener.local_addr()?)),
             ..gateway::Config::default()
         };
-        let state = AppState::new(
+        let mut state = AppState::new(
             config,
             backends.log,
             backends.slots,
             store,
             CancellationToken::new(),
         );
+        state.cluster = backends.cluster;
         gateway::spawn_background(&state, backends.upstream);
         if let Some(redis_slots) = backends.redis_slots {
             state

@@ -1,6 +1,7 @@
-//! The admin API's view of this node's open streams (docs/protocol.md §6.8): `GET
+//! The admin API's view of the open streams (docs/protocol.md §6.8): `GET
 //! /v1/admin/connections` lists them with their counters and lag, `DELETE` closes one or all of
-//! an account's. It answers for the node it reaches: each node knows only its own streams.
+//! an account's. A node knows its own streams; with Redis it also reads the other nodes'
+//! snapshots and sends closes to them (`cluster`), so any node answers for the cluster.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +26,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 /// How far a stream is behind the log's head.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Lag {
     /// Entries this node has read after the stream's position; `null` when the stream is
     /// further behind than the node's ring of recent entries (unknown without a log scan).
@@ -38,18 +39,19 @@ pub struct Lag {
 }
 
 /// One open stream.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
-    /// `c_<n>`, unique on its node while the node runs.
+    /// `c_<n>`, unique on its node while the node runs; in a cluster answer `c_<n>@<node>`,
+    /// unique in the cluster (what `DELETE /v1/admin/connections/{id}` takes).
     pub id: String,
     pub account: String,
     pub plan: String,
     /// The token's id (`tok_…`), never the token.
     pub token_id: String,
     /// `ws` or `sse`.
-    pub transport: &'static str,
+    pub transport: String,
     /// `native`, `action_cable` or `cif`.
-    pub dialect: &'static str,
+    pub dialect: String,
     pub node: String,
     /// The peer's address, as the node sees it (a proxy's, behind one).
     pub remote: Option<String>,
@@ -69,8 +71,15 @@ pub struct Connection {
 /// `GET /v1/admin/connections`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionList {
-    /// The node that answered (its listen address): the list is this node's streams only.
+    /// The node that answered.
     pub node: String,
+    /// `cluster`: every node's streams (this node's live, the others' as of their last
+    /// snapshot, at most 3 s old); `node`: this node's only (no Redis, or `scope=node`).
+    pub scope: &'static str,
+    /// The nodes whose streams the list covers.
+    pub nodes: Vec<String>,
+    /// Streams left out of the other nodes' snapshots (each holds its 5,000 most lagging).
+    pub truncated: usize,
     pub connections: Vec<Connection>,
     /// The `after` of the next page, or `null` on the last.
     pub next: Option<String>,
@@ -93,6 +102,17 @@ pub enum Sort {
     Lag,
     /// By account name, then oldest first.
     Account,
+    /// By node, then oldest first.
+    Node,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ListScope {
+    /// Every node's streams (the default with Redis).
+    Cluster,
+    /// Only the answering node's.
+    Node,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -100,7 +120,12 @@ pub enum Sort {
 pub struct ListParams {
     /// Only this account's streams.
     pub account: Option<String>,
-    /// `connected` (default), `lag` or `account`.
+    /// Only this node's streams (a `node` of the list).
+    pub node: Option<String>,
+    /// `cluster` (the default with Redis) or `node` (this node's only).
+    #[param(value_type = Option<String>)]
+    pub scope: Option<ListScope>,
+    /// `connected` (default), `lag`, `account` or `node`.
     #[param(value_type = Option<String>)]
     pub sort: Option<Sort>,
     /// Page size, default 100, at most 1000.
@@ -112,7 +137,7 @@ pub struct ListParams {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CloseParams {
-    /// Close every stream of this account on this node.
+    /// Close every stream of this account (on every node, with Redis).
     pub account: Option<String>,
 }
 
@@ -158,8 +183,8 @@ fn connection(
         account: stream.account,
         plan: stream.plan,
         token_id: stream.token_id,
-        transport: stream.transport,
-        dialect: stream.dialect,
+        transport: stream.transport.to_owned(),
+        dialect: stream.dialect.to_owned(),
         node: state.config.node.clone(),
         remote: stream.remote.map(|remote| remote.to_string()),
         connected_at: stream
@@ -180,20 +205,40 @@ fn bad_query<T>(
         .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
 }
 
-/// This node's open streams.
+/// This node's open streams, as the admin API lists them.
+pub async fn local(state: &AppState) -> Vec<Connection> {
+    let head = state.hub.newest();
+    let trim = trimmed_through(state).await;
+    state
+        .registry
+        .snapshot()
+        .into_iter()
+        .map(|stream| connection(state, stream, head, trim))
+        .collect()
+}
+
+/// `c_<n>@<node>`: a connection's id in a cluster answer.
+fn qualified(id: &str, node: &str) -> String {
+    format!("{id}@{node}")
+}
+
+/// The open streams.
 ///
-/// Every WebSocket and SSE stream open on the node that answers (not the cluster's: ask each
-/// node), with its counters and how far it is behind the log's head. Needs an `admin` token.
+/// Every WebSocket and SSE stream, with its counters and how far it is behind the log's head:
+/// the cluster's with Redis (this node's live, the others' from their snapshots, at most 3 s
+/// old), else this node's. Needs an `admin` token.
 #[utoipa::path(
     get,
     path = "/v1/admin/connections",
     tag = "operations",
     params(ListParams),
     responses(
-        (status = 200, description = "This node's streams, one page.", body = ConnectionList),
+        (status = 200, description = "The streams, one page.", body = ConnectionList),
         (status = 400, description = "A parameter is not valid.", body = ErrorBody),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 503, description = "Redis does not answer for the cluster's list; \
+            `scope=node` lists this node's.", body = ErrorBody),
     ),
     security(("api_token" = [])),
 )]
@@ -210,25 +255,59 @@ pub async fn list(
             "limit `{limit}` must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let sort = params.sort.unwrap_or_default();
-    let head = state.hub.newest();
-    let trim = trimmed_through(&state).await;
-    let mut connections: Vec<Connection> = state
-        .registry
-        .snapshot()
-        .into_iter()
-        .filter(|stream| {
-            params
-                .account
+    let me = state.config.node.clone();
+    let cluster = match (params.scope, &state.cluster) {
+        (Some(ListScope::Node), _) | (None, None) => None,
+        (Some(ListScope::Cluster), None) => {
+            return Err(ApiError::BadRequest(
+                "scope `cluster` needs Redis (--redis): this node knows only its own streams"
+                    .into(),
+            ))
+        }
+        (_, Some(view)) => Some(view.clone()),
+    };
+    let mut connections = local(&state).await;
+    let mut nodes = vec![me.clone()];
+    let mut truncated = 0;
+    if let Some(view) = &cluster {
+        for connection in &mut connections {
+            connection.id = qualified(&connection.id, &me);
+        }
+        let others = view.others(&me).await.map_err(|error| {
+            state.metrics.backend_error("cluster");
+            tracing::warn!(%error, "cannot read the other nodes' connections from Redis");
+            ApiError::Unavailable(
+                "Redis does not answer, so only this node's streams are known: retry, or ask \
+                 with scope=node"
+                    .into(),
+            )
+        })?;
+        for snapshot in others {
+            nodes.push(snapshot.node.clone());
+            truncated += snapshot.truncated;
+            connections.extend(snapshot.connections.into_iter().map(|mut connection| {
+                connection.id = qualified(&connection.id, &snapshot.node);
+                connection
+            }));
+        }
+        nodes.sort();
+    }
+    connections.retain(|connection| {
+        params
+            .account
+            .as_ref()
+            .is_none_or(|account| *account == connection.account)
+            && params
+                .node
                 .as_ref()
-                .is_none_or(|account| *account == stream.account)
-        })
-        .map(|stream| connection(&state, stream, head, trim))
-        .collect();
-    // The snapshot is oldest first; sorts are stable, so ties stay oldest first.
-    match sort {
+                .is_none_or(|node| *node == connection.node)
+    });
+    // Oldest first, then the sort asked for; sorts are stable, so ties stay oldest first.
+    connections.sort_by(|a, b| a.connected_at.cmp(&b.connected_at));
+    match params.sort.unwrap_or_default() {
         Sort::Connected => {}
         Sort::Account => connections.sort_by(|a, b| a.account.cmp(&b.account)),
+        Sort::Node => connections.sort_by(|a, b| a.node.cmp(&b.node)),
         Sort::Lag => connections.sort_by(|a, b| b.lag.seconds.total_cmp(&a.lag.seconds)),
     }
     if let Some(after) = &params.after {
@@ -242,27 +321,33 @@ pub async fn list(
     let next = (connections.len() > limit).then(|| connections[limit - 1].id.clone());
     connections.truncate(limit);
     Ok(Json(ConnectionList {
-        node: state.config.node.clone(),
+        node: me,
+        scope: if cluster.is_some() { "cluster" } else { "node" },
+        nodes,
+        truncated,
         connections,
         next,
     }))
 }
 
-/// Closes one stream on this node.
+/// Closes one stream.
 ///
 /// The stream ends as for a shutdown: a WebSocket gets close code 1001 with `closed by an
 /// operator; resume from <cursor>`, an SSE stream ends (its `id:` lines are the cursor). The
-/// client may reconnect from its cursor. Needs an `admin` token.
+/// client may reconnect from its cursor. `c_<n>` is a stream of this node; `c_<n>@<node>` (a
+/// cluster list's id) one of any node, told through Redis. Needs an `admin` token.
 #[utoipa::path(
     delete,
     path = "/v1/admin/connections/{id}",
     tag = "operations",
-    params(("id" = String, Path, description = "The connection's id (`c_…`).")),
+    params(("id" = String, Path, description = "The connection's id (`c_…`, or `c_…@<node>`).")),
     responses(
         (status = 204, description = "The stream was told to close."),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
-        (status = 404, description = "No such stream is open on this node.", body = ErrorBody),
+        (status = 404, description = "No such stream is open.", body = ErrorBody),
+        (status = 503, description = "Redis does not answer, so another node cannot be told.",
+            body = ErrorBody),
     ),
     security(("api_token" = [])),
 )]
@@ -272,18 +357,54 @@ pub async fn close(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     crate::auth::authenticate(&state, &headers, None, Scope::Admin).await?;
-    Ok(if state.registry.close(&id) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        let message = format!("no connection `{id}` is open on this node");
-        (StatusCode::NOT_FOUND, Json(ErrorBody::new(message))).into_response()
+    let not_found = |message: String| {
+        Ok((StatusCode::NOT_FOUND, Json(ErrorBody::new(message))).into_response())
+    };
+    let (local_id, node) = match id.split_once('@') {
+        Some((local_id, node)) => (local_id, node),
+        None => (id.as_str(), state.config.node.as_str()),
+    };
+    if node == state.config.node {
+        return if state.registry.close(local_id) {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        } else {
+            not_found(format!("no connection `{local_id}` is open on this node"))
+        };
+    }
+    let Some(view) = &state.cluster else {
+        return not_found(format!(
+            "`{id}` is on node {node}, and this node has no Redis to reach it: ask that node"
+        ));
+    };
+    let unavailable = |error: redis::RedisError| {
+        state.metrics.backend_error("cluster");
+        ApiError::Unavailable(format!("Redis does not answer ({error}); retry"))
+    };
+    let listed = view
+        .others(&state.config.node)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .any(|snapshot| {
+            snapshot.node == node && snapshot.connections.iter().any(|c| c.id == local_id)
+        });
+    if !listed {
+        return not_found(format!("no connection `{id}` is open in the cluster"));
+    }
+    view.request_close(&crate::cluster::CloseRequest::Stream {
+        node: node.to_owned(),
+        id: local_id.to_owned(),
     })
+    .await
+    .map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Closes every stream of one account on this node.
+/// Closes every stream of one account.
 ///
-/// As `DELETE /v1/admin/connections/{id}` for each of the account's streams here; other nodes'
-/// are not touched. Needs an `admin` token.
+/// As `DELETE /v1/admin/connections/{id}` for each of the account's streams: this node's, and
+/// with Redis every other node's too. `closed` counts this node's and those the other nodes'
+/// snapshots list. Needs an `admin` token.
 #[utoipa::path(
     delete,
     path = "/v1/admin/connections",
@@ -294,6 +415,8 @@ pub async fn close(
         (status = 400, description = "No `account`.", body = ErrorBody),
         (status = 401, description = "No token, or not a valid one.", body = ErrorBody),
         (status = 403, description = "The token is not an `admin` token.", body = ErrorBody),
+        (status = 503, description = "Redis does not answer: this node's streams were closed, \
+            the other nodes' were not.", body = ErrorBody),
     ),
     security(("api_token" = [])),
 )]
@@ -307,9 +430,28 @@ pub async fn close_account(
     let account = params.account.ok_or_else(|| {
         ApiError::BadRequest("give `account=NAME`: which account's streams to close".into())
     })?;
-    Ok(Json(Closed {
-        closed: state.registry.close_account(&account),
-    }))
+    let mut closed = state.registry.close_account(&account);
+    if let Some(view) = &state.cluster {
+        let unavailable = |error: redis::RedisError| {
+            state.metrics.backend_error("cluster");
+            ApiError::Unavailable(format!(
+                "Redis does not answer ({error}): this node's {closed} streams were closed, \
+                 the other nodes' were not; retry"
+            ))
+        };
+        let others = view.others(&state.config.node).await.map_err(unavailable)?;
+        view.request_close(&crate::cluster::CloseRequest::Account {
+            account: account.clone(),
+        })
+        .await
+        .map_err(unavailable)?;
+        closed += others
+            .iter()
+            .flat_map(|snapshot| &snapshot.connections)
+            .filter(|connection| connection.account == account)
+            .count();
+    }
+    Ok(Json(Closed { closed }))
 }
 
 /// Every [`LAG_TICK`] until shutdown: observes each open stream's lag in

@@ -5,6 +5,7 @@
 //! listener until shutdown, then drain.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod control;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// The other nodes' streams and the way to close them, through Redis (`None`: one node).
+    pub cluster: Option<Arc<cluster::ClusterView>>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             taxii: Arc::default(),
             shutdown,
             tracker: TaskTracker::new(),
+            cluster: None,
         }
     }
 }
@@ -174,6 +178,7 @@ pub fn spawn_background(state: &AppState, upstream: Option<UpstreamConfig>) {
     ));
     state.tracker.spawn(connections::observe_lag(state.clone()));
     state.tracker.spawn(webhooks::run(state.clone()));
+    state.tracker.spawn(cluster::run(state.clone()));
     state.tracker.spawn(state.usage.clone().run(
         state.store.clone(),
         state.config.usage_flush_interval,

@@ -326,3 +326,121 @@ async fn a_stalled_reader_falls_behind_in_the_list() {
     assert_eq!(behind["transport"], "ws");
     drop(stalled);
 }
+
+/// With Redis, any node lists the cluster's streams (the others' from their snapshots) and
+/// closes a stream on another node, or an account's everywhere.
+#[tokio::test]
+async fn with_redis_any_node_lists_and_closes_the_clusters_streams() {
+    let redis = testkit::RedisServer::start().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    let second = Node::start(NodeOptions {
+        role: Some("gateway"),
+        redis: Some(redis.url()),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        admin_token: Some(first.admin_token.clone()),
+        ..NodeOptions::default()
+    })
+    .await;
+    first.create_account("alpha", "pro").await;
+    let alpha = first.create_token("alpha", "read").await;
+    let mut on_first = ws_connect(&first.ws("/v1/stream"), Some(&alpha))
+        .await
+        .unwrap();
+    let mut on_second = ws_connect(&second.ws("/v1/stream"), Some(&alpha))
+        .await
+        .unwrap();
+    ws_frame(&mut on_first).await;
+    ws_frame(&mut on_second).await;
+
+    let answer = list_until(&first, "", |answer| {
+        answer["connections"]
+            .as_array()
+            .is_some_and(|all| all.len() == 2)
+    })
+    .await;
+    assert_eq!(answer["scope"], "cluster", "{answer}");
+    let mut nodes = vec![first.addr.to_string(), second.addr.to_string()];
+    nodes.sort();
+    assert_eq!(answer["nodes"], serde_json::json!(nodes), "{answer}");
+    let remote = answer["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["node"] == second.addr.to_string())
+        .unwrap_or_else(|| panic!("no stream of the second node: {answer}"))
+        .clone();
+    let id = remote["id"].as_str().unwrap();
+    assert!(id.ends_with(&format!("@{}", second.addr)), "{remote}");
+    let (_, only) = list(
+        &first,
+        Some(&first.admin_token),
+        &format!("?node={}", second.addr),
+    )
+    .await;
+    assert_eq!(only["connections"].as_array().unwrap().len(), 1, "{only}");
+    let url = first.http("");
+    let output = first
+        .cli(&[
+            "admin",
+            "connections",
+            "--url",
+            &url,
+            "--token",
+            &first.admin_token,
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 stream(s) on 2 node(s)"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(id),
+        "the table names the remote stream's id"
+    );
+    let (_, here) = list(&first, Some(&first.admin_token), "?scope=node").await;
+    assert_eq!(here["scope"], "node");
+    assert_eq!(here["connections"].as_array().unwrap().len(), 1, "{here}");
+
+    // The first node closes the second's stream: 1001, as if it had been closed there.
+    let missing = format!("c_999999@{}", second.addr);
+    assert_eq!(
+        delete(&first, &format!("/v1/admin/connections/{missing}"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        delete(&first, &format!("/v1/admin/connections/{id}"))
+            .await
+            .0,
+        204
+    );
+    let (code, reason) = ws_close_code(&mut on_second).await;
+    assert_eq!(code, 1001, "{reason}");
+    assert!(reason.starts_with("closed by an operator"), "{reason}");
+
+    // An account's streams, on every node.
+    let mut again = ws_connect(&second.ws("/v1/stream"), Some(&alpha))
+        .await
+        .unwrap();
+    ws_frame(&mut again).await;
+    list_until(&first, "", |answer| {
+        answer["connections"].as_array().is_some_and(|all| {
+            all.len() == 2 && all.iter().any(|c| c["node"] == second.addr.to_string())
+        })
+    })
+    .await;
+    let (status, closed) = delete(&first, "/v1/admin/connections?account=alpha").await;
+    assert_eq!(
+        (status, &closed["closed"]),
+        (200, &Value::from(2)),
+        "{closed}"
+    );
+    assert_eq!(ws_close_code(&mut on_first).await.0, 1001);
+    assert_eq!(ws_close_code(&mut again).await.0, 1001);
+}
