@@ -44,5 +44,6 @@ pub use users::{
     normalize_email, validate_password, User, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
 };
 pub use webhooks::{
-    Delivery, DeliveryOutcome, DeliveryRecord, NewWebhook, Webhook, WebhookJob, DELIVERY_LOG_ROWS,
+    Delivery, DeliveryOutcome, DeliveryRecord, Lease, NewWebhook, PendingBatch, Webhook,
+    WebhookJob, DELIVERY_LOG_ROWS,
 };

@@ -56,8 +56,29 @@ pub struct WebhookJob {
     /// The account's plan name now.
     pub plan: String,
     pub secret: String,
-    /// The batch in flight: (idempotency key, last position).
-    pub pending: Option<(String, String)>,
+    /// The batch in flight.
+    pub pending: Option<PendingBatch>,
+}
+
+/// A batch recorded before its first try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBatch {
+    /// Its idempotency key.
+    pub key: String,
+    /// The log position the cursor moves to once it is through.
+    pub through: String,
+    /// Indicators in it: a re-read must find as many, or the batch is gathered anew.
+    pub count: usize,
+}
+
+/// One node's hold on one endpoint: every write of the delivery state names it, and is refused
+/// once another holder (or a later lease of the same node) has taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The endpoint's id.
+    pub id: String,
+    pub node: String,
+    pub generation: i64,
 }
 
 /// What became of one attempt (or a gap), for the delivery log.
@@ -249,11 +270,17 @@ impl Store {
     }
 
     /// Takes the lease of every endpoint no other node holds (or whose lease has run out), and
-    /// renews this node's own, until `until` (unix seconds). Returns the ids this node holds.
-    pub async fn claim_webhooks(&self, node: &str, until: i64) -> Result<Vec<String>, StoreError> {
+    /// renews this node's own, until `until` (unix seconds). Returns the leases this node holds;
+    /// a lease taken over (from another node, or this node's own after it lapsed) has a new
+    /// generation.
+    pub async fn claim_webhooks(&self, node: &str, until: i64) -> Result<Vec<Lease>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE webhooks SET lease_node = $1, lease_until = $2 \
-             WHERE lease_node = $1 OR lease_node IS NULL OR lease_until < $3 RETURNING id",
+            "UPDATE webhooks SET \
+             lease_gen = CASE WHEN lease_node = $1 AND lease_until >= $3 THEN lease_gen \
+             ELSE lease_gen + 1 END, \
+             lease_node = $1, lease_until = $2 \
+             WHERE lease_node = $1 OR lease_node IS NULL OR lease_until < $3 \
+             RETURNING id, lease_gen",
         )
         .bind(node)
         .bind(until)
@@ -262,8 +289,14 @@ impl Store {
         .await
         .db("claiming webhooks")?;
         rows.iter()
-            .map(|row| row.try_get::<String, _>("id"))
-            .collect::<Result<_, _>>()
+            .map(|row| {
+                Ok(Lease {
+                    id: row.try_get("id")?,
+                    node: node.to_owned(),
+                    generation: row.try_get("lease_gen")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
             .db("claiming webhooks")
     }
 
@@ -277,21 +310,34 @@ impl Store {
         Ok(())
     }
 
-    /// An endpoint as the node holding its lease reads it; `None` once it is deleted or another
-    /// node holds it.
-    pub async fn webhook_job(
-        &self,
-        id: &str,
-        node: &str,
-    ) -> Result<Option<WebhookJob>, StoreError> {
+    /// Whether `lease` is still held and unexpired (checked before each try of a batch).
+    pub async fn holds_webhook(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM webhooks WHERE id = $1 AND lease_node = $2 AND lease_gen = $3 \
+             AND lease_until >= $4",
+        )
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
+        .bind(unix_now())
+        .fetch_optional(self.pool())
+        .await
+        .db("checking a webhook lease")?;
+        Ok(row.is_some())
+    }
+
+    /// An endpoint as the holder of `lease` reads it; `None` once it is deleted or the lease
+    /// is another's.
+    pub async fn webhook_job(&self, lease: &Lease) -> Result<Option<WebhookJob>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, a.plan, w.secret, w.pending_key, w.pending_through \
-             FROM webhooks w JOIN accounts a ON a.id = w.account_id \
-             WHERE w.id = $1 AND w.lease_node = $2"
+            "SELECT {COLUMNS}, a.plan, w.secret, w.pending_key, w.pending_through, \
+             w.pending_count FROM webhooks w JOIN accounts a ON a.id = w.account_id \
+             WHERE w.id = $1 AND w.lease_node = $2 AND w.lease_gen = $3"
         );
         let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(node)
+            .bind(&lease.id)
+            .bind(&lease.node)
+            .bind(lease.generation)
             .fetch_optional(self.pool())
             .await
             .db("reading a webhook job")?;
@@ -299,11 +345,16 @@ impl Store {
         let job = (|| -> anyhow::Result<WebhookJob> {
             let key: Option<String> = row.try_get("pending_key")?;
             let through: Option<String> = row.try_get("pending_through")?;
+            let count: i64 = row.try_get("pending_count")?;
             Ok(WebhookJob {
                 webhook: webhook_from_row(&row)?,
                 plan: row.try_get("plan")?,
                 secret: row.try_get("secret")?,
-                pending: key.zip(through),
+                pending: key.zip(through).map(|(key, through)| PendingBatch {
+                    key,
+                    through,
+                    count: usize::try_from(count).unwrap_or(0),
+                }),
             })
         })()
         .db("reading a webhook job")?;
@@ -311,33 +362,54 @@ impl Store {
     }
 
     /// Records the batch about to be sent, before the first try: after a crash the next holder
-    /// sends exactly this batch again, under the same key. False if the lease was lost.
+    /// sends exactly this batch again, under the same key. False if the lease was lost (or a
+    /// batch is already in flight).
     pub async fn begin_webhook_batch(
         &self,
-        id: &str,
-        node: &str,
-        key: &str,
-        through: &str,
+        lease: &Lease,
+        batch: &PendingBatch,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE webhooks SET pending_key = $1, pending_through = $2, pending_attempts = 0 \
-             WHERE id = $3 AND lease_node = $4",
+            "UPDATE webhooks SET pending_key = $1, pending_through = $2, pending_count = $3, \
+             pending_attempts = 0 \
+             WHERE id = $4 AND lease_node = $5 AND lease_gen = $6 AND pending_key IS NULL",
         )
-        .bind(key)
-        .bind(through)
-        .bind(id)
-        .bind(node)
+        .bind(&batch.key)
+        .bind(&batch.through)
+        .bind(i64::try_from(batch.count).unwrap_or(i64::MAX))
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
         .execute(self.pool())
         .await
         .db("recording a webhook batch")?;
         Ok(result.rows_affected() == 1)
     }
 
-    /// Records a failed attempt of the batch in flight. False if the lease was lost.
+    /// Forgets the batch in flight `key` without moving the cursor (its contents changed: the
+    /// next batch is gathered again from the cursor, under a new key). False if the lease was
+    /// lost.
+    pub async fn clear_webhook_batch(&self, lease: &Lease, key: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE webhooks SET pending_key = NULL, pending_through = NULL, pending_count = 0, \
+             pending_attempts = 0 \
+             WHERE id = $1 AND lease_node = $2 AND lease_gen = $3 AND pending_key = $4",
+        )
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
+        .bind(key)
+        .execute(self.pool())
+        .await
+        .db("clearing a webhook batch")?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Records a failed attempt of the batch in flight (`record.batch_key`). False if the
+    /// lease was lost.
     pub async fn fail_webhook_attempt(
         &self,
-        id: &str,
-        node: &str,
+        lease: &Lease,
         record: &DeliveryRecord,
     ) -> Result<bool, StoreError> {
         let mut transaction = self
@@ -347,19 +419,21 @@ impl Store {
             .db("recording a webhook attempt")?;
         let result = sqlx::query(
             "UPDATE webhooks SET pending_attempts = $1, last_error = $2 \
-             WHERE id = $3 AND lease_node = $4",
+             WHERE id = $3 AND lease_node = $4 AND lease_gen = $5 AND pending_key = $6",
         )
         .bind(i64::from(record.attempt))
         .bind(record.error.as_deref().map(bounded_error))
-        .bind(id)
-        .bind(node)
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
+        .bind(&record.batch_key)
         .execute(&mut *transaction)
         .await
         .db("recording a webhook attempt")?;
         if result.rows_affected() != 1 {
             return Ok(false);
         }
-        insert_delivery(&mut transaction, id, record).await?;
+        insert_delivery(&mut transaction, &lease.id, record).await?;
         transaction
             .commit()
             .await
@@ -368,28 +442,33 @@ impl Store {
     }
 
     /// Moves the endpoint's cursor to `cursor` and clears the batch in flight, recording how it
-    /// ended (`None`: positions with nothing to deliver). False if the lease was lost.
+    /// ended. `record` names the batch in flight it ends (its `batch_key`; empty for a gap or
+    /// for positions with nothing to deliver, when no batch may be in flight). False if the
+    /// lease was lost or the batch in flight is another.
     pub async fn advance_webhook(
         &self,
-        id: &str,
-        node: &str,
+        lease: &Lease,
         cursor: &str,
         record: Option<&DeliveryRecord>,
     ) -> Result<bool, StoreError> {
         let mut transaction = self.pool().begin().await.db("advancing a webhook")?;
         let delivered = record.is_some_and(|record| record.outcome == DeliveryOutcome::Delivered);
+        let key = record.map_or("", |record| record.batch_key.as_str());
         let result = sqlx::query(
             "UPDATE webhooks SET cursor = $1, pending_key = NULL, pending_through = NULL, \
-             pending_attempts = 0, \
+             pending_count = 0, pending_attempts = 0, \
              last_success_at = CASE WHEN $2 = 1 THEN $3 ELSE last_success_at END, \
              last_error = CASE WHEN $2 = 1 THEN NULL ELSE last_error END \
-             WHERE id = $4 AND lease_node = $5",
+             WHERE id = $4 AND lease_node = $5 AND lease_gen = $6 \
+             AND COALESCE(pending_key, '') = $7",
         )
         .bind(cursor)
         .bind(i64::from(delivered))
         .bind(unix_now())
-        .bind(id)
-        .bind(node)
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
+        .bind(key)
         .execute(&mut *transaction)
         .await
         .db("advancing a webhook")?;
@@ -397,7 +476,7 @@ impl Store {
             return Ok(false);
         }
         if let Some(record) = record {
-            insert_delivery(&mut transaction, id, record).await?;
+            insert_delivery(&mut transaction, &lease.id, record).await?;
         }
         transaction.commit().await.db("advancing a webhook")?;
         Ok(true)
@@ -405,32 +484,19 @@ impl Store {
 
     /// Notes why the endpoint is not being delivered (plan without the firehose, a URL the
     /// node's rules now refuse), for its account to see. False if the lease was lost.
-    pub async fn note_webhook_error(
-        &self,
-        id: &str,
-        node: &str,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE webhooks SET last_error = $1 WHERE id = $2 AND lease_node = $3")
-                .bind(bounded_error(error))
-                .bind(id)
-                .bind(node)
-                .execute(self.pool())
-                .await
-                .db("noting a webhook error")?;
+    pub async fn note_webhook_error(&self, lease: &Lease, error: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE webhooks SET last_error = $1 \
+             WHERE id = $2 AND lease_node = $3 AND lease_gen = $4",
+        )
+        .bind(bounded_error(error))
+        .bind(&lease.id)
+        .bind(&lease.node)
+        .bind(lease.generation)
+        .execute(self.pool())
+        .await
+        .db("noting a webhook error")?;
         Ok(result.rows_affected() == 1)
-    }
-
-    /// Records a gap in the delivery log (indicators that left the log undelivered).
-    pub async fn record_webhook_gap(
-        &self,
-        id: &str,
-        record: &DeliveryRecord,
-    ) -> Result<(), StoreError> {
-        let mut transaction = self.pool().begin().await.db("recording a webhook gap")?;
-        insert_delivery(&mut transaction, id, record).await?;
-        transaction.commit().await.db("recording a webhook gap")
     }
 }
 
@@ -461,7 +527,8 @@ async fn insert_delivery(
     .db("writing the delivery log")?;
     sqlx::query(
         "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= \
-         (SELECT MAX(id) FROM webhook_deliveries WHERE webhook_id = $1) - $2",
+         (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC \
+         LIMIT 1 OFFSET $2)",
     )
     .bind(id)
     .bind(DELIVERY_LOG_ROWS)

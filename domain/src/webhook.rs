@@ -72,7 +72,11 @@ pub fn check_endpoint_url(text: &str, allow_private: bool) -> Result<Url, String
     }
     let host = url.host().ok_or_else(|| "the URL has no host".to_owned())?;
     let loopback = match &host {
-        Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        // `localhost`, `localhost.` and any `*.localhost` are this machine (RFC 6761).
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
         Host::Ipv4(address) => address.is_loopback(),
         Host::Ipv6(address) => address.is_loopback(),
     };
@@ -112,7 +116,15 @@ pub fn address_allowed(address: IpAddr, allow_private: bool) -> Result<(), Strin
         return Ok(());
     }
     let address = match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => match embedded_ipv4(v6) {
+            Embedded::Address(v4) => IpAddr::V4(v4),
+            Embedded::Refused(what) => {
+                return Err(format!(
+                    "{v6} is {what}: webhooks only reach public addresses given directly"
+                ))
+            }
+            Embedded::None => IpAddr::V6(v6),
+        },
         v4 => v4,
     };
     match crate::indicator::reserved::special_address(address) {
@@ -121,6 +133,38 @@ pub fn address_allowed(address: IpAddr, allow_private: bool) -> Result<(), Strin
              can allow private ones with --webhook-allow-private)"
         )),
         None => Ok(()),
+    }
+}
+
+/// What an IPv6 address says about an IPv4 one it reaches.
+enum Embedded {
+    /// It reaches this IPv4 address (judged as that address).
+    Address(std::net::Ipv4Addr),
+    /// It reaches an IPv4 address through a translator whose target cannot be judged.
+    Refused(&'static str),
+    None,
+}
+
+/// IPv6 forms that reach an IPv4 address: IPv4-mapped (`::ffff:a.b.c.d`), NAT64's well-known
+/// prefix (`64:ff9b::a.b.c.d`, RFC 6052) and 6to4 (`2002:aabb:ccdd::`, RFC 3056) carry it;
+/// local-use NAT64 (`64:ff9b:1::/48`, RFC 8215) and Teredo (`2001::/32`, RFC 4380) map it in
+/// ways a check here cannot follow, so they are refused.
+fn embedded_ipv4(address: std::net::Ipv6Addr) -> Embedded {
+    let segments = address.segments();
+    let v4 = |high: u16, low: u16| {
+        Embedded::Address(std::net::Ipv4Addr::from(
+            (u32::from(high) << 16) | u32::from(low),
+        ))
+    };
+    if let Some(mapped) = address.to_ipv4_mapped() {
+        return Embedded::Address(mapped);
+    }
+    match segments {
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => v4(high, low),
+        [0x64, 0xff9b, 1, ..] => Embedded::Refused("a local-use NAT64 address (RFC 8215)"),
+        [0x2002, high, low, ..] => v4(high, low),
+        [0x2001, 0, ..] => Embedded::Refused("a Teredo address (RFC 4380)"),
+        _ => Embedded::None,
     }
 }
 
@@ -134,6 +178,8 @@ mod tests {
             "https://hooks.example.com/sluice",
             "https://93.184.216.34:8443/x?y=1",
             "https://[2606:4700::1111]/",
+            "https://[64:ff9b::5db8:d822]/",
+            "https://[2002:5db8:d822::1]/",
         ] {
             assert!(check_endpoint_url(ok, false).is_ok(), "{ok}");
         }
@@ -149,6 +195,13 @@ mod tests {
             ("https://100.64.0.1/", "CGNAT"),
             ("https://0.0.0.0/", "this network"),
             ("https://localhost/", "this machine"),
+            ("https://LocalHost./", "this machine"),
+            ("https://api.localhost/", "this machine"),
+            ("https://[64:ff9b::a00:5]/", "private-use"),
+            ("https://[64:ff9b::7f00:1]/", "loopback"),
+            ("https://[64:ff9b:1::a00:5]/", "NAT64"),
+            ("https://[2002:a9fe:a9fe::1]/", "link-local"),
+            ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "Teredo"),
             ("https://user:pw@hooks.example.com/", "credentials"),
             ("not a url", "not a URL"),
         ] {

@@ -3,12 +3,16 @@
 //!
 //! Shape: [`run`] is the node's one claim loop. Every `claim_interval` it takes (or renews) the
 //! database lease of every endpoint no other node holds (`billing::Store::claim_webhooks`) and
-//! runs one [`endpoint`] task per endpoint it holds; a lease it loses stops its task. So each
-//! endpoint has one deliverer in the cluster, which is what keeps its batches in order. An
+//! runs one [`endpoint`] task per endpoint it holds; a lease it loses (or cannot renew before it
+//! runs out) stops its task. Every write of an endpoint's delivery state names the lease's
+//! generation, which goes up at every change of holder, so a task that lost its lease cannot
+//! move the cursor. So each endpoint has one deliverer in the cluster, which is what keeps its
+//! batches in order. An
 //! endpoint's task reads the log from the endpoint's cursor, filters (the endpoint's filter and
 //! the plan's visibility, the same rule as a stream's), and sends a batch when it is full or
-//! has waited `linger`; the batch is recorded (its key and last position) before the first try,
-//! so the next holder after a crash sends exactly it again, under the same idempotency key.
+//! has waited `linger`; the batch is recorded (its key, last position and size) before the
+//! first try, so the next holder after a crash sends exactly it again, under the same
+//! idempotency key (or, should a re-read find other contents, a new batch under a new key).
 //! The bodies are in `body`; the guarded HTTP client in `client`.
 
 mod body;
@@ -103,7 +107,10 @@ pub async fn run(state: AppState) {
     } else {
         config.node_id.clone()
     };
-    let mut tasks: HashMap<String, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+    // Per endpoint: the lease generation its task holds, and the task.
+    let mut tasks: HashMap<String, (i64, CancellationToken, JoinHandle<()>)> = HashMap::new();
+    // Until when the leases of the last successful claim last.
+    let mut held_until = i64::MIN;
     let mut tick = tokio::time::interval(config.claim_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -111,43 +118,57 @@ pub async fn run(state: AppState) {
             _ = state.shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let until = chrono::Utc::now().timestamp()
-            + i64::try_from(config.lease().as_secs()).unwrap_or(i64::MAX / 2);
+        let now = chrono::Utc::now().timestamp();
+        let until = now + i64::try_from(config.lease().as_secs()).unwrap_or(i64::MAX / 2);
         let held = match state.store.claim_webhooks(&node, until).await {
             Ok(held) => held,
             Err(error) => {
                 tracing::warn!(%error, "webhooks: cannot claim endpoints; retrying");
                 state.metrics.backend_error("webhooks");
+                if now >= held_until && !tasks.is_empty() {
+                    // The leases have run out: another node may hold them now.
+                    tracing::warn!("webhooks: this node's leases ran out; its deliveries stop");
+                    for (_, (_, cancel, _)) in tasks.drain() {
+                        cancel.cancel();
+                    }
+                    metrics.endpoints.set(0);
+                }
                 continue;
             }
         };
-        tasks.retain(|id, (cancel, task)| {
-            let keep = held.contains(id) && !task.is_finished();
+        held_until = until;
+        let generation: HashMap<&str, i64> = held
+            .iter()
+            .map(|lease| (lease.id.as_str(), lease.generation))
+            .collect();
+        tasks.retain(|id, (held_generation, cancel, task)| {
+            let keep = generation.get(id.as_str()) == Some(held_generation) && !task.is_finished();
             if !keep {
                 cancel.cancel();
             }
             keep
         });
-        for id in held {
-            if tasks.contains_key(&id) {
+        for lease in held {
+            if tasks.contains_key(&lease.id) {
                 continue;
             }
             let cancel = state.shutdown.child_token();
+            let id = lease.id.clone();
+            let generation = lease.generation;
             let task = endpoint::Endpoint {
-                id: id.clone(),
-                node: node.clone(),
+                lease,
                 state: state.clone(),
                 client: client.clone(),
                 metrics: metrics.clone(),
                 cancel: cancel.clone(),
             };
-            tasks.insert(id, (cancel, state.tracker.spawn(task.run())));
+            tasks.insert(id, (generation, cancel, state.tracker.spawn(task.run())));
         }
         metrics
             .endpoints
             .set(i64::try_from(tasks.len()).unwrap_or(i64::MAX));
     }
-    for (_, (cancel, task)) in tasks.drain() {
+    for (_, (_, cancel, task)) in tasks.drain() {
         cancel.cancel();
         let _ = task.await;
     }

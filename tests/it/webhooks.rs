@@ -611,3 +611,60 @@ async fn another_node_takes_over_a_dead_nodes_endpoint_and_resends_its_batch_und
     drop(survivor);
     database.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_that_reads_differently_after_a_restart_goes_again_under_a_new_key() {
+    let mut receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let options = NodeOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        port: Some(free_port()),
+        // A long first retry: the node is stopped before it would try again.
+        args: [
+            "--no-correlator",
+            "--webhook-allow-private",
+            "--webhook-linger",
+            "200ms",
+            "--webhook-retry-base",
+            "60s",
+            "--webhook-claim-interval",
+            "1s",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        ..NodeOptions::default()
+    };
+    let mut node = Node::start(options.clone()).await;
+    let token = account(&node, "acme", "pro").await;
+    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The pro plan sees the green indicator, not the red one before it.
+    receiver.script(&[Behaviour::Status(500)]);
+    let mut red = indicator(1);
+    red["tlp"] = json!("red");
+    node.publish_all(&[red, indicator(2)]).await;
+    let refused = receiver.next().await;
+    assert_eq!(values(&refused), [ip(2)]);
+    deliveries_until(&node, &token, &id, |rows| rows.len() == 1).await;
+    node.signal("TERM");
+    node.wait_exit().await;
+
+    // Enterprise sees red: the batch in flight would read differently, so it is not resent
+    // under its key; the next batch holds both, under a new one.
+    let output = node.cli(&["plans", "set", "acme", "enterprise"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _node = Node::start(options).await;
+    let again = receiver.next().await;
+    assert_eq!(values(&again), [ip(1), ip(2)]);
+    assert_ne!(
+        again.header("idempotency-key"),
+        refused.header("idempotency-key")
+    );
+    assert_eq!(again.header("sluice-delivery-attempt"), "1");
+}

@@ -88,7 +88,14 @@ pub(crate) async fn create(
     let url = check_endpoint_url(request.url.trim(), state.config.webhook_allow_private)
         .map_err(|why| ApiError::Unprocessable(format!("`url`: {why}")))?;
     let filter = request.filter.unwrap_or_default();
-    let filter = check_filter(filter.trim())?;
+    let (filter, parsed) = check_filter(filter.trim())?;
+    if parsed.correlated() == Some(true) && !limits.correlated {
+        return Err(ApiError::Unprocessable(format!(
+            "`filter`: correlated=true asks for the correlated stream, which the {} plan does not \
+             include; the endpoint would receive nothing",
+            caller.plan.name
+        )));
+    }
     let format = request
         .format
         .as_deref()
@@ -113,8 +120,8 @@ pub(crate) async fn create(
     ))
 }
 
-/// A filter query string the stream would accept, as given.
-fn check_filter(filter: &str) -> Result<String, ApiError> {
+/// A filter query string the stream would accept, as given, and what it means.
+fn check_filter(filter: &str) -> Result<(String, Filter), ApiError> {
     if filter.len() > MAX_FILTER_LEN {
         return Err(ApiError::Unprocessable(format!(
             "`filter` is {} bytes; at most {MAX_FILTER_LEN}",
@@ -125,13 +132,13 @@ fn check_filter(filter: &str) -> Result<String, ApiError> {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(filter.as_bytes())
         .into_owned()
         .collect();
-    Filter::from_pairs(
+    let parsed = Filter::from_pairs(
         pairs
             .iter()
             .map(|(key, value)| (key.as_str(), value.as_str())),
     )
     .map_err(|why| ApiError::Unprocessable(format!("`filter`: {why}")))?;
-    Ok(filter.to_owned())
+    Ok((filter.to_owned(), parsed))
 }
 
 /// One webhook endpoint.

@@ -2,7 +2,9 @@
 //! in flight surviving a change of holder, the cursor moving only for the holder, and the
 //! delivery log bounded per endpoint.
 
-use billing::{DeliveryOutcome, DeliveryRecord, NewWebhook, StoreError, DELIVERY_LOG_ROWS};
+use billing::{
+    DeliveryOutcome, DeliveryRecord, Lease, NewWebhook, PendingBatch, StoreError, DELIVERY_LOG_ROWS,
+};
 
 use crate::{count_rows, TestDb};
 
@@ -85,49 +87,47 @@ async fn one_node_holds_an_endpoint_until_its_lease_runs_out_or_is_released(db: 
         .await
         .unwrap();
     let other = db.reopen().await;
+    let one = db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
+    assert_eq!(one.len(), 1);
     assert_eq!(
-        db.store.claim_webhooks("one", in_a_minute()).await.unwrap(),
-        [webhook.id.as_str()]
+        (one[0].id.as_str(), one[0].node.as_str()),
+        (webhook.id.as_str(), "one")
     );
     assert!(other
         .claim_webhooks("two", in_a_minute())
         .await
         .unwrap()
         .is_empty());
-    assert!(other
-        .webhook_job(&webhook.id, "two")
-        .await
-        .unwrap()
-        .is_none());
-    let job = db
-        .store
-        .webhook_job(&webhook.id, "one")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = db.store.webhook_job(&one[0]).await.unwrap().unwrap();
     assert_eq!(job.plan, "pro");
     assert!(job.secret.starts_with("whsec_"));
-    // Renewal keeps it; a lapsed lease goes to whoever claims next.
-    assert_eq!(db.store.claim_webhooks("one", 0).await.unwrap().len(), 1);
-    assert_eq!(
-        other.claim_webhooks("two", in_a_minute()).await.unwrap(),
-        [webhook.id.as_str()]
-    );
+    assert!(db.store.holds_webhook(&one[0]).await.unwrap());
+    // Renewal keeps the generation; a lapsed lease goes to whoever claims next, with a new one.
+    let renewed = db.store.claim_webhooks("one", 0).await.unwrap();
+    assert_eq!(renewed, one);
+    assert!(!db.store.holds_webhook(&one[0]).await.unwrap(), "lapsed");
+    let two = other.claim_webhooks("two", in_a_minute()).await.unwrap();
+    assert_eq!(two.len(), 1);
+    assert!(two[0].generation > one[0].generation);
     assert!(db
         .store
         .claim_webhooks("one", in_a_minute())
         .await
         .unwrap()
         .is_empty());
-    other.release_webhooks("two").await.unwrap();
-    assert_eq!(
-        db.store
-            .claim_webhooks("one", in_a_minute())
-            .await
-            .unwrap()
-            .len(),
-        1
+    assert!(db.store.webhook_job(&one[0]).await.unwrap().is_none());
+    let fake = Lease {
+        node: "two".into(),
+        generation: one[0].generation,
+        ..two[0].clone()
+    };
+    assert!(
+        db.store.webhook_job(&fake).await.unwrap().is_none(),
+        "an old generation"
     );
+    other.release_webhooks("two").await.unwrap();
+    let again = db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
+    assert!(again[0].generation > two[0].generation);
     other.close().await;
 }
 
@@ -139,47 +139,92 @@ async fn the_batch_in_flight_and_the_cursor_are_the_holders_to_move(db: &TestDb)
         .await
         .unwrap();
     let id = webhook.id.as_str();
-    db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
+    let one = db
+        .store
+        .claim_webhooks("one", in_a_minute())
+        .await
+        .unwrap()
+        .remove(0);
+    let batch = PendingBatch {
+        key: "k1".into(),
+        through: "e.3-0".into(),
+        count: 3,
+    };
+    let stranger = Lease {
+        node: "two".into(),
+        ..one.clone()
+    };
     assert!(!db
         .store
-        .begin_webhook_batch(id, "two", "k1", "e.3-0")
+        .begin_webhook_batch(&stranger, &batch)
         .await
         .unwrap());
-    assert!(db
-        .store
-        .begin_webhook_batch(id, "one", "k1", "e.3-0")
-        .await
-        .unwrap());
-    assert!(db
-        .store
-        .fail_webhook_attempt(id, "one", &record("k1", 1, DeliveryOutcome::Failed))
-        .await
-        .unwrap());
-    // The next holder finds the same batch, its failed tries and the error.
+    assert!(db.store.begin_webhook_batch(&one, &batch).await.unwrap());
+    assert!(
+        !db.store.begin_webhook_batch(&one, &batch).await.unwrap(),
+        "one in flight at a time"
+    );
+    let failed = record("k1", 1, DeliveryOutcome::Failed);
+    assert!(db.store.fail_webhook_attempt(&one, &failed).await.unwrap());
+    assert!(
+        !db.store
+            .fail_webhook_attempt(&one, &record("k9", 1, DeliveryOutcome::Failed))
+            .await
+            .unwrap(),
+        "not the batch in flight"
+    );
+    // The next holder finds the same batch, its failed tries and the error; the old holder
+    // can no longer move anything, even once its node holds the endpoint again.
     db.store.release_webhooks("one").await.unwrap();
-    db.store.claim_webhooks("two", in_a_minute()).await.unwrap();
-    let job = db.store.webhook_job(id, "two").await.unwrap().unwrap();
-    assert_eq!(job.pending, Some(("k1".to_owned(), "e.3-0".to_owned())));
+    let two = db
+        .store
+        .claim_webhooks("two", in_a_minute())
+        .await
+        .unwrap()
+        .remove(0);
+    let job = db.store.webhook_job(&two).await.unwrap().unwrap();
+    assert_eq!(job.pending, Some(batch.clone()));
     assert_eq!(job.webhook.failing_attempts, 1);
     assert_eq!(job.webhook.last_error.as_deref(), Some("HTTP 500"));
     assert!(!db
         .store
-        .advance_webhook(id, "one", "e.3-0", None)
+        .advance_webhook(&one, "e.3-0", Some(&failed))
         .await
         .unwrap());
+    assert!(
+        !db.store.advance_webhook(&two, "e.3-0", None).await.unwrap(),
+        "a batch is in flight"
+    );
     let mut delivered = record("k1", 2, DeliveryOutcome::Delivered);
     delivered.http_status = Some(200);
     delivered.error = None;
     assert!(db
         .store
-        .advance_webhook(id, "two", "e.3-0", Some(&delivered))
+        .advance_webhook(&two, "e.3-0", Some(&delivered))
         .await
         .unwrap());
-    let job = db.store.webhook_job(id, "two").await.unwrap().unwrap();
+    let job = db.store.webhook_job(&two).await.unwrap().unwrap();
     assert_eq!(job.pending, None);
     assert_eq!(job.webhook.cursor.as_deref(), Some("e.3-0"));
     assert_eq!(job.webhook.failing_attempts, 0);
     assert!(job.webhook.last_error.is_none() && job.webhook.last_success_at.is_some());
+    // Nothing in flight: positions with nothing to deliver move the cursor on.
+    assert!(db.store.advance_webhook(&two, "e.9-0", None).await.unwrap());
+    // A batch whose contents changed is forgotten without moving the cursor.
+    let next = PendingBatch {
+        key: "k2".into(),
+        through: "e.12-0".into(),
+        count: 1,
+    };
+    assert!(db.store.begin_webhook_batch(&two, &next).await.unwrap());
+    assert!(!db.store.clear_webhook_batch(&two, "k1").await.unwrap());
+    assert!(db.store.clear_webhook_batch(&two, "k2").await.unwrap());
+    let job = db.store.webhook_job(&two).await.unwrap().unwrap();
+    assert_eq!(
+        (job.pending, job.webhook.cursor.as_deref()),
+        (None, Some("e.9-0"))
+    );
+
     let log = db.store.webhook_deliveries(id, None, 10).await.unwrap();
     let outcomes: Vec<_> = log.iter().map(|d| d.record.outcome).collect();
     assert_eq!(
@@ -200,7 +245,7 @@ async fn the_batch_in_flight_and_the_cursor_are_the_holders_to_move(db: &TestDb)
 
 async fn the_delivery_log_keeps_the_newest_rows_per_endpoint(db: &TestDb) {
     db.store.create_account("acme", "pro").await.unwrap();
-    let (webhook, _) = db
+    let (busy, _) = db
         .store
         .create_webhook("acme", &new("https://a.example/"), 10)
         .await
@@ -210,35 +255,47 @@ async fn the_delivery_log_keeps_the_newest_rows_per_endpoint(db: &TestDb) {
         .create_webhook("acme", &new("https://b.example/"), 10)
         .await
         .unwrap();
-    db.store
-        .record_webhook_gap(&quiet.id, &record("", 0, DeliveryOutcome::Gap))
-        .await
-        .unwrap();
+    let leases = db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
+    let lease = |id: &str| leases.iter().find(|lease| lease.id == id).unwrap().clone();
+    let (busy_lease, quiet_lease) = (lease(&busy.id), lease(&quiet.id));
+    // Gaps need no batch in flight; the two endpoints' rows interleave.
+    let gap = |key: String| DeliveryRecord {
+        batch_key: String::new(),
+        error: Some(key),
+        ..record("", 0, DeliveryOutcome::Gap)
+    };
     let extra = 5;
     for n in 0..DELIVERY_LOG_ROWS + extra {
-        let key = format!("k{n}");
-        db.store
-            .record_webhook_gap(&webhook.id, &record(&key, 0, DeliveryOutcome::Gap))
+        let text = format!("k{n}");
+        assert!(db
+            .store
+            .advance_webhook(&busy_lease, "e.1-0", Some(&gap(text.clone())))
             .await
-            .unwrap();
+            .unwrap());
+        if n % 2 == 0 {
+            assert!(db
+                .store
+                .advance_webhook(&quiet_lease, "e.1-0", Some(&gap(text)))
+                .await
+                .unwrap());
+        }
     }
     let rows = db
         .store
-        .webhook_deliveries(&webhook.id, None, 5000)
+        .webhook_deliveries(&busy.id, None, 5000)
         .await
         .unwrap();
     assert_eq!(rows.len() as i64, DELIVERY_LOG_ROWS);
+    let text = |row: &billing::Delivery| row.record.error.clone().unwrap();
     assert_eq!(
-        rows[0].record.batch_key,
+        text(&rows[0]),
         format!("k{}", DELIVERY_LOG_ROWS + extra - 1)
     );
-    assert_eq!(rows.last().unwrap().record.batch_key, format!("k{extra}"));
-    assert_eq!(
-        db.store
-            .webhook_deliveries(&quiet.id, None, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(text(rows.last().unwrap()), format!("k{extra}"));
+    let quiet_rows = db
+        .store
+        .webhook_deliveries(&quiet.id, None, 5000)
+        .await
+        .unwrap();
+    assert_eq!(quiet_rows.len() as i64, (DELIVERY_LOG_ROWS + extra + 1) / 2);
 }

@@ -53,8 +53,23 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = refusal.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(format!("{host}: {why}").into());
+                // The account reads this text (the delivery log): which internal address a
+                // name has is not for it to learn, so the details go to the node's log only.
+                return Err(match refusal {
+                    Some(why) => {
+                        tracing::info!(
+                            host,
+                            why,
+                            "webhooks: a name resolves only to refused addresses"
+                        );
+                        format!(
+                            "{host} resolves only to addresses webhooks may not reach (private, \
+                             loopback or otherwise special-purpose)"
+                        )
+                    }
+                    None => format!("{host} has no address"),
+                }
+                .into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)

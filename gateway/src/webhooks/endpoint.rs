@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use billing::webhook_signature::{sign, SIGNATURE_HEADER};
-use billing::{DeliveryOutcome, DeliveryRecord, WebhookJob};
+use billing::{DeliveryOutcome, DeliveryRecord, Lease, PendingBatch, WebhookJob};
 use domain::webhook::{check_endpoint_url, WebhookFormat};
 use domain::{Cursor, Filter, Limits, StreamId};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -41,8 +41,8 @@ const PAUSE: Duration = Duration::from_secs(30);
 
 /// An endpoint's delivery task, for as long as this node holds its lease.
 pub struct Endpoint {
-    pub id: String,
-    pub node: String,
+    /// The lease this task holds; every write of the endpoint's state names it.
+    pub lease: Lease,
     pub state: AppState,
     pub client: Client,
     pub metrics: WebhookMetrics,
@@ -90,13 +90,13 @@ impl Endpoint {
                 Ok(Next::Continue) => errors.reset(),
                 Ok(Next::Stop) => break,
                 Err(error) => {
-                    tracing::warn!(webhook.id = %self.id, %error, "webhooks: delivery step failed; retrying");
+                    tracing::warn!(webhook.id = %self.lease.id, %error, "webhooks: delivery step failed; retrying");
                     self.state.metrics.backend_error("webhooks");
                     errors.wait(&self.cancel).await;
                 }
             }
         }
-        tracing::debug!(webhook.id = %self.id, "webhooks: endpoint task ends");
+        tracing::debug!(webhook.id = %self.lease.id, "webhooks: endpoint task ends");
     }
 
     /// One batch (or one pause, or one stretch of filtered-out entries).
@@ -105,7 +105,7 @@ impl Endpoint {
         wake: &mut broadcast::Receiver<HubEvent>,
         pace: &mut Instant,
     ) -> StepResult {
-        let Some(job) = self.state.store.webhook_job(&self.id, &self.node).await? else {
+        let Some(job) = self.state.store.webhook_job(&self.lease).await? else {
             return Ok(Next::Stop);
         };
         let settings = match self.settings(&job).await? {
@@ -120,7 +120,7 @@ impl Endpoint {
             Err(error) => return self.log_error(error).await,
         };
         let batch = match &job.pending {
-            Some((key, through)) => self.pending(&settings, &start, key, through, &job).await,
+            Some(pending) => self.pending(&settings, &start, pending, &job).await,
             None => self.gather(&settings, start, wake).await,
         };
         let batch = match batch {
@@ -185,11 +185,11 @@ impl Endpoint {
 
     /// Notes why the endpoint waits and waits [`PAUSE`].
     async fn pause(&self, why: &str) -> StepResult {
-        tracing::info!(webhook.id = %self.id, why, "webhooks: endpoint paused");
+        tracing::info!(webhook.id = %self.lease.id, why, "webhooks: endpoint paused");
         if !self
             .state
             .store
-            .note_webhook_error(&self.id, &self.node, why)
+            .note_webhook_error(&self.lease, why)
             .await?
         {
             return Ok(Next::Stop);
@@ -202,7 +202,7 @@ impl Endpoint {
 
     /// A log backend error: counted, and the step is tried again after the run loop's backoff.
     async fn log_error(&self, error: sluice_log::LogError) -> StepResult {
-        tracing::warn!(webhook.id = %self.id, %error, "webhooks: cannot read the log; retrying");
+        tracing::warn!(webhook.id = %self.lease.id, %error, "webhooks: cannot read the log; retrying");
         self.state.metrics.backend_error("webhooks");
         Ok(match self.sleep(Duration::from_secs(1)).await {
             true => Next::Continue,
@@ -223,24 +223,36 @@ impl Endpoint {
     }
 
     /// The batch in flight when the last holder stopped, read again: the same entries (those
-    /// after the cursor, through `through`, that pass the filter), the same key.
+    /// after the cursor, through its end, that pass the filter), the same key. A re-read that
+    /// finds other contents (the plan or the log changed meanwhile) drops the batch: the next
+    /// step gathers a new one from the cursor, under a new key, so a key never names two
+    /// different batches.
     async fn pending(
         &self,
         settings: &Settings,
         start: &Cursor,
-        key: &str,
-        through: &str,
+        pending: &PendingBatch,
         job: &WebhookJob,
     ) -> Result<Option<Batch>, StepError> {
-        let Ok(through) = through.parse::<Cursor>() else {
-            // Not something this code writes; start the batch over.
-            return self.drop_pending(start).await;
+        let through = match pending.through.parse::<Cursor>() {
+            Ok(through) if through.epoch() == start.epoch() => through,
+            // Not of the cursor's log (or not something this code writes): start over.
+            _ => return self.drop_pending(&pending.key).await,
         };
         let mut entries = Vec::new();
         let mut position = start.id();
         loop {
             let read = self.state.log.read_after(position, READ_LIMIT).await?;
             if read.epoch != start.epoch() || position < read.trimmed_through {
+                // Delivery resumes after the gap, under a new key.
+                if !self
+                    .state
+                    .store
+                    .clear_webhook_batch(&self.lease, &pending.key)
+                    .await?
+                {
+                    return Err(StepError::Stop);
+                }
                 self.gap(start, &read.epoch, read.trimmed_through).await?;
                 return Ok(None);
             }
@@ -250,6 +262,9 @@ impl Endpoint {
                 }
                 if self.wanted(settings, entry) {
                     entries.push(entry.clone());
+                    if entries.len() > pending.count {
+                        return self.drop_pending(&pending.key).await;
+                    }
                 }
             }
             match read.read_through {
@@ -257,24 +272,24 @@ impl Endpoint {
                 _ => break,
             }
         }
-        if entries.is_empty() {
-            // Nothing of it is visible any more (the plan or the filter changed): move on.
-            return self.drop_pending(&through).await;
+        if entries.len() != pending.count {
+            return self.drop_pending(&pending.key).await;
         }
         Ok(Some(Batch {
-            key: key.to_owned(),
+            key: pending.key.clone(),
             entries,
             through,
             attempts: job.webhook.failing_attempts,
         }))
     }
 
-    /// Clears a batch in flight that cannot be sent, moving the cursor to `to`.
-    async fn drop_pending(&self, to: &Cursor) -> Result<Option<Batch>, StepError> {
+    /// Forgets the batch in flight `key` without moving the cursor.
+    async fn drop_pending(&self, key: &str) -> Result<Option<Batch>, StepError> {
+        tracing::info!(webhook.id = %self.lease.id, batch = key, "webhooks: the batch in flight reads differently now; gathering it anew under a new key");
         match self
             .state
             .store
-            .advance_webhook(&self.id, &self.node, &to.to_string(), None)
+            .clear_webhook_batch(&self.lease, key)
             .await?
         {
             true => Ok(None),
@@ -354,7 +369,7 @@ impl Endpoint {
                 if !self
                     .state
                     .store
-                    .advance_webhook(&self.id, &self.node, &cursor.to_string(), None)
+                    .advance_webhook(&self.lease, &cursor.to_string(), None)
                     .await?
                 {
                     return Err(StepError::Stop);
@@ -387,10 +402,15 @@ impl Endpoint {
     /// Records the batch in flight under a new key.
     async fn begin(&self, entries: Vec<SharedEntry>, through: Cursor) -> Result<Batch, StepError> {
         let key = uuid::Uuid::new_v4().to_string();
+        let pending = PendingBatch {
+            key: key.clone(),
+            through: through.to_string(),
+            count: entries.len(),
+        };
         if !self
             .state
             .store
-            .begin_webhook_batch(&self.id, &self.node, &key, &through.to_string())
+            .begin_webhook_batch(&self.lease, &pending)
             .await?
         {
             return Err(StepError::Stop);
@@ -426,7 +446,7 @@ impl Endpoint {
                 "the log's epoch is malformed".into(),
             ))
         })?;
-        tracing::warn!(webhook.id = %self.id, from = %from, to = %to, "webhooks: undelivered indicators left the log");
+        tracing::warn!(webhook.id = %self.lease.id, from = %from, to = %to, "webhooks: undelivered indicators left the log");
         self.metrics.gaps.inc();
         let record = DeliveryRecord {
             batch_key: String::new(),
@@ -445,7 +465,7 @@ impl Endpoint {
         if !self
             .state
             .store
-            .advance_webhook(&self.id, &self.node, &to.to_string(), Some(&record))
+            .advance_webhook(&self.lease, &to.to_string(), Some(&record))
             .await?
         {
             return Err(StepError::Stop);
@@ -457,7 +477,7 @@ impl Endpoint {
     /// tries; then moves the cursor past it.
     async fn deliver(&self, job: &WebhookJob, settings: &Settings, batch: Batch) -> StepResult {
         let config = &self.state.config.webhooks;
-        let body = body::render(settings.format, &self.id, &batch.key, &batch.entries);
+        let body = body::render(settings.format, &self.lease.id, &batch.key, &batch.entries);
         let count = u32::try_from(batch.entries.len()).unwrap_or(u32::MAX);
         let first_cursor = batch.entries.first().map(|entry| entry.cursor.to_string());
         let last_cursor = batch.entries.last().map(|entry| entry.cursor.to_string());
@@ -467,9 +487,15 @@ impl Endpoint {
             backoff.next_delay();
         }
         let mut attempt = batch.attempts;
+        let store = &self.state.store;
         loop {
+            // A node whose lease ran out (it could not renew it) must not send: another node
+            // may be sending this batch, or later ones, already.
+            if !store.holds_webhook(&self.lease).await? {
+                return Ok(Next::Stop);
+            }
             attempt += 1;
-            let headers = headers(&self.id, &batch.key, attempt, &job.secret, &body);
+            let headers = headers(&self.lease.id, &batch.key, attempt, &job.secret, &body);
             let started = Instant::now();
             let answer = tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(Next::Stop),
@@ -506,25 +532,21 @@ impl Endpoint {
                 first_cursor: first_cursor.clone(),
                 last_cursor: last_cursor.clone(),
             };
-            let store = &self.state.store;
             match outcome {
                 DeliveryOutcome::Delivered | DeliveryOutcome::DeadLetter => {
                     if outcome == DeliveryOutcome::Delivered {
                         self.metrics.indicators.inc_by(u64::from(count));
                     } else {
-                        tracing::warn!(webhook.id = %self.id, batch = %batch.key, attempts = attempt, "webhooks: batch given up (dead letter)");
+                        tracing::warn!(webhook.id = %self.lease.id, batch = %batch.key, attempts = attempt, "webhooks: batch given up (dead letter)");
                     }
                     let held = store
-                        .advance_webhook(&self.id, &self.node, &through, Some(&record))
+                        .advance_webhook(&self.lease, &through, Some(&record))
                         .await?;
                     return Ok(if held { Next::Continue } else { Next::Stop });
                 }
                 _ => {
-                    tracing::info!(webhook.id = %self.id, batch = %batch.key, attempt, error = record.error.as_deref().unwrap_or(""), "webhooks: delivery failed; retrying");
-                    if !store
-                        .fail_webhook_attempt(&self.id, &self.node, &record)
-                        .await?
-                    {
+                    tracing::info!(webhook.id = %self.lease.id, batch = %batch.key, attempt, error = record.error.as_deref().unwrap_or(""), "webhooks: delivery failed; retrying");
+                    if !store.fail_webhook_attempt(&self.lease, &record).await? {
                         return Ok(Next::Stop);
                     }
                     if !self.sleep(backoff.next_delay()).await {

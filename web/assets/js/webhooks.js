@@ -67,10 +67,13 @@ async function load() {
 }
 
 async function loadLog() {
-  if (!shown) return;
+  const target = shown;
+  if (!target) return;
   try {
-    const { deliveries } = await api("GET", `/v1/account/webhooks/${encodeURIComponent(shown.id)}/deliveries?limit=50`);
-    log.querySelector('[data-testid="deliveries-url"]').textContent = shown.url;
+    const { deliveries } = await api("GET", `/v1/account/webhooks/${encodeURIComponent(target.id)}/deliveries?limit=50`);
+    // Another endpoint's log was asked for (or this one deleted) meanwhile: that answer wins.
+    if (shown !== target) return;
+    log.querySelector('[data-testid="deliveries-url"]').textContent = target.url;
     logBody.replaceChildren(
       ...deliveries.map((delivery) =>
         el(
