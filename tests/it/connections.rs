@@ -444,3 +444,67 @@ async fn with_redis_any_node_lists_and_closes_the_clusters_streams() {
     assert_eq!(ws_close_code(&mut on_first).await.0, 1001);
     assert_eq!(ws_close_code(&mut again).await.0, 1001);
 }
+
+/// The operators' page lists the open streams with an admin token and closes one.
+#[tokio::test]
+async fn the_operator_page_lists_and_closes_streams() {
+    let node = Node::start(NodeOptions {
+        args: vec!["--no-correlator".into()],
+        ..NodeOptions::default()
+    })
+    .await;
+    node.create_account("watched", "pro").await;
+    let token = node.create_token("watched", "read").await;
+    let mut ws = ws_connect(&node.ws("/v1/stream"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ws_frame(&mut ws).await["type"], "hello");
+
+    let browser = crate::webdriver::Browser::start("operator").await;
+    browser.client.goto(&node.http("/operator")).await.unwrap();
+    // A token that is not an admin's: the API's refusal, and nothing listed.
+    browser.type_into("operator-token", &token).await;
+    browser.click("operator-show").await;
+    let alert = browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css(".error:not([hidden])"))
+        .await
+        .unwrap();
+    assert!(
+        alert.text().await.unwrap().contains("admin"),
+        "the refusal says why"
+    );
+    assert!(browser.all("operator-row").await.is_empty());
+
+    browser.type_into("operator-token", &node.admin_token).await;
+    browser.click("operator-show").await;
+    let rows = browser.wait_count("operator-row", 1).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(browser.text("operator-row-account").await, "watched");
+    browser
+        .wait_text("operator-summary", |text| {
+            text.starts_with("1 stream(s) on node")
+        })
+        .await;
+    browser.screenshot("operator").await;
+    browser.click("operator-close").await;
+    let (code, reason) = ws_close_code(&mut ws).await;
+    assert_eq!(code, 1001, "{reason}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !browser.all("operator-row").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream stayed listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|error| !error.contains("status of 403"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+}

@@ -73,6 +73,7 @@ const ENDPOINTS: &[(&str, &[&str])] = &[
     ("/tokens", &["get"]),
     ("/webhooks", &["get"]),
     ("/usage", &["get"]),
+    ("/operator", &["get"]),
     ("/assets/{file}", &["get"]),
     // The documentation.
     ("/openapi.json", &["get"]),

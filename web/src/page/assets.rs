@@ -57,6 +57,11 @@ const FILES: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../../assets/js/webhooks.js"),
     ),
+    (
+        "js/operator.js",
+        JS,
+        include_str!("../../assets/js/operator.js"),
+    ),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

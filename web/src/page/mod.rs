@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `/`, `/signin`, `/signup` | anyone (signed in: redirected to `/live`) |
 //! | `/plans`, `/tokens`, `/live` (the firehose viewer; `/firehose` is csirtg.io's stream), `/webhooks`, `/usage` | the session cookie (else redirected to `/signin`) |
+//! | `/operator` (the open streams, for operators) | anyone; it shows nothing without an `admin` token typed in |
 //! | `/assets/…` | anyone |
 
 mod assets;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     for path in WELCOME_PATHS {
         router = router.route(path, get(welcome));
     }
+    router = router.route(OPERATOR_PATH, get(operator));
     for page in &APP_PAGES {
         router = router.route(
             page.path,
@@ -96,6 +98,25 @@ pub fn router(state: AppState) -> Router {
             policy,
             headers::secure,
         ))
+}
+
+/// The operators' page: the cluster's open streams, through the admin API.
+const OPERATOR_PATH: &str = "/operator";
+
+/// `/operator`: the open streams for operators. The page holds nothing itself: it asks the
+/// admin API with an `admin` token the operator types in (kept in the tab's memory), so it
+/// needs no session, and a session gives it nothing.
+async fn operator(State(state): State<AppState>) -> Response {
+    html(assets::render(&assets::Fill {
+        title: "Open streams",
+        page: "operator",
+        main: include_str!("../../assets/pages/operator.html"),
+        nav: String::new(),
+        account: "",
+        csrf: "",
+        gateway: "",
+        cookies: cookie_mode(&state),
+    }))
 }
 
 /// `/`, `/signin`, `/signup` ([`WELCOME_PATHS`]): the sign-in and sign-up forms; a signed-in
@@ -223,6 +244,16 @@ pub(crate) fn describe(openapi: &mut utoipa::openapi::OpenApi) {
             .paths
             .add_path_operation(path, vec![HttpMethod::Get], operation);
     }
+    openapi.paths.add_path_operation(
+        OPERATOR_PATH,
+        vec![HttpMethod::Get],
+        html(
+            "Operators' page",
+            "The cluster's open streams with their lag, refreshed every 2 s, and a close button \
+             per stream: the admin API (`/v1/admin/connections`) with an `admin` token typed \
+             into the page. No session needed.",
+        ),
+    );
     for page in &APP_PAGES {
         let operation = signed_in(html(
             &format!("{} page", page.label),
