@@ -12,14 +12,12 @@ use domain::webhook::{check_endpoint_url, WebhookFormat};
 use domain::{Cursor, Filter, Limits, StreamId};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sluice_log::{Backoff, SharedEntry};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::body;
 use super::client::{Answer, Client};
 use super::metrics::WebhookMetrics;
 use crate::enforcement::visible;
-use crate::hub::HubEvent;
 use crate::AppState;
 
 /// Most bytes of indicators in one batch: under nginx's default `client_max_body_size` (1 MiB),
@@ -79,14 +77,13 @@ type StepResult = Result<Next, billing::StoreError>;
 
 impl Endpoint {
     pub async fn run(self) {
-        let mut wake = self.state.hub.subscribe();
         let mut errors = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut pace = Instant::now();
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            match self.step(&mut wake, &mut pace).await {
+            match self.step(&mut pace).await {
                 Ok(Next::Continue) => errors.reset(),
                 Ok(Next::Stop) => break,
                 Err(error) => {
@@ -100,11 +97,7 @@ impl Endpoint {
     }
 
     /// One batch (or one pause, or one stretch of filtered-out entries).
-    async fn step(
-        &self,
-        wake: &mut broadcast::Receiver<HubEvent>,
-        pace: &mut Instant,
-    ) -> StepResult {
+    async fn step(&self, pace: &mut Instant) -> StepResult {
         let Some(job) = self.state.store.webhook_job(&self.lease).await? else {
             return Ok(Next::Stop);
         };
@@ -121,7 +114,7 @@ impl Endpoint {
         };
         let batch = match &job.pending {
             Some(pending) => self.pending(&settings, &start, pending, &job).await,
-            None => self.gather(&settings, start, wake).await,
+            None => self.gather(&settings, start).await,
         };
         let batch = match batch {
             Ok(Some(batch)) => batch,
@@ -299,12 +292,7 @@ impl Endpoint {
 
     /// Reads the log from `start` until a batch is full, or has waited `linger` since its
     /// first indicator; records it as the batch in flight before it goes out.
-    async fn gather(
-        &self,
-        settings: &Settings,
-        start: Cursor,
-        wake: &mut broadcast::Receiver<HubEvent>,
-    ) -> Result<Option<Batch>, StepError> {
+    async fn gather(&self, settings: &Settings, start: Cursor) -> Result<Option<Batch>, StepError> {
         let config = &self.state.config.webhooks;
         let capacity = match settings.limits.effective_rate() {
             Some((_, burst)) => config.batch_max.min(burst as usize),
@@ -319,6 +307,10 @@ impl Endpoint {
         let mut last_read = Instant::now() - MIN_READ_INTERVAL;
         loop {
             last_read = Instant::now().max(last_read);
+            // Subscribed before the read, so nothing appended after it goes unnoticed; and
+            // only while gathering, so an endpoint in a long retry holds no receiver the hub
+            // would have to keep entries for.
+            let mut wake = self.state.hub.subscribe();
             let read = self.state.log.read_after(position, READ_LIMIT).await?;
             let discontinuity = read.epoch != start.epoch() || position < read.trimmed_through;
             if discontinuity && entries.is_empty() {
@@ -394,8 +386,6 @@ impl Endpoint {
             if !self.sleep_until(earliest).await {
                 return Err(StepError::Stop);
             }
-            // Every hub event since is covered by the next read.
-            while wake.try_recv().is_ok() {}
         }
     }
 
