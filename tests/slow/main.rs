@@ -11,9 +11,14 @@ mod harness;
 #[path = "../it/fault_round.rs"]
 mod fault_round;
 
+#[allow(dead_code)]
+#[path = "../it/receiver.rs"]
+mod receiver;
+
 mod faults;
 mod load;
 mod measure;
+mod webhooks;
 
 /// The log backends (the shared harness names them).
 #[allow(dead_code)]

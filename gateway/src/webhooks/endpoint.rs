@@ -193,7 +193,7 @@ impl Endpoint {
         })
     }
 
-    /// A log backend error: counted, and the step is tried again after the run loop's backoff.
+    /// A log backend error: counted, and the step is tried again a second later.
     async fn log_error(&self, error: sluice_log::LogError) -> StepResult {
         tracing::warn!(webhook.id = %self.lease.id, %error, "webhooks: cannot read the log; retrying");
         self.state.metrics.backend_error("webhooks");
