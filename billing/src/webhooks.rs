@@ -38,7 +38,7 @@ pub struct Webhook {
     pub url: String,
     /// The stream filter, as a query string.
     pub filter: String,
-    /// `native` or `slack`.
+    /// `native`, `slack` or `stix`.
     pub format: String,
     pub created_at: DateTime<Utc>,
     /// Delivered through this log position, if anything was.

@@ -26,16 +26,20 @@ pub enum WebhookFormat {
     Native,
     /// Slack's incoming-webhook shape, `{"text": "…"}`: one line per indicator.
     Slack,
+    /// A STIX 2.1 bundle: the indicators as the TAXII server's objects, with their providers'
+    /// identities and TLP marking definitions.
+    Stix,
 }
 
 impl WebhookFormat {
     /// Every format, as the API names them.
-    pub const NAMES: &'static [&'static str] = &["native", "slack"];
+    pub const NAMES: &'static [&'static str] = &["native", "slack", "stix"];
 
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookFormat::Native => "native",
             WebhookFormat::Slack => "slack",
+            WebhookFormat::Stix => "stix",
         }
     }
 }
@@ -47,8 +51,9 @@ impl std::str::FromStr for WebhookFormat {
         match text {
             "native" => Ok(WebhookFormat::Native),
             "slack" => Ok(WebhookFormat::Slack),
+            "stix" => Ok(WebhookFormat::Stix),
             other => Err(format!(
-                "unknown webhook format `{}`: use native or slack",
+                "unknown webhook format `{}`: use native, slack or stix",
                 other.chars().take(32).collect::<String>()
             )),
         }

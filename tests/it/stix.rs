@@ -15,8 +15,9 @@ use domain::{Indicator, Provenance, Tlp};
 use serde_json::{json, Value};
 use sluice_stix::{bundle, identity, objects, tlp_marking, Lifecycle};
 
-/// The virtualenv's Python; fails (never skips) when the tools are missing.
-fn python() -> PathBuf {
+/// The virtualenv's Python (also the webhook tests'); fails (never skips) when the tools are
+/// missing.
+pub(crate) fn python() -> PathBuf {
     let dir = std::env::var_os("SLUICE_COMPAT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/compat"))

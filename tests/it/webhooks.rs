@@ -668,3 +668,78 @@ async fn a_batch_that_reads_differently_after_a_restart_goes_again_under_a_new_k
     );
     assert_eq!(again.header("sluice-delivery-attempt"), "1");
 }
+
+#[tokio::test]
+async fn the_stix_format_is_a_bundle_the_oasis_validator_accepts() {
+    let mut receiver = Receiver::start().await;
+    let node = Node::start(NodeOptions {
+        args: fast(&[]),
+        ..NodeOptions::default()
+    })
+    .await;
+    let token = account(&node, "acme", "pro").await;
+    let (status, created) = register(
+        &node,
+        &token,
+        json!({"url": receiver.url("/stix"), "format": "stix"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    node.publish_all(&[
+        json!({"indicator": ip(1), "tags": ["scanner"], "tlp": "green"}),
+        json!({"indicator": "http://phish.example/it's", "tags": ["phishing"], "tlp": "amber"}),
+    ])
+    .await;
+    let mut objects = Vec::new();
+    while objects
+        .iter()
+        .filter(|o: &&Value| o["type"] == "indicator")
+        .count()
+        < 2
+    {
+        let batch = receiver.next().await;
+        let bundle = batch.json();
+        assert_eq!(bundle["type"], "bundle", "{bundle}");
+        // Each bundle stands on its own: the identities and markings its indicators refer to.
+        let ids: Vec<&str> = bundle["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        for object in bundle["objects"].as_array().unwrap() {
+            if object["type"] == "indicator" {
+                assert!(
+                    ids.contains(&object["created_by_ref"].as_str().unwrap()),
+                    "{bundle}"
+                );
+                for marking in object["object_marking_refs"].as_array().unwrap() {
+                    assert!(ids.contains(&marking.as_str().unwrap()), "{bundle}");
+                }
+            }
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &batch.body).unwrap();
+        let output = std::process::Command::new(crate::stix::python())
+            .arg("-c")
+            .arg(
+                "import sys, json\n\
+                 from stix2validator import ValidationOptions, validate_file\n\
+                 r = validate_file(sys.argv[1], ValidationOptions(version='2.1'))\n\
+                 print(json.dumps({'valid': r.is_valid, 'errors': [str(e) for o in r.object_results for e in o.errors]}))",
+            )
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("validator: {}", String::from_utf8_lossy(&output.stderr)));
+        assert_eq!(report["valid"], true, "{report}");
+        objects.extend(bundle["objects"].as_array().unwrap().clone());
+    }
+    let names: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["type"] == "indicator")
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [ip(1).as_str(), "http://phish.example/it's"]);
+}

@@ -431,7 +431,8 @@ pub struct NewWebhookRequest {
     #[schema(example = "correlated=true")]
     #[serde(default)]
     pub filter: Option<String>,
-    /// `native` (JSON batches, the default) or `slack` (a `{"text": …}` message).
+    /// `native` (JSON batches, the default), `slack` (a `{"text": …}` message) or `stix` (a
+    /// STIX 2.1 bundle).
     #[schema(example = "native")]
     #[serde(default)]
     pub format: Option<String>,
@@ -445,7 +446,7 @@ pub struct WebhookView {
     pub url: String,
     /// The stream filter, as a query string (empty: none).
     pub filter: String,
-    /// `native` or `slack`.
+    /// `native`, `slack` or `stix`.
     pub format: String,
     /// RFC 3339, UTC.
     #[schema(format = DateTime)]

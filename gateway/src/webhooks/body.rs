@@ -1,4 +1,5 @@
-//! What a batch looks like on the wire, per endpoint format (docs/protocol.md §13.3).
+//! What a batch looks like on the wire, per endpoint format (docs/protocol.md §13.3): native
+//! JSON, a Slack message, or a STIX 2.1 bundle.
 
 use domain::webhook::WebhookFormat;
 use domain::Indicator;
@@ -8,12 +9,45 @@ use sluice_log::SharedEntry;
 /// Lines of a Slack message before the rest is summarised as "… and N more".
 const SLACK_LINES: usize = 20;
 
-/// The body of one batch.
-pub fn render(format: WebhookFormat, webhook: &str, key: &str, entries: &[SharedEntry]) -> Vec<u8> {
+/// The body of one batch; `validity` says when indicators expire (STIX's `valid_until`).
+pub fn render(
+    format: WebhookFormat,
+    webhook: &str,
+    key: &str,
+    entries: &[SharedEntry],
+    validity: &domain::Validity,
+) -> Vec<u8> {
     match format {
         WebhookFormat::Native => native(webhook, key, entries),
         WebhookFormat::Slack => slack(entries),
+        WebhookFormat::Stix => stix(entries, validity),
     }
+}
+
+/// A STIX 2.1 bundle that stands on its own: each indicator's objects as the TAXII server
+/// serves them (`sluice-stix`), then every provider's `identity` and every TLP marking
+/// definition they refer to, once each.
+fn stix(entries: &[SharedEntry], validity: &domain::Validity) -> Vec<u8> {
+    let mut objects = Vec::with_capacity(entries.len() + 8);
+    let mut providers = std::collections::BTreeSet::new();
+    let mut markings = std::collections::BTreeSet::new();
+    for entry in entries {
+        let indicator = &entry.indicator;
+        let lifecycle = sluice_stix::Lifecycle {
+            valid_until: validity.expires(indicator),
+            ..sluice_stix::Lifecycle::default()
+        };
+        objects.extend(sluice_stix::objects(indicator, lifecycle));
+        providers.insert(indicator.provider().to_owned());
+        markings.insert(indicator.tlp());
+    }
+    objects.extend(
+        providers
+            .iter()
+            .map(|provider| sluice_stix::identity(provider)),
+    );
+    objects.extend(markings.into_iter().map(sluice_stix::tlp_marking));
+    serde_json::to_vec(&sluice_stix::bundle(objects)).expect("serialising to a Vec cannot fail")
 }
 
 /// `{"webhook", "batch", "cursor", "count", "indicators": […]}`; each indicator is the log's

@@ -467,7 +467,13 @@ impl Endpoint {
     /// tries; then moves the cursor past it.
     async fn deliver(&self, job: &WebhookJob, settings: &Settings, batch: Batch) -> StepResult {
         let config = &self.state.config.webhooks;
-        let body = body::render(settings.format, &self.lease.id, &batch.key, &batch.entries);
+        let body = body::render(
+            settings.format,
+            &self.lease.id,
+            &batch.key,
+            &batch.entries,
+            &self.state.config.validity,
+        );
         let count = u32::try_from(batch.entries.len()).unwrap_or(u32::MAX);
         let first_cursor = batch.entries.first().map(|entry| entry.cursor.to_string());
         let last_cursor = batch.entries.last().map(|entry| entry.cursor.to_string());
