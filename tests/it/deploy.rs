@@ -1151,7 +1151,11 @@ async fn nginx_streams_routes_and_limits_in_front_of_real_nodes() {
         ("/v1/admin/connections", 200, "gateway"),
         ("/v1/admin/connections?scope=node", 200, "gateway"),
         // Withdrawals are DELETE only: the gateway's 405 says the request got there.
-        ("/v1/indicators/indicator--0d0b4a4e-5d7b-5b8e-9c63-000000000000", 405, "gateway"),
+        (
+            "/v1/indicators/indicator--0d0b4a4e-5d7b-5b8e-9c63-000000000000",
+            405,
+            "gateway",
+        ),
     ] {
         let tag = format!("deploy-route{path}");
         let response = get(path, tag.clone()).await.unwrap();

@@ -22,6 +22,10 @@ pub enum Behaviour {
     Hang,
     /// Reads the request and closes the connection without answering.
     Close,
+    /// Answers 200, this long after the request.
+    Slow(Duration),
+    /// Answers `302 Found` to this port on loopback.
+    Redirect(u16),
 }
 
 /// One request as received.
@@ -160,6 +164,21 @@ async fn serve(
                 return;
             }
             Behaviour::Close => return,
+            Behaviour::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Behaviour::Redirect(port) => {
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{port}/elsewhere\r\ncontent-length: 0\r\n\r\n"
+                );
+                if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

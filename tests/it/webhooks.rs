@@ -743,3 +743,42 @@ async fn the_stix_format_is_a_bundle_the_oasis_validator_accepts() {
         .collect();
     assert_eq!(names, [ip(1).as_str(), "http://phish.example/it's"]);
 }
+
+#[tokio::test]
+async fn a_slow_receiver_is_waited_for_and_a_redirect_is_not_followed() {
+    let mut receiver = Receiver::start().await;
+    let mut elsewhere = Receiver::start().await;
+    let node = Node::start(NodeOptions {
+        args: fast(&[]),
+        ..NodeOptions::default()
+    })
+    .await;
+    let token = account(&node, "acme", "pro").await;
+    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Slower than the linger, within the 1 s deadline: one try, taken.
+    receiver.script(&[Behaviour::Slow(Duration::from_millis(600))]);
+    node.publish_all(&[indicator(1)]).await;
+    assert_eq!(values(&receiver.next().await), [ip(1)]);
+    let rows = deliveries_until(&node, &token, &id, |rows| !rows.is_empty()).await;
+    assert_eq!(rows[0]["outcome"], "delivered", "{rows:?}");
+    assert_eq!(rows[0]["attempt"], 1);
+
+    // A redirect is a failed try: the batch goes nowhere but the registered URL.
+    receiver.script(&[Behaviour::Redirect(elsewhere.addr.port())]);
+    node.publish_all(&[indicator(2)]).await;
+    let redirected = receiver.next().await;
+    let retried = receiver.next().await;
+    assert_eq!(
+        redirected.header("idempotency-key"),
+        retried.header("idempotency-key")
+    );
+    let rows = deliveries_until(&node, &token, &id, |rows| rows.len() == 3).await;
+    assert_eq!(rows[1]["outcome"], "failed", "{rows:?}");
+    assert_eq!(rows[1]["http_status"], 302, "{rows:?}");
+    assert!(elsewhere
+        .quiet_for(Duration::from_millis(500))
+        .await
+        .is_none());
+}
