@@ -155,6 +155,13 @@ impl Store {
     ) -> Result<(Webhook, String), StoreError> {
         let owner = self.existing_account(account).await?;
         let mut transaction = self.pool().begin().await.db("registering a webhook")?;
+        // Locks the account's row first (PostgreSQL: a row lock; SQLite: the write lock), so
+        // two registrations at once cannot both see room for one more.
+        sqlx::query("UPDATE accounts SET id = id WHERE id = $1")
+            .bind(owner.id)
+            .execute(&mut *transaction)
+            .await
+            .db("registering a webhook")?;
         let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE account_id = $1")
             .bind(owner.id)
             .fetch_one(&mut *transaction)

@@ -14,6 +14,7 @@ testkit::on_both_backends!(
     one_node_holds_an_endpoint_until_its_lease_runs_out_or_is_released,
     the_batch_in_flight_and_the_cursor_are_the_holders_to_move,
     the_delivery_log_keeps_the_newest_rows_per_endpoint,
+    registrations_at_once_stay_within_the_limit,
 );
 
 fn new(url: &str) -> NewWebhook {
@@ -298,4 +299,41 @@ async fn the_delivery_log_keeps_the_newest_rows_per_endpoint(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(quiet_rows.len() as i64, (DELIVERY_LOG_ROWS + extra + 1) / 2);
+}
+
+async fn registrations_at_once_stay_within_the_limit(db: &TestDb) {
+    db.store.create_account("acme", "hobby").await.unwrap();
+    let stores = [
+        db.reopen().await,
+        db.reopen().await,
+        db.reopen().await,
+        db.reopen().await,
+    ];
+    let mut attempts = tokio::task::JoinSet::new();
+    for store in &stores {
+        for n in 0..3 {
+            let store = store.clone();
+            attempts.spawn(async move {
+                store
+                    .create_webhook("acme", &new(&format!("https://{n}.example/")), 2)
+                    .await
+            });
+        }
+    }
+    let results = attempts.join_all().await;
+    let created = results.iter().filter(|result| result.is_ok()).count();
+    for result in &results {
+        assert!(
+            matches!(
+                result,
+                Ok(_) | Err(StoreError::Limit(_)) | Err(StoreError::Busy)
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(created, 2, "{results:?}");
+    assert_eq!(db.store.webhooks("acme").await.unwrap().len(), 2);
+    for store in stores {
+        store.close().await;
+    }
 }
