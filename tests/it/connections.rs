@@ -465,16 +465,8 @@ async fn the_operator_page_lists_and_closes_streams() {
     // A token that is not an admin's: the API's refusal, and nothing listed.
     browser.type_into("operator-token", &token).await;
     browser.click("operator-show").await;
-    let alert = browser
-        .client
-        .wait()
-        .for_element(fantoccini::Locator::Css(".error:not([hidden])"))
-        .await
-        .unwrap();
-    assert!(
-        alert.text().await.unwrap().contains("admin"),
-        "the refusal says why"
-    );
+    let alert = browser.alert_text().await;
+    assert!(alert.contains("admin"), "the refusal says why");
     assert!(browser.all("operator-row").await.is_empty());
 
     browser.type_into("operator-token", &node.admin_token).await;
@@ -491,14 +483,7 @@ async fn the_operator_page_lists_and_closes_streams() {
     browser.click("operator-close").await;
     let (code, reason) = ws_close_code(&mut ws).await;
     assert_eq!(code, 1001, "{reason}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !browser.all("operator-row").await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the closed stream stayed listed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser.wait_none("operator-row").await;
     let errors: Vec<String> = browser
         .console_errors()
         .await

@@ -179,6 +179,30 @@ impl Browser {
         }
     }
 
+    /// Waits for the page's alert (`.error`, shown) and returns its text.
+    pub async fn alert_text(&self) -> String {
+        self.client
+            .wait()
+            .for_element(fantoccini::Locator::Css(".error:not([hidden])"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until no element has `data-testid="<id>"`.
+    pub async fn wait_none(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.all(id).await.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "data-testid={id} is still there"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the page's path is `path`.
     pub async fn wait_path(&self, path: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;

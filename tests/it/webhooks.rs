@@ -59,6 +59,23 @@ async fn register(node: &Node, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
+/// A node with the [`FAST`] flags.
+async fn fast_node() -> Node {
+    Node::start(NodeOptions {
+        args: fast(&[]),
+        ..NodeOptions::default()
+    })
+    .await
+}
+
+/// Registers `body` for `token`'s account; returns the endpoint's id and signing secret.
+async fn endpoint(node: &Node, token: &str, body: Value) -> (String, String) {
+    let (status, created) = register(node, token, body).await;
+    assert_eq!(status, 201, "{created}");
+    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+    (field("id"), field("secret"))
+}
+
 /// The delivery log of `id`, newest first.
 async fn deliveries(node: &Node, token: &str, id: &str, query: &str) -> Vec<Value> {
     let path = format!("/v1/account/webhooks/{id}/deliveries{query}");
@@ -228,15 +245,9 @@ async fn delivers_signed_batches_in_order_and_resumes_from_the_cursor_after_a_re
 #[tokio::test]
 async fn retries_with_the_same_key_then_gives_up_as_a_dead_letter_and_moves_on() {
     let mut receiver = Receiver::start().await;
-    let node = Node::start(NodeOptions {
-        args: fast(&[]),
-        ..NodeOptions::default()
-    })
-    .await;
+    let node = fast_node().await;
     let token = account(&node, "acme", "pro").await;
-    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let (id, secret) = endpoint(&node, &token, json!({"url": receiver.url("/")})).await;
 
     // A 500, then a success: the same batch, the same key, the next attempt number.
     receiver.script(&[Behaviour::Status(500)]);
@@ -294,14 +305,9 @@ async fn retries_with_the_same_key_then_gives_up_as_a_dead_letter_and_moves_on()
 #[tokio::test]
 async fn a_receiver_that_hangs_or_hangs_up_is_a_failed_try_not_a_stuck_endpoint() {
     let mut receiver = Receiver::start().await;
-    let node = Node::start(NodeOptions {
-        args: fast(&[]),
-        ..NodeOptions::default()
-    })
-    .await;
+    let node = fast_node().await;
     let token = account(&node, "acme", "pro").await;
-    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (id, _) = endpoint(&node, &token, json!({"url": receiver.url("/")})).await;
 
     receiver.script(&[Behaviour::Hang, Behaviour::Close]);
     node.publish_all(&[indicator(1)]).await;
@@ -329,11 +335,7 @@ async fn a_receiver_that_hangs_or_hangs_up_is_a_failed_try_not_a_stuck_endpoint(
 #[tokio::test]
 async fn the_slack_format_is_a_text_message() {
     let mut receiver = Receiver::start().await;
-    let node = Node::start(NodeOptions {
-        args: fast(&[]),
-        ..NodeOptions::default()
-    })
-    .await;
+    let node = fast_node().await;
     let token = account(&node, "acme", "hobby").await;
     let (status, created) = register(
         &node,
@@ -471,13 +473,8 @@ async fn the_page_registers_an_endpoint_shows_its_secret_once_and_its_delivery_l
         .type_into("webhook-url", "https://user:secret@hooks.example.com/")
         .await;
     browser.click("webhook-create").await;
-    let alert = browser
-        .client
-        .wait()
-        .for_element(fantoccini::Locator::Css(".error:not([hidden])"))
-        .await
-        .unwrap();
-    assert!(alert.text().await.unwrap().contains("credentials"));
+    let alert = browser.alert_text().await;
+    assert!(alert.contains("credentials"));
     assert!(browser.all("webhook-row").await.is_empty());
 
     let url = receiver.url("/from-the-page");
@@ -503,11 +500,7 @@ async fn the_page_registers_an_endpoint_shows_its_secret_once_and_its_delivery_l
     browser.screenshot("webhooks").await;
 
     browser.click("webhook-delete").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !browser.all("webhook-row").await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the row stayed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser.wait_none("webhook-row").await;
     // The only error the browser logged is the refusal asked for above.
     let errors = browser.console_errors().await;
     let unexpected: Vec<_> = errors
@@ -637,8 +630,7 @@ async fn a_batch_that_reads_differently_after_a_restart_goes_again_under_a_new_k
     };
     let mut node = Node::start(options.clone()).await;
     let token = account(&node, "acme", "pro").await;
-    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (id, _) = endpoint(&node, &token, json!({"url": receiver.url("/")})).await;
 
     // The pro plan sees the green indicator, not the red one before it.
     receiver.script(&[Behaviour::Status(500)]);
@@ -672,11 +664,7 @@ async fn a_batch_that_reads_differently_after_a_restart_goes_again_under_a_new_k
 #[tokio::test]
 async fn the_stix_format_is_a_bundle_the_oasis_validator_accepts() {
     let mut receiver = Receiver::start().await;
-    let node = Node::start(NodeOptions {
-        args: fast(&[]),
-        ..NodeOptions::default()
-    })
-    .await;
+    let node = fast_node().await;
     let token = account(&node, "acme", "pro").await;
     let (status, created) = register(
         &node,
@@ -748,14 +736,9 @@ async fn the_stix_format_is_a_bundle_the_oasis_validator_accepts() {
 async fn a_slow_receiver_is_waited_for_and_a_redirect_is_not_followed() {
     let mut receiver = Receiver::start().await;
     let mut elsewhere = Receiver::start().await;
-    let node = Node::start(NodeOptions {
-        args: fast(&[]),
-        ..NodeOptions::default()
-    })
-    .await;
+    let node = fast_node().await;
     let token = account(&node, "acme", "pro").await;
-    let (_, created) = register(&node, &token, json!({"url": receiver.url("/")})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (id, _) = endpoint(&node, &token, json!({"url": receiver.url("/")})).await;
 
     // Slower than the linger, within the 1 s deadline: one try, taken.
     receiver.script(&[Behaviour::Slow(Duration::from_millis(600))]);
