@@ -17,20 +17,13 @@ CREATE TABLE webhooks (
     -- Delivered through this log position (`<epoch>.<ms>-<seq>`); NULL: nothing yet, start at
     -- `created_at`.
     cursor TEXT,
-    -- The batch in flight: its idempotency key, its last position, how many indicators it
-    -- holds (a re-read that finds other contents starts a new batch under a new key), failed
-    -- attempts so far.
+    -- The batch in flight: its idempotency key, its last position, failed attempts so far.
     pending_key TEXT,
     pending_through TEXT,
-    pending_count BIGINT NOT NULL DEFAULT 0 CHECK (pending_count >= 0),
     pending_attempts BIGINT NOT NULL DEFAULT 0 CHECK (pending_attempts >= 0),
     lease_node TEXT,
     -- Unix seconds; the lease is free once this has passed.
     lease_until BIGINT NOT NULL DEFAULT 0,
-    -- Goes up on every change of holder (another node, or this one after its lease lapsed):
-    -- every write of the delivery state names the generation it holds, so a task that lost the
-    -- lease cannot move the cursor even if its node holds the lease again.
-    lease_gen BIGINT NOT NULL DEFAULT 0,
     last_success_at BIGINT,
     last_error TEXT
 );
