@@ -17,6 +17,17 @@ use crate::harness::{free_port, WAIT};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The password the tests sign up with.
+/// Times an element replaced under the test is looked up again.
+const STALE_RETRIES: usize = 10;
+
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        error,
+        fantoccini::error::CmdError::Standard(error)
+            if error.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -132,8 +143,16 @@ impl Browser {
             .unwrap()
     }
 
+    /// Clicks `id`. Lists that refresh themselves can replace the element between finding and
+    /// using it: then it is found again (here and in [`Browser::text`]).
     pub async fn click(&self, id: &str) {
-        self.testid(id).await.click().await.unwrap();
+        for _ in 0..STALE_RETRIES {
+            match self.testid(id).await.click().await {
+                Err(error) if is_stale(&error) => continue,
+                done => return done.unwrap(),
+            }
+        }
+        panic!("data-testid={id} kept being replaced");
     }
 
     pub async fn type_into(&self, id: &str, text: &str) {
@@ -143,7 +162,13 @@ impl Browser {
     }
 
     pub async fn text(&self, id: &str) -> String {
-        self.testid(id).await.text().await.unwrap()
+        for _ in 0..STALE_RETRIES {
+            match self.testid(id).await.text().await {
+                Err(error) if is_stale(&error) => continue,
+                text => return text.unwrap(),
+            }
+        }
+        panic!("data-testid={id} kept being replaced");
     }
 
     /// Waits until `id`'s text satisfies `done`; returns it.
