@@ -351,16 +351,13 @@ pub struct TokenView {
 
 impl From<&TokenRecord> for TokenView {
     fn from(record: &TokenRecord) -> Self {
-        let time = |time: chrono::DateTime<chrono::Utc>| {
-            time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        };
         TokenView {
             id: record.id.clone(),
             scope: record.scope.as_str(),
-            created_at: time(record.created_at),
-            expires_at: record.expires_at.map(time),
-            revoked_at: record.revoked_at.map(time),
-            last_used_at: record.last_used_at.map(time),
+            created_at: rfc3339(record.created_at),
+            expires_at: record.expires_at.map(rfc3339),
+            revoked_at: record.revoked_at.map(rfc3339),
+            last_used_at: record.last_used_at.map(rfc3339),
         }
     }
 }
@@ -462,6 +459,7 @@ pub struct WebhookView {
     pub last_error: Option<String>,
 }
 
+/// A time on the wire: RFC 3339, UTC, to the second.
 fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -594,15 +594,15 @@ impl From<billing::StoreError> for StepError {
 fn headers(webhook: &str, key: &str, attempt: u32, secret: &str, body: &[u8]) -> HeaderMap {
     let signature = sign(secret.as_bytes(), chrono::Utc::now().timestamp(), body);
     let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+    // Every value is ASCII made here (hex, base62 ids, a UUID, a number).
+    let mut put = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+            headers.insert(name, value);
         }
     };
-    put("sluice-signature", &signature);
-    put("sluice-webhook-id", webhook);
-    put("idempotency-key", key);
-    put("sluice-delivery-attempt", &attempt.to_string());
-    debug_assert_eq!(SIGNATURE_HEADER.to_ascii_lowercase(), "sluice-signature");
+    put(SIGNATURE_HEADER, &signature);
+    put("Sluice-Webhook-Id", webhook);
+    put("Idempotency-Key", key);
+    put("Sluice-Delivery-Attempt", &attempt.to_string());
     headers
 }
