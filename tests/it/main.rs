@@ -19,6 +19,7 @@ mod lists;
 mod openapi;
 mod persistence;
 mod plans;
+mod predict_data;
 mod readme;
 mod receiver;
 mod recent;
