@@ -49,6 +49,11 @@ impl FramedEntry {
         })
     }
 
+    /// The log entry itself, shared (for readers that keep entries, not frames).
+    pub fn entry(&self) -> &SharedEntry {
+        &self.entry
+    }
+
     /// The entry as `encoding`, made by `encode` the first time anyone asks.
     pub fn encoded(&self, encoding: Encoding, encode: impl FnOnce(&Entry) -> String) -> Utf8Bytes {
         self.encoded[encoding.slot()]

@@ -311,7 +311,7 @@ impl Endpoint {
             // only while gathering, so an endpoint in a long retry holds no receiver the hub
             // would have to keep entries for.
             let mut wake = self.state.hub.subscribe();
-            let read = self.state.log.read_after(position, READ_LIMIT).await?;
+            let read = self.read_after(start.epoch(), position).await?;
             let discontinuity = read.epoch != start.epoch() || position < read.trimmed_through;
             if discontinuity && entries.is_empty() {
                 self.gap(
@@ -387,6 +387,27 @@ impl Endpoint {
                 return Err(StepError::Stop);
             }
         }
+    }
+
+    /// What follows `position`: from the hub's ring of recent entries when it still holds the
+    /// position (shared with every stream and endpoint of the node: no read of the log), else
+    /// from the log. An empty answer from the ring means caught up with the hub, which wakes
+    /// the endpoint when it reads more.
+    async fn read_after(
+        &self,
+        epoch: &str,
+        position: StreamId,
+    ) -> Result<sluice_log::ReadBatch, sluice_log::LogError> {
+        if let Some(recent) = self.state.hub.recent_after(epoch, position, READ_LIMIT) {
+            return Ok(sluice_log::ReadBatch {
+                epoch: epoch.to_owned(),
+                read_through: recent.last().map(|framed| framed.id()),
+                scanned: recent.len(),
+                entries: recent.iter().map(|framed| framed.entry().clone()).collect(),
+                ..sluice_log::ReadBatch::default()
+            });
+        }
+        self.state.log.read_after(position, READ_LIMIT).await
     }
 
     /// Records the batch in flight under a new key.
