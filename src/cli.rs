@@ -332,8 +332,8 @@ pub struct WebhookArgs {
 }
 
 impl WebhookArgs {
-    /// The deliverer's settings; `node_id` names this node in the leases.
-    pub fn config(&self, node_id: String) -> gateway::webhooks::WebhookConfig {
+    /// The deliverer's settings.
+    pub fn config(&self) -> gateway::webhooks::WebhookConfig {
         gateway::webhooks::WebhookConfig {
             enabled: !self.no_webhooks,
             allow_private: self.webhook_allow_private,
@@ -343,7 +343,6 @@ impl WebhookArgs {
             max_attempts: self.webhook_max_attempts,
             retry_base: self.webhook_retry_base,
             claim_interval: self.webhook_claim_interval,
-            node_id,
             ..gateway::webhooks::WebhookConfig::default()
         }
     }
@@ -879,7 +878,7 @@ mod tests {
         assert_eq!(args.slow_consumer_timeout, config.slow_consumer_timeout);
         assert_eq!(args.retention_margin, config.retention_margin);
         assert_eq!(
-            args.webhooks.config(String::new()),
+            args.webhooks.config(),
             gateway::webhooks::WebhookConfig::default()
         );
         assert_eq!(args.shutdown_grace, config.shutdown_grace);

@@ -636,7 +636,7 @@ impl Node {
             validity: args.default_validity,
             retention_margin: args.retention_margin,
             node: node_name(listener.local_addr()?),
-            webhooks: args.webhooks.config(node_name(listener.local_addr()?)),
+            webhooks: args.webhooks.config(),
             ..gateway::Config::default()
         };
         let mut state = AppState::new(

@@ -54,9 +54,6 @@ pub struct WebhookConfig {
     /// How often the node claims endpoints and renews its leases; a lease lasts
     /// [`WebhookConfig::lease`].
     pub claim_interval: Duration,
-    /// This node's name in the leases: stable across restarts of the same node, distinct
-    /// between nodes (the binary uses the host name and port).
-    pub node_id: String,
 }
 
 impl Default for WebhookConfig {
@@ -71,7 +68,6 @@ impl Default for WebhookConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(600),
             claim_interval: Duration::from_secs(2),
-            node_id: String::new(),
         }
     }
 }
@@ -102,11 +98,9 @@ pub async fn run(state: AppState) {
     state
         .metrics
         .extend(|registry| metrics.register_with(registry));
-    let node = if config.node_id.is_empty() {
-        state.config.node.clone()
-    } else {
-        config.node_id.clone()
-    };
+    // The leases name the node as the cluster does (`Config::node`): the same across its
+    // restarts, so it takes its own endpoints back at once.
+    let node = state.config.node.clone();
     // Per endpoint: the lease generation its task holds, and the task.
     let mut tasks: HashMap<String, (i64, CancellationToken, JoinHandle<()>)> = HashMap::new();
     // Until when the leases of the last successful claim last.
