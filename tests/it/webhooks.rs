@@ -765,3 +765,54 @@ async fn a_slow_receiver_is_waited_for_and_a_redirect_is_not_followed() {
         .await
         .is_none());
 }
+
+#[tokio::test]
+async fn deliveries_go_on_after_the_log_comes_back_from_a_crash() {
+    let mut redis = testkit::RedisServer::start().unwrap();
+    let mut receiver = Receiver::start().await;
+    let node = Node::start(NodeOptions {
+        redis: Some(redis.url()),
+        args: fast(&[]),
+        ..NodeOptions::default()
+    })
+    .await;
+    let token = account(&node, "acme", "pro").await;
+    let (id, _) = endpoint(&node, &token, json!({"url": receiver.url("/")})).await;
+    node.publish_all(&[indicator(1)]).await;
+    assert_eq!(values(&receiver.next().await), [ip(1)]);
+
+    // Redis crashes and comes back empty: a new log epoch. Meanwhile the endpoint waits on
+    // the hub (caught up, nothing to read); then it records the gap and delivers what arrives
+    // in the new log.
+    redis.kill();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while node.readyz().await != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outage went unseen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, _) = node
+            .publish(&node.admin_token, &json!([indicator(2)]))
+            .await;
+        if status == 202 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(values(&receiver.next().await), [ip(2)]);
+    let gaps = deliveries(&node, &token, &id, "?outcome=gap").await;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(
+        gaps[0]["error"].as_str().unwrap().contains("new epoch"),
+        "{gaps:?}"
+    );
+}

@@ -50,6 +50,8 @@ pub struct Endpoint {
 /// What the task does after a step.
 enum Next {
     Continue,
+    /// A backend failed (counted already): again after the task's growing backoff.
+    Retry,
     /// The endpoint is gone, the lease is lost, or the node is stopping.
     Stop,
 }
@@ -85,6 +87,7 @@ impl Endpoint {
             }
             match self.step(&mut pace).await {
                 Ok(Next::Continue) => errors.reset(),
+                Ok(Next::Retry) => errors.wait(&self.cancel).await,
                 Ok(Next::Stop) => break,
                 Err(error) => {
                     tracing::warn!(webhook.id = %self.lease.id, %error, "webhooks: delivery step failed; retrying");
@@ -193,14 +196,12 @@ impl Endpoint {
         })
     }
 
-    /// A log backend error: counted, and the step is tried again a second later.
+    /// A log backend error: counted, and the step is tried again after the task's backoff
+    /// (0.5 s doubling up to 30 s), so endpoints do not hammer a log that is down.
     async fn log_error(&self, error: sluice_log::LogError) -> StepResult {
         tracing::warn!(webhook.id = %self.lease.id, %error, "webhooks: cannot read the log; retrying");
         self.state.metrics.backend_error("webhooks");
-        Ok(match self.sleep(Duration::from_secs(1)).await {
-            true => Next::Continue,
-            false => Next::Stop,
-        })
+        Ok(Next::Retry)
     }
 
     /// Where delivery stands: the stored cursor, or (nothing delivered yet) just before the
