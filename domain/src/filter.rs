@@ -170,6 +170,19 @@ impl Filter {
         Ok(filter)
     }
 
+    /// [`Filter::from_pairs`] over a query string (`itype=ipv4&correlated=true`, percent- and
+    /// `+`-decoded), as a webhook endpoint stores its filter.
+    pub fn from_query(query: &str) -> Result<Filter, FilterError> {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        Filter::from_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str())),
+        )
+    }
+
     /// One `key=value` pair: list keys accumulate, the others may be set once.
     fn add(&mut self, key: &str, value: &str) -> Result<(), FilterError> {
         let mut values = value

@@ -129,15 +129,8 @@ fn check_filter(filter: &str) -> Result<(String, Filter), ApiError> {
         )));
     }
     let filter = filter.strip_prefix('?').unwrap_or(filter);
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(filter.as_bytes())
-        .into_owned()
-        .collect();
-    let parsed = Filter::from_pairs(
-        pairs
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str())),
-    )
-    .map_err(|why| ApiError::Unprocessable(format!("`filter`: {why}")))?;
+    let parsed = Filter::from_query(filter)
+        .map_err(|why| ApiError::Unprocessable(format!("`filter`: {why}")))?;
     Ok((filter.to_owned(), parsed))
 }
 

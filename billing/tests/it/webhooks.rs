@@ -38,6 +38,15 @@ fn record(key: &str, attempt: u32, outcome: DeliveryOutcome) -> DeliveryRecord {
     }
 }
 
+/// Registers `url` for `acme` (on a plan with room for ten endpoints).
+async fn register(db: &TestDb, url: &str) -> billing::Webhook {
+    db.store
+        .create_webhook("acme", &new(url), 10)
+        .await
+        .unwrap()
+        .0
+}
+
 fn in_a_minute() -> i64 {
     chrono::Utc::now().timestamp() + 60
 }
@@ -82,11 +91,7 @@ async fn endpoints_are_limited_per_account_and_private_to_it(db: &TestDb) {
 
 async fn one_node_holds_an_endpoint_until_its_lease_runs_out_or_is_released(db: &TestDb) {
     db.store.create_account("acme", "pro").await.unwrap();
-    let (webhook, _) = db
-        .store
-        .create_webhook("acme", &new("https://a.example/"), 10)
-        .await
-        .unwrap();
+    let webhook = register(db, "https://a.example/").await;
     let other = db.reopen().await;
     let one = db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
     assert_eq!(one.len(), 1);
@@ -134,11 +139,7 @@ async fn one_node_holds_an_endpoint_until_its_lease_runs_out_or_is_released(db: 
 
 async fn the_batch_in_flight_and_the_cursor_are_the_holders_to_move(db: &TestDb) {
     db.store.create_account("acme", "pro").await.unwrap();
-    let (webhook, _) = db
-        .store
-        .create_webhook("acme", &new("https://a.example/"), 10)
-        .await
-        .unwrap();
+    let webhook = register(db, "https://a.example/").await;
     let id = webhook.id.as_str();
     let one = db
         .store
@@ -246,16 +247,8 @@ async fn the_batch_in_flight_and_the_cursor_are_the_holders_to_move(db: &TestDb)
 
 async fn the_delivery_log_keeps_the_newest_rows_per_endpoint(db: &TestDb) {
     db.store.create_account("acme", "pro").await.unwrap();
-    let (busy, _) = db
-        .store
-        .create_webhook("acme", &new("https://a.example/"), 10)
-        .await
-        .unwrap();
-    let (quiet, _) = db
-        .store
-        .create_webhook("acme", &new("https://b.example/"), 10)
-        .await
-        .unwrap();
+    let busy = register(db, "https://a.example/").await;
+    let quiet = register(db, "https://b.example/").await;
     let leases = db.store.claim_webhooks("one", in_a_minute()).await.unwrap();
     let lease = |id: &str| leases.iter().find(|lease| lease.id == id).unwrap().clone();
     let (busy_lease, quiet_lease) = (lease(&busy.id), lease(&quiet.id));

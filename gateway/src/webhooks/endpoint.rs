@@ -163,11 +163,7 @@ impl Endpoint {
             Ok(format) => format,
             Err(why) => return Ok(Err(format!("paused: {why}"))),
         };
-        let pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(job.webhook.filter.as_bytes())
-                .into_owned()
-                .collect();
-        let filter = match Filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        let filter = match Filter::from_query(&job.webhook.filter) {
             Ok(filter) => filter,
             Err(why) => return Ok(Err(format!("paused: the filter is refused: {why}"))),
         };
